@@ -1,0 +1,819 @@
+//! Settings: one table ([`SETTINGS`]) gives every setting's flag, environment variable, default
+//! and meaning. `--help`, the start-up banner and the README's settings table are all derived
+//! from it (a unit test keeps the README identical).
+//!
+//! Precedence: a flag wins over the environment, which wins over the default. An empty
+//! environment variable counts as unset (manifests often render `value: ""`). Invalid values
+//! produce one line naming the setting, what was expected and what came; `main` exits 2.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::time::{format_duration, parse_seconds_or_duration};
+
+/// One setting, in its three spellings.
+pub struct Setting {
+    pub flag: &'static str,
+    pub env: &'static str,
+    /// Placeholder for the value in `--help`.
+    pub value: &'static str,
+    /// The default as shown to people; empty when unset by default.
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+pub const DEFAULT_SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Every setting of the binary. Order is the order of `--help` and the README.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        flag: "--node-name",
+        env: "NODE_NAME",
+        value: "NAME",
+        default: "",
+        meaning: "Node to protect (downward API `spec.nodeName`). Unset: looked up from POD_NAME and NAMESPACE",
+    },
+    Setting {
+        flag: "--pod-name",
+        env: "POD_NAME",
+        value: "NAME",
+        default: "",
+        meaning: "This pod's name: finds the node when NODE_NAME is unset, and is never evicted",
+    },
+    Setting {
+        flag: "--namespace",
+        env: "NAMESPACE",
+        value: "NAME",
+        default: "",
+        meaning: "This pod's namespace (downward API `metadata.namespace`)",
+    },
+    Setting {
+        flag: "--poll-interval",
+        env: "POLL_INTERVAL",
+        value: "DURATION",
+        default: "1s",
+        meaning: "How often to poll for a notice: seconds (`5`) or `200ms`/`5s`/`2m`, 50ms to 60s",
+    },
+    Setting {
+        flag: "--imds-url",
+        env: "IMDS_URL",
+        value: "URL",
+        default: DEFAULT_IMDS_URL,
+        meaning: "Base URL of the AWS instance metadata service (plain http)",
+    },
+    Setting {
+        flag: "--imds-timeout",
+        env: "IMDS_TIMEOUT",
+        value: "DURATION",
+        default: "2s",
+        meaning: "Timeout of each metadata request, whole seconds from 1s to 30s",
+    },
+    Setting {
+        flag: "--notice-url",
+        env: "NOTICE_URL",
+        value: "URL",
+        default: "",
+        meaning: "Seed compatibility: poll this URL instead; HTTP 200 means a notice (body may be the termination time)",
+    },
+    Setting {
+        flag: "--verbose",
+        env: "VERBOSE",
+        value: "BOOL",
+        default: "false",
+        meaning: "Log every poll's status and every API exchange (`1`/`true`)",
+    },
+    Setting {
+        flag: "--grace-period",
+        env: "GRACE_PERIOD",
+        value: "SECONDS",
+        default: "",
+        meaning: "Upper bound on each pod's termination grace period; unset or `-1`: the pod's own",
+    },
+    Setting {
+        flag: "--drain-reserve",
+        env: "DRAIN_RESERVE",
+        value: "DURATION",
+        default: "20s",
+        meaning: "Stop waiting for PodDisruptionBudgets this long before the deadline, 0s to 10m",
+    },
+    Setting {
+        flag: "--force-delete",
+        env: "FORCE_DELETE",
+        value: "BOOL",
+        default: "true",
+        meaning: "At deadline minus reserve, delete pods still blocked by a budget, with the grace left",
+    },
+    Setting {
+        flag: "--kube-api-url",
+        env: "KUBE_API_URL",
+        value: "URL",
+        default: "",
+        meaning: "Kubernetes API base URL (`http://` for kubectl proxy). Unset: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`",
+    },
+    Setting {
+        flag: "--service-account-dir",
+        env: "SERVICE_ACCOUNT_DIR",
+        value: "DIR",
+        default: DEFAULT_SERVICE_ACCOUNT_DIR,
+        meaning: "Directory holding the service-account `token` and `ca.crt`",
+    },
+    Setting {
+        flag: "--slack-url",
+        env: "SLACK_URL",
+        value: "URL",
+        default: "",
+        meaning: "Slack incoming-webhook URL (a secret: never logged). Unset: no Slack messages",
+    },
+    Setting {
+        flag: "--slack-channel",
+        env: "SLACK_CHANNEL",
+        value: "NAME",
+        default: "",
+        meaning: "Channel override for legacy Slack webhooks (app webhooks ignore it)",
+    },
+    Setting {
+        flag: "--cluster",
+        env: "CLUSTER",
+        value: "NAME",
+        default: "",
+        meaning: "Cluster name shown in Slack messages",
+    },
+];
+
+/// A secret value (token, webhook URL): `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_name: Option<String>,
+    pub pod_name: Option<String>,
+    pub namespace: Option<String>,
+    pub poll_interval: Duration,
+    pub imds_url: String,
+    pub imds_timeout: Duration,
+    pub notice_url: Option<String>,
+    pub verbose: bool,
+    pub grace_period: Option<u32>,
+    pub drain_reserve: Duration,
+    pub force_delete: bool,
+    pub kube_api_url: String,
+    pub service_account_dir: PathBuf,
+    pub slack_url: Option<Secret>,
+    pub slack_channel: Option<String>,
+    pub cluster: Option<String>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Mode {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// An invalid setting: `invalid POLL_INTERVAL: expected …, got "abc"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// The flag or environment variable the bad value came from.
+    pub setting: String,
+    pub expected: String,
+    /// What came, already quoted or described (secrets are described, never echoed).
+    pub got: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}: expected {}, got {}",
+            self.setting, self.expected, self.got
+        )
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A raw value and where it came from (the flag or the variable name), for error messages.
+struct Raw {
+    value: String,
+    source: String,
+}
+
+impl Raw {
+    fn error(&self, expected: impl Into<String>) -> Error {
+        Error {
+            setting: self.source.clone(),
+            expected: expected.into(),
+            got: format!("{:?}", self.value),
+        }
+    }
+}
+
+/// Flag values collected by pico-args, then environment values, per setting.
+struct RawArgs {
+    values: Vec<Option<Raw>>,
+}
+
+impl RawArgs {
+    fn get(&self, env: &str) -> Option<&Raw> {
+        let i = SETTINGS
+            .iter()
+            .position(|s| s.env == env)
+            .expect("setting exists in SETTINGS");
+        self.values[i].as_ref()
+    }
+}
+
+/// Parses the command line (without the program name) and the environment.
+/// `env` is a lookup so tests never touch the process environment.
+pub fn parse(
+    args: Vec<std::ffi::OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Mode, Error> {
+    let mut pargs = pico_args::Arguments::from_vec(args);
+    if pargs.contains(["-h", "--help"]) {
+        return Ok(Mode::Help);
+    }
+    if pargs.contains(["-V", "--version"]) {
+        return Ok(Mode::Version);
+    }
+    let mut values = Vec::with_capacity(SETTINGS.len());
+    for s in SETTINGS {
+        let flag: Option<String> = pargs.opt_value_from_str(s.flag).map_err(|e| Error {
+            setting: s.flag.to_string(),
+            expected: format!("a value after {}", s.flag),
+            got: match e {
+                pico_args::Error::OptionWithoutAValue(_) => "nothing".to_string(),
+                other => other.to_string(),
+            },
+        })?;
+        let raw = match flag {
+            Some(value) => Some(Raw {
+                value,
+                source: s.flag.to_string(),
+            }),
+            None => env(s.env)
+                .filter(|v| !v.trim().is_empty())
+                .map(|value| Raw {
+                    value,
+                    source: s.env.to_string(),
+                }),
+        };
+        values.push(raw);
+    }
+    let rest = pargs.finish();
+    if let Some(first) = rest.first() {
+        return Err(Error {
+            setting: "command line".to_string(),
+            expected: "only the options listed by --help, each followed by its value".to_string(),
+            got: format!("{:?}", first.to_string_lossy()),
+        });
+    }
+    let raw = RawArgs { values };
+    Config::from_raw(&raw, env).map(|c| Mode::Run(Box::new(c)))
+}
+
+fn text(raw: &RawArgs, env: &str) -> Option<String> {
+    raw.get(env).map(|r| r.value.trim().to_string())
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain): it goes into API paths as is.
+fn object_name(raw: &RawArgs, env: &str) -> Result<Option<String>, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(None);
+    };
+    let v = r.value.trim();
+    let ok = v.len() <= 253
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(r.error("a Kubernetes object name (lowercase letters, digits, '-' and '.')"))
+    }
+}
+
+fn duration_in(
+    raw: &RawArgs,
+    env: &str,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(default);
+    };
+    let expected = format!(
+        "a duration such as 5, 5s, 200ms or 2m, from {} to {}",
+        format_duration(min),
+        format_duration(max)
+    );
+    match parse_seconds_or_duration(&r.value) {
+        Some(d) if d >= min && d <= max => Ok(d),
+        _ => Err(r.error(expected)),
+    }
+}
+
+fn boolean(raw: &RawArgs, env: &str, default: bool) -> Result<bool, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(default);
+    };
+    match r.value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(r.error("true or false (1/0, yes/no, on/off)")),
+    }
+}
+
+/// `http://host[:port]` with an optional path, no query; trailing slashes removed.
+fn url(raw: &RawArgs, env: &str, https_ok: bool, secret: bool) -> Result<Option<String>, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(None);
+    };
+    let v = r.value.trim();
+    let schemes = if https_ok {
+        "http:// or https://"
+    } else {
+        "http://"
+    };
+    let rest = v.strip_prefix("http://").or_else(|| {
+        if https_ok {
+            v.strip_prefix("https://")
+        } else {
+            None
+        }
+    });
+    let host = rest.map(|r| r.split(['/', '?']).next().unwrap_or(""));
+    let ok = host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+        && !v.contains(char::is_whitespace);
+    if ok {
+        return Ok(Some(v.trim_end_matches('/').to_string()));
+    }
+    let mut e = r.error(format!("a URL starting with {schemes} and naming a host"));
+    if secret {
+        // Never echo a secret, even a malformed one.
+        e.got = format!(
+            "a value of {} characters that is not such a URL",
+            v.chars().count()
+        );
+    }
+    Err(e)
+}
+
+impl Config {
+    fn from_raw(raw: &RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let node_name = object_name(raw, "NODE_NAME")?;
+        let pod_name = object_name(raw, "POD_NAME")?;
+        let namespace = object_name(raw, "NAMESPACE")?;
+        if node_name.is_none() && (pod_name.is_none() || namespace.is_none()) {
+            return Err(Error {
+                setting: "NODE_NAME".to_string(),
+                expected: "the node name (downward API spec.nodeName), or POD_NAME and NAMESPACE to look it up"
+                    .to_string(),
+                got: match (&pod_name, &namespace) {
+                    (None, None) => "none of the three".to_string(),
+                    (Some(_), None) => "POD_NAME without NAMESPACE".to_string(),
+                    _ => "NAMESPACE without POD_NAME".to_string(),
+                },
+            });
+        }
+        let grace_period = match raw.get("GRACE_PERIOD") {
+            None => None,
+            Some(r) => match r.value.trim().parse::<i64>() {
+                Ok(-1) => None,
+                Ok(n) if (1..=86_400).contains(&n) => Some(n as u32),
+                _ => return Err(r.error("whole seconds from 1 to 86400, or -1 for each pod's own")),
+            },
+        };
+        let imds_timeout = duration_in(
+            raw,
+            "IMDS_TIMEOUT",
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+        )?;
+        if imds_timeout.subsec_nanos() != 0 {
+            return Err(raw
+                .get("IMDS_TIMEOUT")
+                .expect("a non-default value came from somewhere")
+                .error("whole seconds from 1s to 30s"));
+        }
+        let kube_api_url = match url(raw, "KUBE_API_URL", true, false)? {
+            Some(u) => u,
+            None => in_cluster_url(env)?,
+        };
+        Ok(Config {
+            node_name,
+            pod_name,
+            namespace,
+            poll_interval: duration_in(
+                raw,
+                "POLL_INTERVAL",
+                Duration::from_secs(1),
+                Duration::from_millis(50),
+                Duration::from_secs(60),
+            )?,
+            imds_url: url(raw, "IMDS_URL", false, false)?
+                .unwrap_or_else(|| DEFAULT_IMDS_URL.to_string()),
+            imds_timeout,
+            notice_url: url(raw, "NOTICE_URL", false, false)?,
+            verbose: boolean(raw, "VERBOSE", false)?,
+            grace_period,
+            drain_reserve: duration_in(
+                raw,
+                "DRAIN_RESERVE",
+                Duration::from_secs(20),
+                Duration::ZERO,
+                Duration::from_secs(600),
+            )?,
+            force_delete: boolean(raw, "FORCE_DELETE", true)?,
+            kube_api_url,
+            service_account_dir: PathBuf::from(
+                text(raw, "SERVICE_ACCOUNT_DIR")
+                    .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT_DIR.to_string()),
+            ),
+            slack_url: url(raw, "SLACK_URL", true, true)?.map(Secret::new),
+            slack_channel: text(raw, "SLACK_CHANNEL"),
+            cluster: text(raw, "CLUSTER"),
+        })
+    }
+
+    /// The URL polled for notices.
+    pub fn poll_url(&self) -> String {
+        match &self.notice_url {
+            Some(u) => u.clone(),
+            None => format!("{}{}", self.imds_url, crate::imds::INSTANCE_ACTION_PATH),
+        }
+    }
+
+    /// The effective configuration as log fields, secrets redacted.
+    pub fn banner_fields(&self) -> Vec<(&'static str, String)> {
+        let or = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_string());
+        vec![
+            ("node", or(&self.node_name, "(from POD_NAME)")),
+            ("pod", or(&self.pod_name, "(unset)")),
+            ("namespace", or(&self.namespace, "(unset)")),
+            ("poll_url", self.poll_url()),
+            ("poll_interval", format_duration(self.poll_interval)),
+            ("imds_timeout", format_duration(self.imds_timeout)),
+            ("kube_api", self.kube_api_url.clone()),
+            (
+                "service_account_dir",
+                self.service_account_dir.display().to_string(),
+            ),
+            (
+                "grace_period",
+                self.grace_period
+                    .map_or("pod's own".to_string(), |g| format!("{g}s")),
+            ),
+            ("drain_reserve", format_duration(self.drain_reserve)),
+            ("force_delete", self.force_delete.to_string()),
+            (
+                "slack",
+                if self.slack_url.is_some() {
+                    "<redacted>"
+                } else {
+                    "off"
+                }
+                .to_string(),
+            ),
+            ("slack_channel", or(&self.slack_channel, "(webhook's own)")),
+            ("cluster", or(&self.cluster, "(unset)")),
+            ("verbose", self.verbose.to_string()),
+        ]
+    }
+}
+
+/// `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, bracketing IPv6 hosts.
+fn in_cluster_url(env: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
+    let get = |k: &str| {
+        env(k)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.trim().to_string())
+    };
+    let missing = |k: &str| Error {
+        setting: k.to_string(),
+        expected: "the in-cluster API address set by the kubelet (or set KUBE_API_URL)".to_string(),
+        got: "nothing".to_string(),
+    };
+    let host = get("KUBERNETES_SERVICE_HOST").ok_or_else(|| missing("KUBERNETES_SERVICE_HOST"))?;
+    let port = get("KUBERNETES_SERVICE_PORT").ok_or_else(|| missing("KUBERNETES_SERVICE_PORT"))?;
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(Error {
+            setting: "KUBERNETES_SERVICE_PORT".to_string(),
+            expected: "a TCP port number".to_string(),
+            got: format!("{port:?}"),
+        });
+    }
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(format!("https://{host}:{port}"))
+}
+
+/// The version line: crate version and the Kubernetes version the build targets.
+pub fn version_line() -> String {
+    format!(
+        "spot-termination-notice-handler {} (KUBE_VERSION {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::KUBE_VERSION
+    )
+}
+
+/// `--help`, derived from [`SETTINGS`].
+pub fn help() -> String {
+    let mut out = format!(
+        "{}\n\
+         Cordons and drains this Kubernetes node when AWS announces a spot interruption,\n\
+         within the notice's deadline, and tells Slack.\n\n\
+         Usage: spot-termination-notice-handler [OPTIONS]\n\n\
+         Each option can also be set by its environment variable; a flag wins over the\n\
+         environment, which wins over the default. Durations: 5 (seconds), 200ms, 5s, 2m.\n\nOptions:\n",
+        version_line()
+    );
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            String::new()
+        } else {
+            format!(" [default: {}]", s.default)
+        };
+        out.push_str(&format!(
+            "  {} {}  (env {}){}\n      {}\n",
+            s.flag,
+            s.value,
+            s.env,
+            default,
+            s.meaning.replace('`', "")
+        ));
+    }
+    out.push_str("  -h, --help\n      Print this help\n  -V, --version\n      Print the version and the KUBE_VERSION the build targets\n");
+    out
+}
+
+/// The README's settings table, derived from [`SETTINGS`] (kept identical by a test).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| Flag | Environment | Default | Meaning |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "(unset)".to_string()
+        } else {
+            format!("`{}`", s.default)
+        };
+        out.push_str(&format!(
+            "| `{} {}` | `{}` | {} | {} |\n",
+            s.flag, s.value, s.env, default, s.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
+        let map: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| map.get(k).cloned();
+        match parse(args.iter().map(Into::into).collect(), &lookup)? {
+            Mode::Run(c) => Ok(*c),
+            other => panic!("unexpected mode {other:?}"),
+        }
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("NODE_NAME", "node-a"),
+        ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+        ("KUBERNETES_SERVICE_PORT", "443"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v = BASE.to_vec();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&[], BASE).unwrap();
+        assert_eq!(c.node_name.as_deref(), Some("node-a"));
+        assert_eq!(c.poll_interval, Duration::from_secs(1));
+        assert_eq!(c.imds_url, "http://169.254.169.254");
+        assert_eq!(
+            c.poll_url(),
+            "http://169.254.169.254/latest/meta-data/spot/instance-action"
+        );
+        assert_eq!(c.imds_timeout, Duration::from_secs(2));
+        assert_eq!(c.drain_reserve, Duration::from_secs(20));
+        assert!(c.force_delete);
+        assert!(!c.verbose);
+        assert_eq!(c.grace_period, None);
+        assert_eq!(c.kube_api_url, "https://10.96.0.1:443");
+        assert_eq!(
+            c.service_account_dir,
+            PathBuf::from(DEFAULT_SERVICE_ACCOUNT_DIR)
+        );
+        assert!(c.slack_url.is_none());
+    }
+
+    #[test]
+    fn flag_beats_env_beats_default() {
+        let c = run(
+            &["--poll-interval", "200ms"],
+            &with(&[("POLL_INTERVAL", "5")]),
+        )
+        .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_millis(200));
+        let c = run(&[], &with(&[("POLL_INTERVAL", "5")])).unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        let c = run(&[], &with(&[("POLL_INTERVAL", "  ")])).unwrap();
+        assert_eq!(
+            c.poll_interval,
+            Duration::from_secs(1),
+            "empty env counts as unset"
+        );
+    }
+
+    #[test]
+    fn seed_style_environment() {
+        let c = run(
+            &[],
+            &[
+                ("POD_NAME", "sh-abcde"),
+                ("NAMESPACE", "kube-system"),
+                ("KUBERNETES_SERVICE_HOST", "fd00::1"),
+                ("KUBERNETES_SERVICE_PORT", "6443"),
+                ("POLL_INTERVAL", "5"),
+                ("VERBOSE", "1"),
+                ("GRACE_PERIOD", "120"),
+                (
+                    "NOTICE_URL",
+                    "http://169.254.169.254/latest/meta-data/spot/termination-time",
+                ),
+                (
+                    "SLACK_URL",
+                    "https://hooks.slack.com/services/T0/B0/XyZzy-s3cr3t",
+                ),
+                ("CLUSTER", "prod"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.node_name, None);
+        assert_eq!(c.kube_api_url, "https://[fd00::1]:6443");
+        assert!(c.verbose);
+        assert_eq!(c.grace_period, Some(120));
+        assert_eq!(
+            c.poll_url(),
+            "http://169.254.169.254/latest/meta-data/spot/termination-time"
+        );
+        assert_eq!(
+            c.slack_url.as_ref().unwrap().expose(),
+            "https://hooks.slack.com/services/T0/B0/XyZzy-s3cr3t"
+        );
+        let fields = format!("{:?} {:?}", c.banner_fields(), c);
+        assert!(!fields.contains("XyZzy"), "{fields}");
+    }
+
+    #[test]
+    fn invalid_values_name_setting_expectation_and_value() {
+        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+            (&[], &[("POLL_INTERVAL", "soon")], "invalid POLL_INTERVAL: expected a duration such as 5, 5s, 200ms or 2m, from 50ms to 1m, got \"soon\""),
+            (&["--poll-interval", "0"], &[], "invalid --poll-interval: expected a duration such as 5, 5s, 200ms or 2m, from 50ms to 1m, got \"0\""),
+            (&[], &[("IMDS_TIMEOUT", "1.5s")], "invalid IMDS_TIMEOUT: expected whole seconds from 1s to 30s, got \"1.5s\""),
+            (&[], &[("GRACE_PERIOD", "0")], "invalid GRACE_PERIOD: expected whole seconds from 1 to 86400, or -1 for each pod's own, got \"0\""),
+            (&[], &[("VERBOSE", "maybe")], "invalid VERBOSE: expected true or false (1/0, yes/no, on/off), got \"maybe\""),
+            (&[], &[("IMDS_URL", "https://169.254.169.254")], "invalid IMDS_URL: expected a URL starting with http:// and naming a host, got \"https://169.254.169.254\""),
+            (&[], &[("DRAIN_RESERVE", "11m")], "invalid DRAIN_RESERVE: expected a duration such as 5, 5s, 200ms or 2m, from 0s to 10m, got \"11m\""),
+            (&[], &[("SLACK_URL", "hooks.slack.com/services/T0/B0/topsecret")], "invalid SLACK_URL: expected a URL starting with http:// or https:// and naming a host, got a value of 40 characters that is not such a URL"),
+            (&["--node-name", "../nodes/x"], &[], "invalid --node-name: expected a Kubernetes object name (lowercase letters, digits, '-' and '.'), got \"../nodes/x\""),
+            (&[], &[("NAMESPACE", "Kube-System"), ("POD_NAME", "p")], "invalid NAMESPACE: expected a Kubernetes object name (lowercase letters, digits, '-' and '.'), got \"Kube-System\""),
+            (&["--bogus", "1"], &[], "invalid command line: expected only the options listed by --help, each followed by its value, got \"--bogus\""),
+            (&["--cluster"], &[], "invalid --cluster: expected a value after --cluster, got nothing"),
+        ];
+        for (args, env, want) in cases {
+            let e = run(args, &with(env)).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+        }
+    }
+
+    #[test]
+    fn node_identity_and_api_address_are_required() {
+        let e = run(
+            &[],
+            &[
+                ("KUBERNETES_SERVICE_HOST", "h"),
+                ("KUBERNETES_SERVICE_PORT", "1"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "NODE_NAME");
+        assert_eq!(e.got, "none of the three");
+        let e = run(
+            &[],
+            &[
+                ("POD_NAME", "p"),
+                ("KUBERNETES_SERVICE_HOST", "h"),
+                ("KUBERNETES_SERVICE_PORT", "1"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.got, "POD_NAME without NAMESPACE");
+        let e = run(&[], &[("NODE_NAME", "n")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid KUBERNETES_SERVICE_HOST: expected the in-cluster API address set by the kubelet (or set KUBE_API_URL), got nothing"
+        );
+        let e = run(
+            &[],
+            &[
+                ("NODE_NAME", "n"),
+                ("KUBERNETES_SERVICE_HOST", "h"),
+                ("KUBERNETES_SERVICE_PORT", "https"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "KUBERNETES_SERVICE_PORT");
+        let c = run(
+            &["--kube-api-url", "http://127.0.0.1:8001/"],
+            &[("NODE_NAME", "n")],
+        )
+        .unwrap();
+        assert_eq!(c.kube_api_url, "http://127.0.0.1:8001");
+    }
+
+    #[test]
+    fn help_and_version_modes() {
+        let lookup = |_: &str| None;
+        assert!(matches!(
+            parse(vec!["--help".into()], &lookup),
+            Ok(Mode::Help)
+        ));
+        assert!(matches!(
+            parse(vec!["-V".into()], &lookup),
+            Ok(Mode::Version)
+        ));
+        let h = help();
+        for s in SETTINGS {
+            assert!(
+                h.contains(&format!("{} {}  (env {})", s.flag, s.value, s.env)),
+                "{}",
+                s.flag
+            );
+        }
+    }
+
+    #[test]
+    fn readme_settings_table_matches() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("<!-- settings:start -->")
+            .expect("README has the settings marker");
+        let end = readme
+            .find("<!-- settings:end -->")
+            .expect("README has the settings end marker");
+        let table = readme[start + "<!-- settings:start -->".len()..end].trim();
+        let want = markdown_table();
+        assert!(
+            table == want.trim(),
+            "README settings table is out of date; replace it with:\n{want}"
+        );
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let s = Secret::new("https://hooks.slack.com/services/T/B/x");
+        assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+    }
+}

@@ -1,0 +1,360 @@
+//! The main loop: start up, poll for a notice, and act on it once.
+//!
+//! Start-up does all the API calls the handler needs before a notice (find the node, read our
+//! annotations to resume an interrupted drain, discover the Eviction version), so that while
+//! idle it makes no API request at all and, on a notice, the cordon goes out at once.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::{self, Config};
+use crate::drain::{Drainer, ANNOTATION_PREFIX};
+use crate::imds::Imds;
+use crate::kube::model::NodeAnnotations;
+use crate::kube::{Client, EvictionVersion};
+use crate::notice::{self, Notice};
+use crate::notify::{Notifier, Origin};
+use crate::time::{format_duration, format_rfc3339};
+use crate::{error, info, log, warn};
+
+/// Start-up API calls get this long each.
+const STARTUP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest pause between attempts to find our node at start-up.
+const STARTUP_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Repeated poll errors are logged once, then every this many times.
+const POLL_ERROR_LOG_EVERY: u64 = 60;
+
+/// Builds everything from the configuration (failures here are configuration errors: exit 2),
+/// then runs forever.
+pub fn run(cfg: Config) -> Result<(), config::Error> {
+    log::set_debug(cfg.verbose);
+    let fields = cfg.banner_fields();
+    let mut pairs: Vec<(&str, &dyn std::fmt::Display)> = vec![
+        ("version", &env!("CARGO_PKG_VERSION")),
+        ("kube_version", &crate::KUBE_VERSION),
+    ];
+    pairs.extend(
+        fields
+            .iter()
+            .map(|(k, v)| (*k, v as &dyn std::fmt::Display)),
+    );
+    log::log(
+        log::Level::Info,
+        "starting spot-termination-notice-handler",
+        &pairs,
+    );
+    let secs = cfg.poll_interval.as_secs_f64();
+    info!(&format!(
+        "polling {} every {} second(s)",
+        cfg.poll_url(),
+        trim_float(secs)
+    ));
+
+    let client =
+        Client::new(&cfg.kube_api_url, &cfg.service_account_dir).map_err(|e| config::Error {
+            setting: "SERVICE_ACCOUNT_DIR".to_string(),
+            expected: "a readable ca.crt (PEM) and token for the Kubernetes API".to_string(),
+            got: e,
+        })?;
+    let notifier = match &cfg.slack_url {
+        Some(url) => Notifier::spawn(url).map_err(|e| config::Error {
+            setting: "SLACK_URL".to_string(),
+            expected: "a usable webhook URL".to_string(),
+            got: e,
+        })?,
+        None => Notifier::disabled(),
+    };
+    let mut imds = Imds::new(&cfg.imds_url, cfg.notice_url.clone(), cfg.imds_timeout);
+
+    let node = match &cfg.node_name {
+        Some(n) => n.clone(),
+        None => find_node(
+            &client,
+            cfg.namespace.as_deref().unwrap_or_default(),
+            cfg.pod_name.as_deref().unwrap_or_default(),
+        ),
+    };
+    let identity = imds.identity();
+    info!(
+        "identified instance",
+        node = node,
+        instance = identity.instance_id,
+        instance_type = identity.instance_type,
+        zone = identity.zone
+    );
+    let prior = read_annotations(&client, &node);
+    let version =
+        match client.discover_eviction_version(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
+            Ok(v) => v,
+            Err(e) => {
+                let v = EvictionVersion::for_kube_version(crate::KUBE_VERSION);
+                warn!(
+                    "Eviction API discovery failed; using the build's default",
+                    error = e,
+                    kube_version = crate::KUBE_VERSION,
+                    eviction_api = v.api_version()
+                );
+                v
+            }
+        };
+    let origin = Origin {
+        cluster: cfg.cluster.clone(),
+        node: node.clone(),
+        identity,
+        channel: cfg.slack_channel.clone(),
+    };
+    let ctx = Context {
+        cfg: &cfg,
+        client: &client,
+        notifier: &notifier,
+        origin,
+        node,
+        version,
+        prior,
+    };
+    ctx.poll_forever(&mut imds);
+    Ok(())
+}
+
+struct Context<'a> {
+    cfg: &'a Config,
+    client: &'a Client,
+    notifier: &'a Notifier,
+    origin: Origin,
+    node: String,
+    version: EvictionVersion,
+    /// Our annotations as read at start-up (`None` if the read failed).
+    prior: Option<NodeAnnotations>,
+}
+
+impl Context<'_> {
+    fn poll_forever(&self, imds: &mut Imds) {
+        let boot = notice::boot_time(SystemTime::now());
+        let (mut errors, mut consecutive) = (0u64, 0u64);
+        let mut stale_logged = false;
+        let mut next = Instant::now();
+        loop {
+            match imds.poll(SystemTime::now()) {
+                Ok(Some(n)) if n.is_stale(boot) => {
+                    if !stale_logged {
+                        warn!(
+                            "ignoring a notice older than this machine's boot",
+                            notice = n.id
+                        );
+                        stale_logged = true;
+                    }
+                }
+                Ok(Some(n)) => {
+                    self.handle(n);
+                    break;
+                }
+                Ok(None) => {
+                    if consecutive > 0 {
+                        info!(
+                            "metadata polling recovered",
+                            failed_polls = consecutive,
+                            poll_errors_total = errors
+                        );
+                        consecutive = 0;
+                    }
+                }
+                Err(e) => {
+                    errors += 1;
+                    consecutive += 1;
+                    if consecutive == 1 || consecutive % POLL_ERROR_LOG_EVERY == 0 {
+                        warn!(
+                            "metadata poll failed; still polling",
+                            error = e,
+                            consecutive = consecutive,
+                            poll_errors_total = errors
+                        );
+                    }
+                }
+            }
+            next += self.cfg.poll_interval;
+            let now = Instant::now();
+            if next < now {
+                next = now + self.cfg.poll_interval;
+            }
+            std::thread::sleep(next - now);
+        }
+        info!(
+            "done; staying idle with the node cordoned",
+            node = self.node
+        );
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
+    /// Acts on a notice: Slack, cordon, drain, record, Slack.
+    fn handle(&self, mut notice: Notice) {
+        let now = SystemTime::now();
+        info!(
+            "spot interruption notice received",
+            notice = notice.id,
+            action = notice.action,
+            deadline = format_rfc3339(notice.deadline),
+            deadline_given = notice.deadline_given,
+            seconds_left = crate::time::secs_until(notice.deadline, now)
+                .max(0.0)
+                .round()
+        );
+        if !notice.is_known_action() {
+            warn!(
+                "unknown notice action; draining anyway",
+                action = notice.action
+            );
+        }
+        let prior = match &self.prior {
+            Some(p) => Some(p.clone()),
+            // The start-up read failed; one more try, bounded, before deciding.
+            None => read_annotations(self.client, &self.node),
+        };
+        let resumed = prior
+            .as_ref()
+            .is_some_and(|p| p.notice.as_deref() == Some(notice.id.as_str()));
+        if resumed {
+            let p = prior.as_ref().expect("resumed implies prior");
+            if p.phase.as_deref() == Some("drained") {
+                info!(
+                    "node already drained for this notice (our annotation); nothing to do",
+                    notice = notice.id
+                );
+                return;
+            }
+            if !notice.deadline_given {
+                if let Some(d) = p.deadline.as_deref().and_then(crate::time::parse_rfc3339) {
+                    notice.deadline = d;
+                }
+            }
+            info!(
+                "resuming the drain this handler started before a restart",
+                notice = notice.id
+            );
+        } else {
+            self.notifier
+                .send("notice", self.origin.render_notice(&notice, now));
+        }
+
+        let drainer = Drainer {
+            client: self.client,
+            node: self.node.clone(),
+            own_pod: self.cfg.namespace.clone().zip(self.cfg.pod_name.clone()),
+            version: self.version,
+            force_delete: self.cfg.force_delete,
+            reserve: self.cfg.drain_reserve,
+            grace_cap: self.cfg.grace_period,
+        };
+        let report = drainer.run(&notice);
+        let summary = report.summary();
+        let patch = format!(
+            "{{\"metadata\":{{\"annotations\":{{\"{p}phase\":\"drained\",\"{p}summary\":{}}}}}}}",
+            crate::json::escape(&summary),
+            p = ANNOTATION_PREFIX
+        );
+        // Recording the outcome gets until the deadline, or a few seconds when that has passed.
+        let record_by = Instant::now()
+            + Duration::from_secs(
+                crate::time::secs_until(notice.deadline, SystemTime::now()).max(5.0) as u64,
+            );
+        if let Err(e) = self.client.patch_node(&self.node, &patch, Some(record_by)) {
+            warn!("could not record the drain outcome on the node", error = e);
+        }
+        if report.failed > 0 || report.still_present > 0 {
+            error!(
+                "drain finished with pods left",
+                node = self.node,
+                evicted = report.evicted,
+                forced = report.forced,
+                failed = report.failed,
+                still_present = report.still_present,
+                seconds = format!("{:.1}", report.seconds)
+            );
+        } else {
+            info!(
+                "drain finished",
+                node = self.node,
+                evicted = report.evicted,
+                forced = report.forced,
+                failed = report.failed,
+                already_gone = report.already_gone,
+                skipped = report.skipped,
+                seconds = format!("{:.1}", report.seconds)
+            );
+        }
+        self.notifier
+            .send("drained", self.origin.render_drained(&notice, &report));
+    }
+}
+
+/// `spec.nodeName` of our own pod, retried with backoff until the API answers.
+fn find_node(client: &Client, ns: &str, pod: &str) -> String {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match client.get_pod(ns, pod, Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
+            Ok(p) => match p.spec.and_then(|s| s.node_name).filter(|n| !n.is_empty()) {
+                Some(n) => {
+                    info!(
+                        "found this pod's node",
+                        pod = format!("{ns}/{pod}"),
+                        node = n
+                    );
+                    return n;
+                }
+                None => warn!(
+                    "this pod has no spec.nodeName yet; retrying",
+                    pod = format!("{ns}/{pod}"),
+                    retry_in = format_duration(backoff)
+                ),
+            },
+            Err(e) => warn!(
+                "could not look up this pod's node; retrying",
+                error = e,
+                retry_in = format_duration(backoff)
+            ),
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(STARTUP_MAX_BACKOFF);
+    }
+}
+
+/// Our annotations on the node; `None` (with a warning) when the API does not answer.
+fn read_annotations(client: &Client, node: &str) -> Option<NodeAnnotations> {
+    match client.get_node(node, Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
+        Ok(n) => {
+            let a = n.metadata.annotations.unwrap_or_default();
+            if let Some(id) = &a.notice {
+                info!(
+                    "node carries our notice annotation",
+                    node = node,
+                    notice = id,
+                    phase = a.phase.as_deref().unwrap_or("?")
+                );
+            }
+            Some(a)
+        }
+        Err(e) => {
+            warn!(
+                "could not read the node; will retry when a notice comes",
+                error = e
+            );
+            None
+        }
+    }
+}
+
+/// `1` for 1.0, `0.2` for 0.2: the seed's "every 5 second(s)" wording.
+fn trim_float(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seconds_wording() {
+        assert_eq!(super::trim_float(1.0), "1");
+        assert_eq!(super::trim_float(0.2), "0.2");
+        assert_eq!(super::trim_float(5.0), "5");
+    }
+}

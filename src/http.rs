@@ -1,0 +1,778 @@
+//! One HTTP/1.1 exchange over TCP or rustls: the client behind the Kubernetes API and Slack.
+//!
+//! Boundaries, on purpose: one request per connection (`Connection: close`), no pooling, no
+//! redirects, no proxies, no compression. Every phase (connect, TLS handshake, write, read) is
+//! bounded by one overall deadline; the body is capped. Bodies may come with `Content-Length`,
+//! chunked, or until close (a TLS peer that closes without `close_notify` is tolerated).
+//!
+//! Errors name the endpoint as `host:port` only: a Slack URL's path is the secret, so it never
+//! appears in an error.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+/// Largest response head we accept.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Where requests go: scheme, host, port and the TLS settings for https.
+#[derive(Clone)]
+pub struct Endpoint {
+    host: String,
+    port: u16,
+    /// Request path prefix (for URLs with a path, e.g. a webhook).
+    base_path: String,
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.authority())
+    }
+}
+
+impl Endpoint {
+    /// Parses `http(s)://host[:port][/path]`. `tls` is required for https.
+    pub fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Endpoint, String> {
+        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("the URL must start with http:// or https://".to_string());
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
+        let tls = if https {
+            let config = tls.ok_or("https needs a TLS configuration")?;
+            let name = ServerName::try_from(host.clone())
+                .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
+            Some((config, name))
+        } else {
+            None
+        };
+        Ok(Endpoint {
+            host,
+            port,
+            base_path: path.trim_end_matches('/').to_string(),
+            tls,
+        })
+    }
+
+    /// `host:port`, safe to log.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    fn host_header(&self) -> String {
+        let default = if self.is_tls() { 443 } else { 80 };
+        if self.port == default {
+            if self.host.contains(':') {
+                format!("[{}]", self.host)
+            } else {
+                self.host.clone()
+            }
+        } else {
+            self.authority()
+        }
+    }
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
+    if authority.is_empty() || authority.contains('@') {
+        return Err("the URL must name a host (and no user info)".to_string());
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']').ok_or("unterminated IPv6 address")?;
+        (&rest[..end], rest[end + 1..].strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or(format!("{p:?} is not a TCP port"))?,
+        None => default_port,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// One request. `path` is appended to the endpoint's base path and may carry a query.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The phase an exchange was in when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Connect,
+    Handshake,
+    Write,
+    Read,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connect",
+            Phase::Handshake => "TLS handshake",
+            Phase::Write => "send request",
+            Phase::Read => "read response",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum ErrorKind {
+    TimedOut,
+    Io(io::Error),
+    /// The server's certificate or the TLS protocol failed.
+    Tls(String),
+    /// The response is not HTTP/1.x as we understand it.
+    Protocol(String),
+    BodyTooLarge(usize),
+}
+
+/// A failed exchange: the endpoint, the phase and why.
+#[derive(Debug)]
+pub struct Error {
+    pub authority: String,
+    pub phase: Phase,
+    pub kind: ErrorKind,
+}
+
+impl Error {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.kind, ErrorKind::TimedOut)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: ", self.phase, self.authority)?;
+        match &self.kind {
+            ErrorKind::TimedOut => f.write_str("timed out"),
+            ErrorKind::Io(e) => write!(f, "{e}"),
+            ErrorKind::Tls(e) => write!(f, "{e}"),
+            ErrorKind::Protocol(e) => write!(f, "malformed HTTP response: {e}"),
+            ErrorKind::BodyTooLarge(n) => write!(f, "response body larger than {n} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+/// A stream whose every read and write is bounded by `deadline`.
+struct Bounded {
+    stream: Stream,
+    deadline: Instant,
+}
+
+impl Bounded {
+    fn remaining(&self) -> io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.remaining()?;
+        self.stream.tcp().set_read_timeout(Some(left))?;
+        match &mut self.stream {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.remaining()?;
+        self.stream.tcp().set_write_timeout(Some(left))?;
+        match &mut self.stream {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.stream {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Sends `req` to `ep` and reads the whole response, all within `timeout`.
+pub fn exchange(
+    ep: &Endpoint,
+    req: &Request<'_>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Response, Error> {
+    let deadline = Instant::now() + timeout;
+    let fail = |phase: Phase, kind: ErrorKind| Error {
+        authority: ep.authority(),
+        phase,
+        kind,
+    };
+    let io_fail = |phase: Phase, e: io::Error| {
+        if is_timeout(&e) {
+            return fail(phase, ErrorKind::TimedOut);
+        }
+        // rustls reports certificate problems as io errors wrapping a rustls::Error.
+        if let Some(tls) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return fail(Phase::Handshake, ErrorKind::Tls(tls.to_string()));
+        }
+        fail(phase, ErrorKind::Io(e))
+    };
+
+    let tcp = connect(ep, deadline).map_err(|e| io_fail(Phase::Connect, e))?;
+    let _ = tcp.set_nodelay(true);
+    let stream = match &ep.tls {
+        None => Stream::Plain(tcp),
+        Some((config, name)) => {
+            let conn = ClientConnection::new(config.clone(), name.clone())
+                .map_err(|e| fail(Phase::Handshake, ErrorKind::Tls(e.to_string())))?;
+            Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+        }
+    };
+    let mut s = Bounded { stream, deadline };
+
+    let head = request_head(ep, req);
+    // For TLS the handshake happens inside the first write.
+    let phase = if ep.is_tls() {
+        Phase::Handshake
+    } else {
+        Phase::Write
+    };
+    s.write_all(head.as_bytes())
+        .map_err(|e| io_fail(phase, e))?;
+    s.write_all(req.body)
+        .and_then(|_| s.flush())
+        .map_err(|e| io_fail(Phase::Write, e))?;
+
+    read_response(&mut s, req.method == "HEAD", max_body).map_err(|e| match e {
+        ReadError::Io(e) => io_fail(Phase::Read, e),
+        ReadError::Protocol(m) => fail(Phase::Read, ErrorKind::Protocol(m)),
+        ReadError::TooLarge(n) => fail(Phase::Read, ErrorKind::BodyTooLarge(n)),
+    })
+}
+
+fn connect(ep: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
+    let addrs: Vec<_> = (ep.host.as_str(), ep.port).to_socket_addrs()?.collect();
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        "the host name resolved to no address",
+    );
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"));
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+fn request_head(ep: &Endpoint, req: &Request<'_>) -> String {
+    let mut head = format!(
+        "{} {}{} HTTP/1.1\r\nHost: {}\r\n",
+        req.method,
+        ep.base_path,
+        req.path,
+        ep.host_header()
+    );
+    for (k, v) in req.headers {
+        head.push_str(k);
+        head.push_str(": ");
+        head.push_str(v);
+        head.push_str("\r\n");
+    }
+    if !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH") {
+        head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    head
+}
+
+enum ReadError {
+    Io(io::Error),
+    Protocol(String),
+    TooLarge(usize),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// A small buffered reader that also knows how to end at a peer's unclean TLS close.
+struct Reader<'a, R: Read> {
+    inner: &'a mut R,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl<R: Read> Reader<'_, R> {
+    /// Reads more bytes into the buffer; returns false at end of stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = match self.inner.read(&mut chunk) {
+            Ok(n) => n,
+            // A peer that closes without TLS close_notify: treat as the end of the stream.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(true)
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// One line ending in CRLF (or LF), without its terminator.
+    fn line(&mut self, limit: usize) -> Result<String, ReadError> {
+        loop {
+            if let Some(i) = self.available().iter().position(|&b| b == b'\n') {
+                let raw = &self.buf[self.pos..self.pos + i];
+                let line =
+                    String::from_utf8_lossy(raw.strip_suffix(b"\r").unwrap_or(raw)).into_owned();
+                self.pos += i + 1;
+                return Ok(line);
+            }
+            if self.available().len() > limit {
+                return Err(ReadError::Protocol("line too long".to_string()));
+            }
+            if !self.fill()? {
+                return Err(ReadError::Protocol(
+                    "connection closed before the end of the response".to_string(),
+                ));
+            }
+        }
+    }
+
+    /// Appends exactly `n` bytes to `out`.
+    fn exact(&mut self, mut n: usize, out: &mut Vec<u8>) -> Result<(), ReadError> {
+        while n > 0 {
+            if self.available().is_empty() && !self.fill()? {
+                return Err(ReadError::Protocol(
+                    "connection closed inside the body".to_string(),
+                ));
+            }
+            let take = n.min(self.available().len());
+            out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+            self.pos += take;
+            n -= take;
+        }
+        Ok(())
+    }
+}
+
+fn read_response<R: Read>(
+    inner: &mut R,
+    head_only: bool,
+    max_body: usize,
+) -> Result<Response, ReadError> {
+    let mut r = Reader {
+        inner,
+        buf: Vec::with_capacity(8192),
+        pos: 0,
+        eof: false,
+    };
+    let (status, headers) = loop {
+        let status_line = r.line(MAX_HEAD)?;
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next().unwrap_or("");
+        let code = parts
+            .next()
+            .and_then(|c| c.parse::<u16>().ok())
+            .filter(|c| (100..1000).contains(c));
+        let Some(code) = code.filter(|_| version.starts_with("HTTP/1.")) else {
+            return Err(ReadError::Protocol(format!(
+                "bad status line {:?}",
+                crate::json::snippet(status_line.as_bytes())
+            )));
+        };
+        let mut headers = Vec::new();
+        let mut head_len = status_line.len();
+        loop {
+            let line = r.line(MAX_HEAD)?;
+            head_len += line.len() + 2;
+            if head_len > MAX_HEAD {
+                return Err(ReadError::Protocol("response head too large".to_string()));
+            }
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line
+                .split_once(':')
+                .ok_or_else(|| ReadError::Protocol("header line without ':'".to_string()))?;
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        // Skip interim 1xx responses (100 Continue); 101 is never asked for.
+        if !(100..200).contains(&code) {
+            break (code, headers);
+        }
+    };
+    let resp = |body| Response {
+        status,
+        headers: headers.clone(),
+        body,
+    };
+    if head_only || status == 204 || status == 304 {
+        return Ok(resp(Vec::new()));
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let mut body = Vec::new();
+    if header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
+        loop {
+            let size_line = r.line(1024)?;
+            let size_hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_hex, 16)
+                .map_err(|_| ReadError::Protocol(format!("bad chunk size {size_hex:?}")))?;
+            if size == 0 {
+                // Trailers, up to the empty line.
+                while !r.line(MAX_HEAD)?.is_empty() {}
+                break;
+            }
+            if body.len().saturating_add(size) > max_body {
+                return Err(ReadError::TooLarge(max_body));
+            }
+            r.exact(size, &mut body)?;
+            if !r.line(16)?.is_empty() {
+                return Err(ReadError::Protocol(
+                    "chunk not followed by CRLF".to_string(),
+                ));
+            }
+        }
+    } else if let Some(len) = header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| ReadError::Protocol(format!("bad Content-Length {len:?}")))?;
+        if len > max_body {
+            return Err(ReadError::TooLarge(max_body));
+        }
+        body.reserve_exact(len);
+        r.exact(len, &mut body)?;
+    } else {
+        // Until the server closes the connection.
+        loop {
+            body.extend_from_slice(r.available());
+            r.pos = r.buf.len();
+            if body.len() > max_body {
+                return Err(ReadError::TooLarge(max_body));
+            }
+            if !r.fill()? {
+                break;
+            }
+        }
+    }
+    Ok(resp(body))
+}
+
+/// TLS client settings trusting exactly the certificates in a PEM bundle (the cluster CA).
+pub fn tls_config_from_pem(path: &std::path::Path) -> Result<Arc<ClientConfig>, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut added, mut bad) = (0, 0);
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+        match roots.add(cert) {
+            Ok(()) => added += 1,
+            Err(_) => bad += 1,
+        }
+    }
+    if added == 0 {
+        return Err(format!(
+            "{}: expected at least one PEM certificate, found {} usable ({} rejected)",
+            path.display(),
+            added,
+            bad
+        ));
+    }
+    client_config(roots)
+}
+
+/// TLS client settings trusting the Mozilla roots compiled into the binary (for webhooks).
+pub fn tls_config_public() -> Result<Arc<ClientConfig>, String> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    client_config(roots)
+}
+
+fn client_config(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8], max: usize) -> Result<Response, String> {
+        let mut cursor = io::Cursor::new(raw.to_vec());
+        read_response(&mut cursor, false, max).map_err(|e| match e {
+            ReadError::Io(e) => format!("io: {e}"),
+            ReadError::Protocol(m) => format!("protocol: {m}"),
+            ReadError::TooLarge(n) => format!("too large: {n}"),
+        })
+    }
+
+    #[test]
+    fn content_length_body() {
+        let r = parse(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra", 100).unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (201, &b"{}"[..]));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+
+    #[test]
+    fn chunked_body_with_extensions_and_trailers() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(parse(raw, 100).unwrap().body, b"Wikipedia");
+    }
+
+    #[test]
+    fn body_until_close_and_interim_responses() {
+        let r = parse(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\n\nhello",
+            100,
+        )
+        .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+    }
+
+    #[test]
+    fn refuses_bad_and_oversized_responses() {
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}",
+                "protocol: connection closed inside the body",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+                "too large: 100",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfff\r\n",
+                "too large: 100",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                "protocol: bad chunk size \"zz\"",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+                "protocol: chunk not followed by CRLF",
+            ),
+            (
+                b"SSH-2.0-OpenSSH\r\n\r\n",
+                "protocol: bad status line \"SSH-2.0-OpenSSH\"",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nbroken header\r\n\r\n",
+                "protocol: header line without ':'",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+                "protocol: bad Content-Length \"x\"",
+            ),
+            (
+                b"HTTP/1.1 200",
+                "protocol: connection closed before the end of the response",
+            ),
+            (
+                b"",
+                "protocol: connection closed before the end of the response",
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                parse(raw, 100).unwrap_err(),
+                *want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        let long = [
+            b"HTTP/1.1 200 OK\r\n".as_slice(),
+            &vec![b'a'; MAX_HEAD + 10],
+        ]
+        .concat();
+        assert_eq!(parse(&long, 100).unwrap_err(), "protocol: line too long");
+    }
+
+    #[test]
+    fn endpoints() {
+        let e = Endpoint::parse("http://127.0.0.1:8080/services/T/B/secret/", None).unwrap();
+        assert_eq!(
+            (e.authority(), e.base_path.as_str(), e.host_header()),
+            (
+                "127.0.0.1:8080".to_string(),
+                "/services/T/B/secret",
+                "127.0.0.1:8080".to_string()
+            )
+        );
+        assert_eq!(
+            format!("{e:?}"),
+            "127.0.0.1:8080",
+            "debug form never shows the secret path"
+        );
+        let e = Endpoint::parse("http://[fd00::1]", None).unwrap();
+        assert_eq!(
+            (e.authority(), e.host_header()),
+            ("[fd00::1]:80".to_string(), "[fd00::1]".to_string())
+        );
+        assert!(Endpoint::parse("https://h", None).is_err());
+        assert!(Endpoint::parse("ftp://h", None).is_err());
+        assert!(Endpoint::parse("http://h:0", None).is_err());
+        assert!(Endpoint::parse("http://user:pw@h", None).is_err());
+        let tls = tls_config_public().unwrap();
+        let e = Endpoint::parse("https://10.96.0.1", Some(tls)).unwrap();
+        assert!(e.is_tls());
+        assert_eq!(e.authority(), "10.96.0.1:443");
+    }
+
+    #[test]
+    fn request_head_has_length_and_close() {
+        let e = Endpoint::parse("http://h:1/base", None).unwrap();
+        let req = Request {
+            method: "PATCH",
+            path: "/x?y=1",
+            headers: &[("Accept", "application/json")],
+            body: b"{}",
+        };
+        assert_eq!(
+            request_head(&e, &req),
+            "PATCH /base/x?y=1 HTTP/1.1\r\nHost: h:1\r\nAccept: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connect_refused_and_timeout_are_reported_with_phase() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let e = Endpoint::parse(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let req = Request {
+            method: "GET",
+            path: "/",
+            headers: &[],
+            body: b"",
+        };
+        let err = exchange(&e, &req, Duration::from_secs(2), 100).unwrap_err();
+        assert_eq!(err.phase, Phase::Connect);
+
+        // A server that accepts and never answers: the read phase times out at the deadline.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let e =
+            Endpoint::parse(&format!("http://{}", listener.local_addr().unwrap()), None).unwrap();
+        let t = Instant::now();
+        let err = exchange(&e, &req, Duration::from_millis(300), 100).unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Read);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "bounded by the deadline"
+        );
+        drop(listener);
+    }
+}

@@ -1,0 +1,273 @@
+//! The parts of Kubernetes objects we read, as nanoserde structs. Unknown fields are skipped
+//! by the parser and never stored, so a 1,000-pod list costs little memory: annotations, for
+//! instance, are read through structs that name only the keys we look at.
+
+use nanoserde::DeJson;
+
+/// Annotation marking a static pod's mirror (kubectl drain skips those).
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct OwnerReference {
+    #[nserde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    pub kind: String,
+    pub name: String,
+    pub controller: Option<bool>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct PodAnnotations {
+    #[nserde(rename = "kubernetes.io/config.mirror")]
+    pub mirror: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct PodMeta {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub uid: Option<String>,
+    pub annotations: Option<PodAnnotations>,
+    #[nserde(rename = "ownerReferences")]
+    pub owner_references: Option<Vec<OwnerReference>>,
+    #[nserde(rename = "deletionTimestamp")]
+    pub deletion_timestamp: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct EmptyDir {
+    pub medium: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct Volume {
+    pub name: Option<String>,
+    #[nserde(rename = "emptyDir")]
+    pub empty_dir: Option<EmptyDir>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct PodSpec {
+    #[nserde(rename = "nodeName")]
+    pub node_name: Option<String>,
+    #[nserde(rename = "terminationGracePeriodSeconds")]
+    pub termination_grace_period_seconds: Option<i64>,
+    pub volumes: Option<Vec<Volume>>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct PodStatus {
+    pub phase: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct Pod {
+    pub metadata: PodMeta,
+    pub spec: Option<PodSpec>,
+    pub status: Option<PodStatus>,
+}
+
+impl Pod {
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or("default")
+    }
+    pub fn uid(&self) -> &str {
+        self.metadata.uid.as_deref().unwrap_or("")
+    }
+    pub fn phase(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("")
+    }
+    /// The owner with `controller: true`, if any.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.metadata
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|o| o.controller == Some(true))
+    }
+    pub fn is_mirror(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.mirror.is_some())
+    }
+    pub fn has_empty_dir(&self) -> bool {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_ref())
+            .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()))
+    }
+    pub fn is_terminating(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
+    /// The pod's own grace period (Kubernetes' default is 30 s).
+    pub fn grace_seconds(&self) -> i64 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+    }
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct ListMeta {
+    #[nserde(rename = "continue")]
+    pub continue_token: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct PodList {
+    pub metadata: Option<ListMeta>,
+    pub items: Option<Vec<Pod>>,
+}
+
+/// Our own annotations on the Node (see `drain::annotations`).
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct NodeAnnotations {
+    #[nserde(rename = "spot-termination-notice-handler/notice")]
+    pub notice: Option<String>,
+    #[nserde(rename = "spot-termination-notice-handler/phase")]
+    pub phase: Option<String>,
+    #[nserde(rename = "spot-termination-notice-handler/deadline")]
+    pub deadline: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct NodeMeta {
+    pub name: String,
+    pub annotations: Option<NodeAnnotations>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct NodeSpec {
+    pub unschedulable: Option<bool>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    pub metadata: NodeMeta,
+    pub spec: Option<NodeSpec>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct StatusCause {
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct StatusDetails {
+    pub causes: Option<Vec<StatusCause>>,
+    #[nserde(rename = "retryAfterSeconds")]
+    pub retry_after_seconds: Option<i64>,
+}
+
+/// The `kind: Status` body of API errors.
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct Status {
+    pub kind: Option<String>,
+    pub status: Option<String>,
+    pub message: Option<String>,
+    pub reason: Option<String>,
+    pub code: Option<i64>,
+    pub details: Option<StatusDetails>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct ApiResource {
+    pub name: String,
+    pub group: Option<String>,
+    pub version: Option<String>,
+    pub kind: Option<String>,
+}
+
+/// `GET /api/v1` discovery.
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct ApiResourceList {
+    pub resources: Option<Vec<ApiResource>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+
+    #[test]
+    fn parses_a_realistic_pod_list() {
+        let body = br#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"12","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ==","remainingItemCount":37},
+          "items":[
+            {"metadata":{"name":"web-7d4b9c-xk2lp","namespace":"shop","uid":"9e2c","resourceVersion":"99120",
+              "labels":{"app":"web"},
+              "annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"big\":\"\\u0041\"}","x/y":"z"},
+              "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-7d4b9c","uid":"1a2b","controller":true,"blockOwnerDeletion":true}],
+              "managedFields":[{"manager":"kube-controller-manager","operation":"Update","fieldsV1":{"f:metadata":{"f:labels":{".":{}}}}}]},
+             "spec":{"nodeName":"node-a","terminationGracePeriodSeconds":45,
+               "volumes":[{"name":"cache","emptyDir":{}},{"name":"tok","projected":{"sources":[]}}],
+               "containers":[{"name":"web","image":"nginx:1.27","env":[{"name":"A","value":"1"}]}],
+               "tolerations":[{"key":"k","operator":"Exists","effect":"NoExecute","tolerationSeconds":300}]},
+             "status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastProbeTime":null}]}},
+            {"metadata":{"name":"kube-proxy-node-a","namespace":"kube-system","uid":"m1",
+              "annotations":{"kubernetes.io/config.mirror":"abc"},"deletionTimestamp":"2024-05-01T10:00:00Z",
+              "ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"node-a","uid":"n","controller":true}]},
+             "spec":{"volumes":[{"name":"d","emptyDir":{"medium":"Memory","sizeLimit":"1Gi"}}]},"status":{"phase":"Succeeded"}},
+            {"metadata":{"name":"bare","uid":"b"}}
+          ]}"#;
+        let list: PodList = parse(body).unwrap();
+        assert_eq!(
+            list.metadata.unwrap().continue_token.as_deref(),
+            Some("eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ==")
+        );
+        let items = list.items.unwrap();
+        assert_eq!(items.len(), 3);
+        let web = &items[0];
+        assert_eq!(
+            (web.metadata.name.as_str(), web.namespace(), web.uid()),
+            ("web-7d4b9c-xk2lp", "shop", "9e2c")
+        );
+        assert_eq!(web.controller().unwrap().kind, "ReplicaSet");
+        assert!(web.has_empty_dir() && !web.is_mirror() && !web.is_terminating());
+        assert_eq!((web.grace_seconds(), web.phase()), (45, "Running"));
+        let mirror = &items[1];
+        assert!(mirror.is_mirror() && mirror.is_terminating() && mirror.has_empty_dir());
+        assert_eq!((mirror.grace_seconds(), mirror.phase()), (30, "Succeeded"));
+        let bare = &items[2];
+        assert_eq!(
+            (bare.namespace(), bare.controller(), bare.has_empty_dir()),
+            ("default", None, false)
+        );
+    }
+
+    #[test]
+    fn parses_status_and_node_and_discovery() {
+        let s: Status = parse(br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+            "message":"Cannot evict pod as it would violate the pod's disruption budget.","reason":"TooManyRequests",
+            "details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web-pdb needs 2 healthy pods and has 2 currently"}]},"code":429}"#).unwrap();
+        assert_eq!(s.reason.as_deref(), Some("TooManyRequests"));
+        assert_eq!(
+            s.details.unwrap().causes.unwrap()[0].reason.as_deref(),
+            Some("DisruptionBudget")
+        );
+
+        let n: Node = parse(br#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-a","uid":"5b1f",
+            "annotations":{"node.alpha.kubernetes.io/ttl":"0","spot-termination-notice-handler/notice":"aws-spot/terminate/2024-05-01T10:02:00Z",
+            "spot-termination-notice-handler/phase":"draining"}},"spec":{"unschedulable":true,"taints":[{"key":"k","effect":"NoSchedule"}]}}"#).unwrap();
+        let a = n.metadata.annotations.unwrap();
+        assert_eq!(
+            (a.notice.as_deref(), a.phase.as_deref(), a.deadline),
+            (
+                Some("aws-spot/terminate/2024-05-01T10:02:00Z"),
+                Some("draining"),
+                None
+            )
+        );
+        assert_eq!(n.spec.unwrap().unschedulable, Some(true));
+
+        let d: ApiResourceList = parse(br#"{"kind":"APIResourceList","groupVersion":"v1","resources":[
+            {"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get"],"shortNames":["po"]},
+            {"name":"pods/eviction","singularName":"","namespaced":true,"group":"policy","version":"v1","kind":"Eviction","verbs":["create"]}]}"#).unwrap();
+        assert_eq!(d.resources.unwrap()[1].version.as_deref(), Some("v1"));
+    }
+}

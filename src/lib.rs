@@ -1,0 +1,27 @@
+//! spot-termination-notice-handler: cordons and drains a Kubernetes node when AWS announces a
+//! spot interruption, inside the notice's deadline, and tells Slack.
+//!
+//! Non-goals, on purpose: no async runtime, no Kubernetes client library, no serde, no
+//! OpenSSL. Plain threads, one small HTTP/1.1 client over rustls (`http`), and the few API
+//! calls a drain needs (`kube`). Modules are named after the domain: a `notice` comes from the
+//! metadata service (`imds`), the `handler` acts on it by a `drain` and tells people (`notify`).
+
+pub mod config;
+pub mod drain;
+pub mod handler;
+pub mod http;
+pub mod imds;
+pub mod json;
+pub mod kube;
+pub mod log;
+pub mod notice;
+pub mod notify;
+pub mod signal;
+pub mod time;
+
+/// The Kubernetes version this build targets (`make build KUBE_VERSION=1.31.0`): printed by
+/// `--version`, and it picks the Eviction API version when discovery is unavailable.
+pub const KUBE_VERSION: &str = match option_env!("KUBE_VERSION") {
+    Some(v) => v,
+    None => "1.32.0",
+};

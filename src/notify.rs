@@ -1,0 +1,418 @@
+//! Telling people: Slack incoming-webhook messages, sent from a background worker.
+//!
+//! Rendering is pure (`render_*`). Sending never blocks the drain: messages go into a bounded
+//! queue that one worker thread drains, with a 5 s timeout per request, a few retries (Slack's
+//! 429 `Retry-After`, 5xx, network errors), at most one message per second, and permanent
+//! errors (4xx such as `invalid_payload` or `no_service`) dropped with a warning. The webhook
+//! URL is the credential: it appears in no log line and no error.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Secret;
+use crate::drain::Report;
+use crate::http::{self, Endpoint};
+use crate::imds::Identity;
+use crate::notice::Notice;
+use crate::time::format_rfc3339;
+use crate::{info, warn};
+
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPTS: u32 = 3;
+/// Slack asks for at most one message per second per webhook.
+const MIN_SPACING: Duration = Duration::from_secs(1);
+const QUEUE: usize = 16;
+
+/// What every message says about where it comes from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub cluster: Option<String>,
+    pub node: String,
+    pub identity: Identity,
+    pub channel: Option<String>,
+}
+
+/// Slack's three control characters in message text.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+impl Origin {
+    /// `Spot Termination (prod): node, Instance: i-…, Instance Type: m5.large, AZ: us-east-1a`:
+    /// the seed script's words, which people may have alerts on.
+    pub fn seed_line(&self) -> String {
+        format!(
+            "{}: {}, Instance: {}, Instance Type: {}, AZ: {}",
+            self.title(),
+            self.node,
+            self.identity.instance_id,
+            self.identity.instance_type,
+            self.identity.zone
+        )
+    }
+
+    fn title(&self) -> String {
+        match &self.cluster {
+            Some(c) => format!("Spot Termination ({c})"),
+            None => "Spot Termination".to_string(),
+        }
+    }
+
+    fn payload(&self, text: &str, color: &str, extra: &[(&str, String)]) -> String {
+        let field = |title: &str, value: &str, short: bool| {
+            format!(
+                "{{\"title\":{},\"value\":{},\"short\":{short}}}",
+                crate::json::escape(title),
+                crate::json::escape(&slack_escape(value))
+            )
+        };
+        let mut fields = vec![
+            field("Node", &self.node, false),
+            field("Instance", &self.identity.instance_id, true),
+            field("Instance Type", &self.identity.instance_type, true),
+            field("Availability Zone", &self.identity.zone, true),
+        ];
+        fields.extend(extra.iter().map(|(t, v)| field(t, v, true)));
+        let text = crate::json::escape(&slack_escape(text));
+        let channel = match &self.channel {
+            Some(c) => format!("\"channel\":{},", crate::json::escape(c)),
+            None => String::new(),
+        };
+        format!(
+            "{{{channel}\"text\":{text},\"attachments\":[{{\"fallback\":{text},\"title\":{},\"color\":\"{color}\",\"fields\":[{}]}}]}}",
+            crate::json::escape(&format!(":warning: {}", slack_escape(&self.title()))),
+            fields.join(",")
+        )
+    }
+
+    /// The "notice" message: sent the moment a notice is seen, before the cordon.
+    pub fn render_notice(&self, notice: &Notice, now: SystemTime) -> String {
+        let deadline = format_rfc3339(notice.deadline);
+        let left = crate::time::secs_until(notice.deadline, now)
+            .max(0.0)
+            .round();
+        let text = format!(
+            "{}, Action: {}, Deadline: {deadline} ({left:.0} s left). Cordoning and draining the node.",
+            self.seed_line(),
+            notice.action
+        );
+        self.payload(
+            &text,
+            "danger",
+            &[("Action", notice.action.clone()), ("Deadline", deadline)],
+        )
+    }
+
+    /// The "drained" summary.
+    pub fn render_drained(&self, notice: &Notice, report: &Report) -> String {
+        let mut text = format!(
+            "{}: {} drained: {} evicted, {} forced at the deadline, {} failed in {:.1} s (Action: {}, Deadline: {})",
+            self.title(),
+            self.node,
+            report.evicted,
+            report.forced,
+            report.failed,
+            report.seconds,
+            notice.action,
+            format_rfc3339(notice.deadline)
+        );
+        if !report.failed_pods.is_empty() {
+            let mut names = report
+                .failed_pods
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if report.failed_pods.len() > 10 {
+                names.push_str(", …");
+            }
+            text.push_str(&format!(". Failed: {names}"));
+        }
+        let color = if report.failed > 0 || report.still_present > 0 {
+            "danger"
+        } else if report.forced > 0 {
+            "warning"
+        } else {
+            "good"
+        };
+        self.payload(
+            &text,
+            color,
+            &[
+                ("Evicted", report.evicted.to_string()),
+                ("Forced", report.forced.to_string()),
+                ("Failed", report.failed.to_string()),
+                ("Seconds", format!("{:.1}", report.seconds)),
+            ],
+        )
+    }
+}
+
+/// A handle on the sending worker; `send` never blocks.
+pub struct Notifier {
+    tx: Option<SyncSender<String>>,
+}
+
+impl Notifier {
+    /// No Slack URL: a notifier that drops everything.
+    pub fn disabled() -> Notifier {
+        Notifier { tx: None }
+    }
+
+    /// Starts the worker thread for `url`; fails only on a malformed URL (a configuration error).
+    pub fn spawn(url: &Secret) -> Result<Notifier, String> {
+        let tls = if url.expose().starts_with("https://") {
+            Some(http::tls_config_public()?)
+        } else {
+            None
+        };
+        // The error names no part of the URL.
+        let endpoint = Endpoint::parse(url.expose(), tls)
+            .map_err(|_| "SLACK_URL: expected an http(s) URL with a host".to_string())?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("slack".to_string())
+            .spawn(move || worker(endpoint, rx))
+            .map_err(|e| format!("could not start the Slack worker: {e}"))?;
+        Ok(Notifier { tx: Some(tx) })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Queues a message; drops it with a warning if the queue is full.
+    pub fn send(&self, kind: &'static str, payload: String) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(payload) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                warn!("Slack queue full; message dropped", message = kind)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                warn!("Slack worker stopped; message dropped", message = kind)
+            }
+        }
+    }
+}
+
+fn worker(endpoint: Endpoint, rx: Receiver<String>) {
+    let mut last_sent: Option<Instant> = None;
+    for payload in rx {
+        if let Some(t) = last_sent {
+            let next = t + MIN_SPACING;
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+        post(&endpoint, &payload);
+        last_sent = Some(Instant::now());
+    }
+}
+
+/// What to do after one POST.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Sent,
+    RetryAfter(Duration),
+    Drop(String),
+}
+
+/// Slack's answer → what to do. Pure.
+fn judge(result: &Result<http::Response, http::Error>, attempt: u32) -> Verdict {
+    let backoff = Duration::from_secs(1 << attempt.min(4));
+    match result {
+        Ok(r) if (200..300).contains(&r.status) => Verdict::Sent,
+        Ok(r) if r.status == 429 => {
+            let secs = r
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1);
+            Verdict::RetryAfter(Duration::from_secs(secs.clamp(1, 10)))
+        }
+        Ok(r) if r.status >= 500 => Verdict::RetryAfter(backoff),
+        Ok(r) => Verdict::Drop(format!(
+            "HTTP {} {}",
+            r.status,
+            crate::json::snippet(&r.body)
+        )),
+        Err(_) => Verdict::RetryAfter(backoff),
+    }
+}
+
+fn post(endpoint: &Endpoint, payload: &str) {
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("User-Agent", "spot-termination-notice-handler"),
+    ];
+    let req = http::Request {
+        method: "POST",
+        path: "",
+        headers: &headers,
+        body: payload.as_bytes(),
+    };
+    for attempt in 0..ATTEMPTS {
+        let result = http::exchange(endpoint, &req, SEND_TIMEOUT, 64 * 1024);
+        match judge(&result, attempt) {
+            Verdict::Sent => {
+                info!("sent Slack message", attempts = attempt + 1);
+                return;
+            }
+            Verdict::Drop(why) => {
+                warn!("Slack refused the message; not retrying", answer = why);
+                return;
+            }
+            Verdict::RetryAfter(wait) => {
+                let why = match &result {
+                    Ok(r) => format!("HTTP {}", r.status),
+                    Err(e) => e.to_string(),
+                };
+                if attempt + 1 < ATTEMPTS {
+                    warn!(
+                        "Slack message not delivered; retrying",
+                        error = why,
+                        retry_in_s = wait.as_secs()
+                    );
+                    std::thread::sleep(wait);
+                } else {
+                    warn!(
+                        "Slack message not delivered; giving up",
+                        error = why,
+                        attempts = ATTEMPTS
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn origin(cluster: Option<&str>) -> Origin {
+        Origin {
+            cluster: cluster.map(String::from),
+            node: "ip-10-0-1-23.ec2.internal".to_string(),
+            identity: Identity {
+                instance_id: "i-0abc".into(),
+                instance_type: "m5.large".into(),
+                zone: "us-east-1a".into(),
+            },
+            channel: None,
+        }
+    }
+
+    fn notice() -> Notice {
+        Notice::from_instance_action(
+            br#"{"action":"terminate","time":"2017-09-18T08:22:00Z"}"#,
+            UNIX_EPOCH,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn seed_wording() {
+        assert_eq!(
+            origin(Some("prod")).seed_line(),
+            "Spot Termination (prod): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a"
+        );
+        assert_eq!(origin(None).seed_line(), "Spot Termination: ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a");
+    }
+
+    #[test]
+    fn notice_payload_is_valid_json_with_the_seed_line() {
+        let now = crate::time::parse_rfc3339("2017-09-18T08:20:00Z").unwrap();
+        let mut o = origin(Some("a \"quoted\" <cluster> & co\n"));
+        o.channel = Some("#ops".into());
+        let p = o.render_notice(&notice(), now);
+        crate::json::check(p.as_bytes()).unwrap();
+        assert!(p.starts_with("{\"channel\":\"#ops\",\"text\":\"Spot Termination (a \\\"quoted\\\" &lt;cluster&gt; &amp; co\\n): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a, Action: terminate, Deadline: 2017-09-18T08:22:00Z (120 s left)."), "{p}");
+        assert!(p.contains("\"color\":\"danger\""));
+    }
+
+    #[test]
+    fn drained_payload_colors_and_failed_pods() {
+        let o = origin(Some("prod"));
+        let ok = Report {
+            evicted: 17,
+            seconds: 12.34,
+            ..Report::default()
+        };
+        let p = o.render_drained(&notice(), &ok);
+        crate::json::check(p.as_bytes()).unwrap();
+        assert!(p.contains("\"text\":\"Spot Termination (prod): ip-10-0-1-23.ec2.internal drained: 17 evicted, 0 forced at the deadline, 0 failed in 12.3 s"), "{p}");
+        assert!(p.contains("\"color\":\"good\""));
+        let forced = Report {
+            evicted: 1,
+            forced: 2,
+            ..Report::default()
+        };
+        assert!(o
+            .render_drained(&notice(), &forced)
+            .contains("\"color\":\"warning\""));
+        let failed = Report {
+            failed: 12,
+            failed_pods: (0..12).map(|i| format!("ns/p{i}")).collect(),
+            ..Report::default()
+        };
+        let p = o.render_drained(&notice(), &failed);
+        assert!(
+            p.contains("Failed: ns/p0, ns/p1") && p.contains("ns/p9, …") && !p.contains("ns/p10"),
+            "{p}"
+        );
+        assert!(p.contains("\"color\":\"danger\""));
+    }
+
+    #[test]
+    fn judges_slack_answers() {
+        let r = |status: u16,
+                 headers: &[(&str, &str)],
+                 body: &str|
+         -> Result<http::Response, http::Error> {
+            Ok(http::Response {
+                status,
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                body: body.as_bytes().to_vec(),
+            })
+        };
+        assert_eq!(judge(&r(200, &[], "ok"), 0), Verdict::Sent);
+        assert_eq!(
+            judge(&r(429, &[("Retry-After", "3")], ""), 0),
+            Verdict::RetryAfter(Duration::from_secs(3))
+        );
+        assert_eq!(
+            judge(&r(429, &[("Retry-After", "3600")], ""), 0),
+            Verdict::RetryAfter(Duration::from_secs(10))
+        );
+        assert_eq!(
+            judge(&r(500, &[], "rollup_error"), 1),
+            Verdict::RetryAfter(Duration::from_secs(2))
+        );
+        assert_eq!(
+            judge(&r(404, &[], "no_service"), 0),
+            Verdict::Drop("HTTP 404 no_service".to_string())
+        );
+        assert_eq!(
+            judge(&r(400, &[], "invalid_payload"), 0),
+            Verdict::Drop("HTTP 400 invalid_payload".to_string())
+        );
+        let timeout = Err(http::Error {
+            authority: "h:1".into(),
+            phase: http::Phase::Read,
+            kind: http::ErrorKind::TimedOut,
+        });
+        assert_eq!(
+            judge(&timeout, 0),
+            Verdict::RetryAfter(Duration::from_secs(1))
+        );
+    }
+}
