@@ -130,6 +130,7 @@ impl Context<'_> {
     fn poll_forever(&self, imds: &mut Imds) {
         let boot = notice::boot_time(SystemTime::now());
         let (mut errors, mut consecutive) = (0u64, 0u64);
+        let mut last_error = String::new();
         let mut stale_logged = false;
         let mut next = Instant::now();
         loop {
@@ -148,6 +149,7 @@ impl Context<'_> {
                     break;
                 }
                 Ok(None) => {
+                    last_error.clear();
                     if consecutive > 0 {
                         info!(
                             "metadata polling recovered",
@@ -160,7 +162,10 @@ impl Context<'_> {
                 Err(e) => {
                     errors += 1;
                     consecutive += 1;
-                    if consecutive == 1 || consecutive % POLL_ERROR_LOG_EVERY == 0 {
+                    // A new kind of error is always logged; a repeated one every so often.
+                    let text = e.to_string();
+                    if text != last_error || consecutive % POLL_ERROR_LOG_EVERY == 0 {
+                        last_error = text;
                         warn!(
                             "metadata poll failed; still polling",
                             error = e,

@@ -6,6 +6,11 @@
 //! calls a drain needs (`kube`). Modules are named after the domain: a `notice` comes from the
 //! metadata service (`imds`), the `handler` acts on it by a `drain` and tells people (`notify`).
 
+// nanoserde-derive expands to code that clippy would write with `?`.
+#![allow(clippy::question_mark)]
+// Table tests spell their case tuples out.
+#![cfg_attr(test, allow(clippy::type_complexity))]
+
 pub mod config;
 pub mod drain;
 pub mod handler;

@@ -44,6 +44,8 @@ fn format_ts(buf: &mut [u8; 32], secs: i64, millis: i64) -> usize {
     i
 }
 
+// time_t and c_long are i64 on the 64-bit targets we build, not everywhere.
+#[allow(clippy::unnecessary_cast)]
 extern "C" fn on_signal(sig: libc::c_int) {
     let mut ts = [0u8; 32];
     let mut now = libc::timespec {

@@ -85,12 +85,13 @@ pub enum ErrorKind {
 #[derive(Debug)]
 pub struct Error {
     pub op: String,
-    pub kind: ErrorKind,
+    /// Boxed so `Result<_, Error>` stays small on the happy path.
+    pub kind: Box<ErrorKind>,
 }
 
 impl Error {
     pub fn code(&self) -> Option<u16> {
-        match &self.kind {
+        match &*self.kind {
             ErrorKind::Status { code, .. } => Some(*code),
             _ => None,
         }
@@ -107,7 +108,7 @@ impl Error {
     /// A PodDisruptionBudget forbids the eviction now (429 with a Status body).
     pub fn is_budget_blocked(&self) -> bool {
         matches!(
-            &self.kind,
+            &*self.kind,
             ErrorKind::Status {
                 code: 429,
                 is_status_object: true,
@@ -117,21 +118,21 @@ impl Error {
     }
     /// More than one PodDisruptionBudget selects the pod: eviction cannot work, ever.
     pub fn is_multiple_budgets(&self) -> bool {
-        matches!(&self.kind, ErrorKind::Status { code: 500, message, .. } if message.contains("more than one PodDisruptionBudget"))
+        matches!(&*self.kind, ErrorKind::Status { code: 500, message, .. } if message.contains("more than one PodDisruptionBudget"))
     }
     pub fn is_namespace_terminating(&self) -> bool {
-        matches!(&self.kind, ErrorKind::Status { code: 403, cause, .. } if cause == "NamespaceTerminating")
+        matches!(&*self.kind, ErrorKind::Status { code: 403, cause, .. } if cause == "NamespaceTerminating")
     }
     /// The server's `Retry-After` (or `details.retryAfterSeconds`).
     pub fn retry_after(&self) -> Option<Duration> {
-        match &self.kind {
+        match &*self.kind {
             ErrorKind::Status { retry_after, .. } => retry_after.map(Duration::from_secs),
             _ => None,
         }
     }
     /// A short description of the cause, for logs: the budget's message when there is one.
     pub fn cause_message(&self) -> String {
-        match &self.kind {
+        match &*self.kind {
             ErrorKind::Status {
                 cause_message,
                 message,
@@ -151,7 +152,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.op)?;
-        match &self.kind {
+        match &*self.kind {
             ErrorKind::Transport(m) => f.write_str(m),
             ErrorKind::Decode(m) => write!(f, "unreadable response: {m}"),
             ErrorKind::Status {
@@ -302,7 +303,9 @@ impl Client {
             if timeout.is_zero() {
                 return Err(Error {
                     op: op(),
-                    kind: ErrorKind::Transport("deadline reached before the request".to_string()),
+                    kind: Box::new(ErrorKind::Transport(
+                        "deadline reached before the request".to_string(),
+                    )),
                 });
             }
         }
@@ -341,14 +344,14 @@ impl Client {
         }
         result.map_err(|e| Error {
             op: op(),
-            kind: ErrorKind::Transport(e.to_string()),
+            kind: Box::new(ErrorKind::Transport(e.to_string())),
         })
     }
 
     fn decode<T: nanoserde::DeJson>(op: String, resp: &http::Response) -> Result<T, Error> {
         json::parse(&resp.body).map_err(|m| Error {
             op,
-            kind: ErrorKind::Decode(m),
+            kind: Box::new(ErrorKind::Decode(m)),
         })
     }
 
@@ -507,9 +510,9 @@ impl Client {
             Some("v1beta1") => Ok(EvictionVersion::V1Beta1),
             other => Err(Error {
                 op: op(),
-                kind: ErrorKind::Decode(format!(
+                kind: Box::new(ErrorKind::Decode(format!(
                     "expected pods/eviction with version v1 or v1beta1, got {other:?}"
-                )),
+                ))),
             }),
         }
     }
@@ -560,7 +563,10 @@ fn status_error(op: String, resp: &http::Response) -> Error {
             is_status_object: false,
         },
     };
-    Error { op, kind }
+    Error {
+        op,
+        kind: Box::new(kind),
+    }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
@@ -669,6 +675,15 @@ mod tests {
 
         let garbage = status_error("x".into(), &resp(502, &[], "<html>bad gateway</html>"));
         assert_eq!(garbage.to_string(), "x: HTTP 502: <html>bad gateway</html>");
+    }
+
+    #[test]
+    fn errors_stay_small() {
+        assert!(
+            std::mem::size_of::<Error>() <= 32,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]

@@ -1,0 +1,606 @@
+//! The fake kube-apiserver's request pipeline: latency → scripted faults → authentication →
+//! routing → RBAC deny list → handler, then one log entry per request.
+//!
+//! Served paths (everything else is a 404 `Status`, a known path with the wrong method is 405):
+//!
+//! | path | methods |
+//! |---|---|
+//! | `/version`, `/healthz`, `/livez`, `/readyz` | GET (also anonymous) |
+//! | `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}` | GET |
+//! | `/api/v1/nodes[/{n}]` | GET; PATCH, PUT on a node |
+//! | `/api/v1/pods`, `/api/v1/namespaces/{ns}/pods[/{p}]` | GET; DELETE on a pod |
+//! | `/api/v1/namespaces/{ns}/pods/{p}/eviction` | POST |
+//! | `/api/v1/namespaces[/{ns}]` | GET |
+//! | `/api/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH |
+//! | `/apis/apps/v1/[namespaces/{ns}/]daemonsets[/{d}]` | GET |
+//! | `/apis/policy/{v}/[namespaces/{ns}/]poddisruptionbudgets[/{p}]` | GET |
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+use crate::discovery::{self, IncludeObject};
+use crate::http::{ConnCtx, Request, Response};
+use crate::status::{self, ApiError};
+use crate::store::{DeleteOpts, ListQuery};
+use crate::{lock, Shared, SimEvent};
+
+/// One request to the fake API server, as logged.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    /// 1-based sequence number.
+    pub seq: usize,
+    /// Monotonic arrival time.
+    pub at: Instant,
+    /// Wall-clock arrival time.
+    pub time: SystemTime,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query exactly as sent.
+    pub path: String,
+    /// `Content-Type` header.
+    pub content_type: Option<String>,
+    /// Request body as text (de-chunked).
+    pub body: String,
+    /// The bearer token sent, if any.
+    pub token: Option<String>,
+    /// Response status (0: connection dropped or left hanging).
+    pub status: u16,
+    /// Which TLS connection (1-based) carried it.
+    pub connection: usize,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+/// What a scripted fault does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Answer this status and body (JSON if the body starts with `{`, else text/plain; a 429
+    /// also gets `Retry-After: 1`, like the apiserver's max-in-flight filter).
+    Status(u16, String),
+    /// Close the connection without answering.
+    Drop,
+    /// Never answer (the socket is held for at most 30 s).
+    Hang,
+}
+
+/// A scripted fault: the next `remaining` requests matching `method` (`*` = any) and whose
+/// path+query starts with `prefix`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// HTTP method or `*`.
+    pub method: String,
+    /// Path prefix.
+    pub prefix: String,
+    /// How many more requests it applies to.
+    pub remaining: usize,
+    /// What to do.
+    pub action: FaultAction,
+}
+
+/// Mutable API-server controls and the request log.
+#[derive(Debug, Default)]
+pub struct ApiControl {
+    /// The currently valid bearer token.
+    pub token: String,
+    /// Delay before every response.
+    pub latency: Duration,
+    /// Pending faults.
+    pub faults: Vec<Fault>,
+    /// Denied (verb, resource[/subresource]) pairs; `*` matches any verb.
+    pub deny: Vec<(String, String)>,
+    /// Request log.
+    pub log: Vec<ApiRequest>,
+}
+
+enum User {
+    Anonymous,
+    ServiceAccount,
+}
+
+/// Handles one API request (called on the connection's thread).
+pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
+    let at = Instant::now();
+    let time = SystemTime::now();
+    let latency = lock(&sh.api).latency;
+    if !latency.is_zero() {
+        ctx.sleep(latency);
+    }
+    let token = bearer(req);
+    let resp = match take_fault(sh, req) {
+        Some(FaultAction::Drop) => Response::drop_connection(),
+        Some(FaultAction::Hang) => Response::hang(crate::imds::HANG_LIMIT),
+        Some(FaultAction::Status(code, body)) => {
+            let ct = if body.trim_start().starts_with('{') {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            let mut r = Response::with_body(code, ct, body);
+            if code == 429 {
+                r = r.header("Retry-After", "1");
+            }
+            r
+        }
+        None => match respond(sh, req, token.as_deref()) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        },
+    };
+    let mut entry = ApiRequest {
+        seq: 0,
+        at,
+        time,
+        method: req.method.clone(),
+        path: req.target.clone(),
+        content_type: req.header("content-type").map(str::to_string),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+        token,
+        status: resp.status,
+        connection: ctx.id,
+        user_agent: req.header("user-agent").map(str::to_string),
+    };
+    {
+        let mut c = lock(&sh.api);
+        entry.seq = c.log.len() + 1;
+        c.log.push(entry.clone());
+    }
+    sh.notify(SimEvent::Api(&entry));
+    resp
+}
+
+fn bearer(req: &Request) -> Option<String> {
+    let v = req.header("authorization")?.trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim().to_string())
+}
+
+fn take_fault(sh: &Shared, req: &Request) -> Option<FaultAction> {
+    let mut c = lock(&sh.api);
+    let i = c.faults.iter().position(|f| {
+        f.remaining > 0
+            && (f.method == "*"
+                || f.method.is_empty()
+                || f.method.eq_ignore_ascii_case(&req.method))
+            && req.target.starts_with(&f.prefix)
+    })?;
+    let f = &mut c.faults[i];
+    f.remaining -= 1;
+    let action = f.action.clone();
+    if f.remaining == 0 {
+        c.faults.remove(i);
+    }
+    Some(action)
+}
+
+/// Wraps a JSON body with the headers the apiserver sends.
+fn json_response(code: u16, v: &Value) -> Response {
+    Response::json(code, v)
+        .header("Audit-Id", &crate::util::uuid())
+        .header("Cache-Control", "no-cache, private")
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.body);
+    if let Some(s) = e.retry_after {
+        r = r.header("Retry-After", &s.to_string());
+    }
+    r
+}
+
+fn respond(sh: &Shared, req: &Request, token: Option<&str>) -> Result<Response, ApiError> {
+    let user = match (req.header("authorization"), token) {
+        (None, _) => User::Anonymous,
+        (Some(_), Some(t)) if t == lock(&sh.api).token => User::ServiceAccount,
+        _ => return Err(status::unauthorized()),
+    };
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let get_only = |v: Value| -> Result<Response, ApiError> {
+        if req.method == "GET" || req.method == "HEAD" {
+            Ok(json_response(200, &v))
+        } else {
+            Err(status::method_not_allowed())
+        }
+    };
+    match segs.as_slice() {
+        ["version"] => return get_only(discovery::version(&sh.versions)),
+        ["healthz"] | ["livez"] | ["readyz"] => {
+            return Ok(Response::with_body(200, "text/plain; charset=utf-8", "ok")
+                .header("X-Content-Type-Options", "nosniff"))
+        }
+        _ => {}
+    }
+    let anonymous = matches!(user, User::Anonymous);
+    let verb_word = if req.method == "GET" { "get" } else { "post" };
+    match segs.as_slice() {
+        ["api"] | ["api", "v1"] | ["apis"] | ["apis", _] | ["apis", _, _] | ["openapi", ..]
+            if anonymous =>
+        {
+            Err(status::forbidden_path(
+                "system:anonymous",
+                verb_word,
+                &req.path,
+            ))
+        }
+        ["api"] => {
+            let host = req.header("host").unwrap_or("127.0.0.1:443");
+            get_only(discovery::api_versions(host))
+        }
+        ["api", "v1"] => get_only(discovery::core_v1(&sh.versions)),
+        ["apis"] => get_only(discovery::api_groups(&sh.versions)),
+        ["apis", g] => match discovery::api_group(&sh.versions, g) {
+            Some(v) => get_only(v),
+            None => Err(status::path_not_found()),
+        },
+        ["apis", g, v] => match discovery::group_version(&sh.versions, g, v) {
+            Some(doc) => get_only(doc),
+            None => Err(status::path_not_found()),
+        },
+        ["api", "v1", rest @ ..] => resource(sh, req, &user, "", "v1", rest),
+        ["apis", g, v, rest @ ..] => {
+            if discovery::group_version(&sh.versions, g, v).is_none() {
+                return Err(status::path_not_found());
+            }
+            resource(sh, req, &user, g, v, rest)
+        }
+        _ => Err(status::path_not_found()),
+    }
+}
+
+struct Target<'a> {
+    group: &'a str,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    resource: &'a str,
+    name: Option<&'a str>,
+    sub: Option<&'a str>,
+}
+
+/// (group, resource) → namespaced?
+fn known(group: &str, resource: &str) -> Option<bool> {
+    match (group, resource) {
+        ("", "pods") | ("", "events") => Some(true),
+        ("", "nodes") | ("", "namespaces") => Some(false),
+        ("apps", "daemonsets") | ("policy", "poddisruptionbudgets") => Some(true),
+        _ => None,
+    }
+}
+
+fn resource(
+    sh: &Shared,
+    req: &Request,
+    user: &User,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
+    let t = match rest {
+        ["namespaces", ns, res, tail @ ..] if tail.len() <= 2 => Target {
+            group,
+            version,
+            namespace: Some(ns),
+            resource: res,
+            name: tail.first().copied(),
+            sub: tail.get(1).copied(),
+        },
+        [res, tail @ ..] if tail.len() <= 2 => Target {
+            group,
+            version,
+            namespace: None,
+            resource: res,
+            name: tail.first().copied(),
+            sub: tail.get(1).copied(),
+        },
+        _ => return Err(status::path_not_found()),
+    };
+    let Some(namespaced) = known(t.group, t.resource) else {
+        return Err(status::path_not_found());
+    };
+    if (!namespaced && t.namespace.is_some())
+        || (namespaced && t.namespace.is_none() && t.name.is_some())
+    {
+        return Err(status::path_not_found());
+    }
+    let watch = matches!(req.query_param("watch"), Some("true") | Some("1"));
+    let verb = match (req.method.as_str(), t.name.is_some()) {
+        ("GET" | "HEAD", true) => "get",
+        ("GET" | "HEAD", false) if watch => "watch",
+        ("GET" | "HEAD", false) => "list",
+        ("POST", _) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => return Err(status::method_not_allowed()),
+    };
+    let full = match t.sub {
+        Some(s) => format!("{}/{s}", t.resource),
+        None => t.resource.to_string(),
+    };
+    let user_name = match user {
+        User::Anonymous => "system:anonymous".to_string(),
+        User::ServiceAccount => sh.user.clone(),
+    };
+    let denied = matches!(user, User::Anonymous)
+        || lock(&sh.api)
+            .deny
+            .iter()
+            .any(|(v, r)| (v == "*" || v == verb) && *r == full);
+    if denied {
+        return Err(status::forbidden(
+            &user_name,
+            verb,
+            t.resource,
+            t.sub.unwrap_or(""),
+            t.group,
+            t.namespace,
+            t.name.unwrap_or(""),
+        ));
+    }
+    if watch {
+        return Err(status::bad_request(
+            "watch is not supported by the stnh-sim fake API server",
+        ));
+    }
+    let now = Instant::now();
+    let mut store = sh.store();
+    let dry_run = req.query_param("dryRun") == Some("All");
+    let ns = t.namespace.unwrap_or("");
+    let out: Result<(u16, Value), ApiError> = match (t.resource, verb, t.sub) {
+        ("pods", "list", None) => store.list_pods(&list_query(req, t.namespace)?).map(ok),
+        ("pods", "get", None | Some("status")) => store.get_pod(ns, t.name.unwrap()).map(ok),
+        ("pods", "delete", None) => {
+            let opts = delete_opts(req)?;
+            store.delete_pod(ns, t.name.unwrap(), &opts, now).map(ok)
+        }
+        ("pods", "create", Some("eviction")) => {
+            let opts = eviction_opts(sh, req, ns, t.name.unwrap())?;
+            store
+                .evict(ns, t.name.unwrap(), &opts, now)
+                .map(|_| (201, status::success(201)))
+        }
+        ("nodes", "list", None) => store.list_nodes(&list_query(req, None)?).map(ok),
+        ("nodes", "get", None | Some("status")) => store.get_node(t.name.unwrap()).map(ok),
+        ("nodes", "patch", None) => {
+            let mt = patch_type(req)?;
+            store
+                .patch_node(t.name.unwrap(), &mt, &req.body, dry_run, now)
+                .map(ok)
+        }
+        ("nodes", "update", None) => {
+            json_body_type(req)?;
+            store
+                .put_node(t.name.unwrap(), &req.body, dry_run, now)
+                .map(ok)
+        }
+        ("namespaces", "list", None) => {
+            let items: Vec<Value> = store
+                .namespaces()
+                .iter()
+                .map(|n| {
+                    let mut o = store.namespace_obj(n);
+                    o.as_object_mut().unwrap().remove("kind");
+                    o.as_object_mut().unwrap().remove("apiVersion");
+                    o
+                })
+                .collect();
+            Ok(ok(json!({"kind": "NamespaceList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": store.resource_version()}, "items": items})))
+        }
+        ("namespaces", "get", None) => {
+            let n = t.name.unwrap();
+            if store.namespaces().iter().any(|x| x == n) {
+                Ok(ok(store.namespace_obj(n)))
+            } else {
+                Err(status::not_found("namespaces", "", n))
+            }
+        }
+        ("events", "list", None) => store.list_events(&list_query(req, t.namespace)?).map(ok),
+        ("events", "get", None) => store
+            .events
+            .get(&format!("{ns}/{}", t.name.unwrap()))
+            .cloned()
+            .map(ok)
+            .ok_or_else(|| status::not_found("events", "", t.name.unwrap())),
+        ("events", "create", None) if t.name.is_none() && t.namespace.is_some() => {
+            json_body_type(req)?;
+            let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
+                status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+            })?;
+            store.create_event(ns, body, now).map(|v| (201, v))
+        }
+        ("events", "patch", None) if t.name.is_some() => {
+            let mt = patch_type(req)?;
+            store
+                .patch_event(ns, t.name.unwrap(), &mt, &req.body)
+                .map(ok)
+        }
+        ("daemonsets", "list", None) => store
+            .list_daemonsets(&list_query(req, t.namespace)?)
+            .map(ok),
+        ("daemonsets", "get", None) => store
+            .daemonsets
+            .get(&format!("{ns}/{}", t.name.unwrap()))
+            .cloned()
+            .map(ok)
+            .ok_or_else(|| status::not_found("daemonsets", "apps", t.name.unwrap())),
+        ("poddisruptionbudgets", "list", None) => store
+            .list_pdbs(
+                &list_query(req, t.namespace)?,
+                &format!("policy/{}", t.version),
+            )
+            .map(ok),
+        ("poddisruptionbudgets", "get", None) => {
+            let k = format!("{ns}/{}", t.name.unwrap());
+            match store.pdbs.get(&k) {
+                Some(e) => {
+                    let mut o = store.pdb_with_status(e);
+                    o["apiVersion"] = json!(format!("policy/{}", t.version));
+                    Ok(ok(o))
+                }
+                None => Err(status::not_found(
+                    "poddisruptionbudgets",
+                    "policy",
+                    t.name.unwrap(),
+                )),
+            }
+        }
+        (_, _, Some(_)) if t.sub != Some("status") && t.sub != Some("eviction") => {
+            Err(status::path_not_found())
+        }
+        _ => Err(status::method_not_allowed()),
+    };
+    drop(store);
+    let (code, body) = out?;
+    let accept = req.header("accept").unwrap_or("");
+    if code == 200 && accept.contains("as=Table") && req.method == "GET" {
+        let include = match req.query_param("includeObject") {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        };
+        let kind = match t.resource {
+            "pods" => "Pod",
+            "nodes" => "Node",
+            "events" => "Event",
+            "namespaces" => "Namespace",
+            "daemonsets" => "DaemonSet",
+            _ => "PodDisruptionBudget",
+        };
+        return Ok(json_response(
+            200,
+            &discovery::table(t.resource, &body, include, kind),
+        ));
+    }
+    Ok(json_response(code, &body))
+}
+
+fn ok(v: Value) -> (u16, Value) {
+    (200, v)
+}
+
+fn list_query(req: &Request, namespace: Option<&str>) -> Result<ListQuery, ApiError> {
+    let limit = match req.query_param("limit") {
+        Some(l) if !l.is_empty() => l
+            .parse::<i64>()
+            .map_err(|_| status::bad_request(&format!("invalid value {l:?} for limit")))?,
+        _ => 0,
+    };
+    Ok(ListQuery {
+        namespace: namespace.map(str::to_string),
+        field: req.query_param("fieldSelector").unwrap_or("").to_string(),
+        label: req.query_param("labelSelector").unwrap_or("").to_string(),
+        limit: limit.max(0) as usize,
+        cont: req.query_param("continue").map(str::to_string),
+    })
+}
+
+fn patch_type(req: &Request) -> Result<String, ApiError> {
+    let mt = req.media_type().unwrap_or_default();
+    match mt.as_str() {
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => Ok(mt),
+        other => Err(status::unsupported_patch_type(other)),
+    }
+}
+
+fn json_body_type(req: &Request) -> Result<(), ApiError> {
+    match req.media_type().as_deref() {
+        None | Some("application/json") | Some("") => Ok(()),
+        Some(other) => Err(status::unsupported_body_type(other)),
+    }
+}
+
+fn parse_delete_options(v: &Value, opts: &mut DeleteOpts) -> Result<(), ApiError> {
+    if let Some(g) = v.get("gracePeriodSeconds").filter(|g| !g.is_null()) {
+        opts.grace = Some(g.as_i64().ok_or_else(|| {
+            status::bad_request(&format!(
+                "json: cannot unmarshal {g} into Go struct field DeleteOptions.gracePeriodSeconds of type int64"
+            ))
+        })?);
+    }
+    if let Some(uid) = v.pointer("/preconditions/uid").and_then(Value::as_str) {
+        opts.uid = Some(uid.to_string());
+    }
+    if let Some(rv) = v
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+    {
+        opts.resource_version = Some(rv.to_string());
+    }
+    if let Some(d) = v.get("dryRun").and_then(Value::as_array) {
+        opts.dry_run |= d.iter().any(|x| x == "All");
+    }
+    Ok(())
+}
+
+fn delete_opts(req: &Request) -> Result<DeleteOpts, ApiError> {
+    let mut opts = DeleteOpts {
+        dry_run: req.query_param("dryRun") == Some("All"),
+        ..DeleteOpts::default()
+    };
+    if let Some(g) = req.query_param("gracePeriodSeconds") {
+        opts.grace = Some(
+            g.parse()
+                .map_err(|_| status::bad_request(&format!("invalid gracePeriodSeconds {g:?}")))?,
+        );
+    }
+    if !req.body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(&req.body).map_err(|e| {
+            status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+        })?;
+        parse_delete_options(&v, &mut opts)?;
+    }
+    Ok(opts)
+}
+
+fn eviction_opts(sh: &Shared, req: &Request, ns: &str, name: &str) -> Result<DeleteOpts, ApiError> {
+    json_body_type(req)?;
+    let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
+        status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
+    let api_version = body["apiVersion"].as_str().unwrap_or("");
+    let kind = body["kind"].as_str().unwrap_or("");
+    let expected = format!("policy/{}", sh.versions.eviction);
+    match api_version {
+        "" => {}
+        "policy/v1" if sh.versions.old() => {
+            return Err(status::bad_request(
+                "no kind \"Eviction\" is registered for version \"policy/v1\" in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\"",
+            ))
+        }
+        "policy/v1" | "policy/v1beta1" => {}
+        other => {
+            return Err(status::bad_request(&format!(
+                "the API version in the data ({other}) does not match the expected API version ({expected})"
+            )))
+        }
+    }
+    if !kind.is_empty() && kind != "Eviction" {
+        return Err(status::bad_request(&format!(
+            "no kind {kind:?} is registered for version {api_version:?} in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
+        )));
+    }
+    if body.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+        return Err(status::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
+    }
+    match body.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() && n != ns => return Err(status::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => {}
+    }
+    let mut opts = DeleteOpts {
+        dry_run: req.query_param("dryRun") == Some("All"),
+        ..DeleteOpts::default()
+    };
+    if let Some(d) = body.get("deleteOptions").filter(|d| !d.is_null()) {
+        parse_delete_options(d, &mut opts)?;
+    }
+    Ok(opts)
+}

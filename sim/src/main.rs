@@ -1,0 +1,675 @@
+//! `stnh-sim`: runs the simulator (fake IMDS + fake TLS kube-apiserver + Slack sink) on
+//! 127.0.0.1 with a preset scenario, prints one line per request, and optionally runs the handler
+//! (or anything else) against it with the right environment.
+//!
+//! Dev/test tool only: it never talks to a real service.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use stnh_sim::store::{controller_of, is_terminating};
+use stnh_sim::util::{parse_duration, rfc3339};
+use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SimEvent};
+
+const HELP: &str = "\
+stnh-sim: development simulator for spot-termination-notice-handler
+
+USAGE:
+  stnh-sim [OPTIONS] [--run -- CMD ARGS...]
+
+OPTIONS:
+  --scenario demo|bench   preset (default demo)
+  --pods N                bench: number of ReplicaSet pods (default 100)
+  --node NAME             node name (default ip-10-0-1-23.ec2.internal)
+  --latency D             API latency per request (default 2ms; 0 disables)
+  --notice-after D        spot notice appears D after start (demo default 5s; bench: none)
+  --deadline D            notice `time` = appearance + D (default 35s)
+  --action A              terminate|stop|hibernate (default terminate)
+  --imds MODE             optional|required|token-403|token-hang (default optional)
+  --eviction-version V    v1 (default) or v1beta1 (old cluster)
+  --replacement-ready D   replacement pods become Ready after D (default 2s; 'never')
+  --env-file PATH         write KEY=VALUE lines for the handler
+  --kubeconfig PATH       write a kubeconfig for real kubectl
+  --api-log PATH          at exit, write every API request as a JSON line
+  --exit-after D          stop after D (default 60s with --run, else run until killed)
+  --done-words W1,W2      exit 1s after a Slack message containing one of these arrives while the
+                          node is cordoned (default: drained,drain complete,drain finished,
+                          drain incomplete,drain failed,drain timed out,drain aborted)
+  --quiet                 do not print one line per request
+  --run -- CMD ARGS...    run CMD with the handler environment; exit when it exits
+  -h, --help              this text
+
+Durations: 250ms, 2s, 1.5s, 3m.";
+
+struct Args {
+    scenario: String,
+    pods: usize,
+    node: String,
+    latency: Duration,
+    notice_after: Option<Duration>,
+    deadline: Duration,
+    action: String,
+    imds: ImdsMode,
+    eviction_version: String,
+    replacement_ready: Option<Duration>,
+    env_file: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    api_log: Option<PathBuf>,
+    exit_after: Option<Duration>,
+    done_words: Vec<String>,
+    quiet: bool,
+    run: Vec<String>,
+}
+
+fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        scenario: "demo".into(),
+        pods: 100,
+        node: "ip-10-0-1-23.ec2.internal".into(),
+        latency: Duration::from_millis(2),
+        notice_after: None,
+        deadline: Duration::from_secs(35),
+        action: "terminate".into(),
+        imds: ImdsMode::Optional,
+        eviction_version: "v1".into(),
+        replacement_ready: Some(Duration::from_secs(2)),
+        env_file: None,
+        kubeconfig: None,
+        api_log: None,
+        exit_after: None,
+        done_words: [
+            "drained",
+            "drain complete",
+            "drain finished",
+            "drain incomplete",
+            "drain failed",
+            "drain timed out",
+            "drain aborted",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        quiet: false,
+        run: Vec::new(),
+    };
+    let mut notice_set = false;
+    let mut it = raw.into_iter();
+    let dur = |flag: &str, v: Option<String>| -> Result<Duration, String> {
+        let v = v.ok_or_else(|| format!("{flag}: missing value"))?;
+        parse_duration(&v).ok_or_else(|| format!("{flag}: bad duration {v:?}"))
+    };
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--scenario" => a.scenario = it.next().ok_or("--scenario: missing value")?,
+            "--pods" => {
+                let v = it.next().ok_or("--pods: missing value")?;
+                a.pods = v.parse().map_err(|_| format!("--pods: bad number {v:?}"))?;
+            }
+            "--node" => a.node = it.next().ok_or("--node: missing value")?,
+            "--latency" => a.latency = dur("--latency", it.next())?,
+            "--notice-after" => {
+                a.notice_after = Some(dur("--notice-after", it.next())?);
+                notice_set = true;
+            }
+            "--deadline" => a.deadline = dur("--deadline", it.next())?,
+            "--action" => a.action = it.next().ok_or("--action: missing value")?,
+            "--imds" => {
+                let v = it.next().ok_or("--imds: missing value")?;
+                a.imds = match v.as_str() {
+                    "optional" => ImdsMode::Optional,
+                    "required" => ImdsMode::Required,
+                    "token-hang" => ImdsMode::TokenHang,
+                    "disabled" => ImdsMode::Disabled,
+                    other => match other.strip_prefix("token-").and_then(|s| s.parse().ok()) {
+                        Some(code) => ImdsMode::TokenStatus(code),
+                        None => return Err(format!("--imds: unknown mode {other:?}")),
+                    },
+                }
+            }
+            "--eviction-version" => {
+                a.eviction_version = it.next().ok_or("--eviction-version: missing value")?
+            }
+            "--replacement-ready" => {
+                let v = it.next().ok_or("--replacement-ready: missing value")?;
+                a.replacement_ready = if v == "never" {
+                    None
+                } else {
+                    Some(parse_duration(&v).ok_or(format!("--replacement-ready: bad {v:?}"))?)
+                };
+            }
+            "--env-file" => a.env_file = Some(it.next().ok_or("--env-file: missing value")?.into()),
+            "--kubeconfig" => {
+                a.kubeconfig = Some(it.next().ok_or("--kubeconfig: missing value")?.into())
+            }
+            "--api-log" => a.api_log = Some(it.next().ok_or("--api-log: missing value")?.into()),
+            "--exit-after" => a.exit_after = Some(dur("--exit-after", it.next())?),
+            "--done-words" => {
+                let v = it.next().ok_or("--done-words: missing value")?;
+                a.done_words = v.split(',').map(|s| s.trim().to_lowercase()).collect();
+            }
+            "--quiet" => a.quiet = true,
+            "--run" => {
+                a.run = it.by_ref().skip_while(|s| s == "--").collect();
+                if a.run.is_empty() {
+                    return Err("--run: missing command".into());
+                }
+            }
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
+        }
+    }
+    if !notice_set && a.scenario == "demo" {
+        a.notice_after = Some(Duration::from_secs(5));
+    }
+    if !matches!(a.scenario.as_str(), "demo" | "bench") {
+        return Err(format!("--scenario: unknown preset {:?}", a.scenario));
+    }
+    if !a.run.is_empty() && a.exit_after.is_none() {
+        a.exit_after = Some(Duration::from_secs(60));
+    }
+    Ok(Some(a))
+}
+
+/// ~20 pods of every kind the handler must tell apart.
+fn demo(s: Scenario) -> Scenario {
+    let secs = |x: f64| Duration::from_secs_f64(x);
+    let mut s = s.handler_pod();
+    for (i, name) in [
+        "web-7d4b9c-xk2lp",
+        "web-7d4b9c-9fzq4",
+        "web-7d4b9c-hw7tn",
+        "web-7d4b9c-m2b8c",
+    ]
+    .iter()
+    .enumerate()
+    {
+        s = s.pod(
+            PodSpec::new("shop", name)
+                .replicaset("web-7d4b9c")
+                .labels(&[("app", "web")])
+                .shutdown(secs(1.0 + i as f64 * 0.5)),
+        );
+    }
+    for (i, name) in ["api-5f6d7c-4dq9r", "api-5f6d7c-8lmxs", "api-5f6d7c-tz6wv"]
+        .iter()
+        .enumerate()
+    {
+        s = s.pod(
+            PodSpec::new("shop", name)
+                .replicaset("api-5f6d7c")
+                .labels(&[("app", "api")])
+                .shutdown(secs(3.0 - i as f64)),
+        );
+    }
+    // Fully covered by a PDB that can never allow a disruption.
+    for name in [
+        "checkout-6c8d9f-2xk4p",
+        "checkout-6c8d9f-7bqlw",
+        "checkout-6c8d9f-vn5rd",
+    ] {
+        s = s.pod(
+            PodSpec::new("shop", name)
+                .replicaset("checkout-6c8d9f")
+                .labels(&[("app", "checkout")])
+                .shutdown(secs(2.0)),
+        );
+    }
+    s = s.pdb(
+        "shop",
+        "checkout-pdb",
+        &[("app", "checkout")],
+        None,
+        Some(0),
+    );
+    // Two coredns replicas under maxUnavailable 1: the second eviction waits for a replacement.
+    for name in ["coredns-6b9c8f-5kq2w", "coredns-6b9c8f-rj8xz"] {
+        s = s.pod(
+            PodSpec::new("kube-system", name)
+                .replicaset("coredns-6b9c8f")
+                .labels(&[("k8s-app", "kube-dns")])
+                .shutdown(secs(1.0)),
+        );
+    }
+    s = s.pdb(
+        "kube-system",
+        "coredns",
+        &[("k8s-app", "kube-dns")],
+        None,
+        Some(1),
+    );
+    s.pod(
+        PodSpec::new("monitoring", "grafana-7c5d8b-q4zkt")
+            .replicaset("grafana-7c5d8b")
+            .empty_dir()
+            .shutdown(secs(1.5)),
+    )
+    .pod(
+        PodSpec::new("kube-system", "aws-node-8x2kd")
+            .daemonset("aws-node")
+            .host_network(),
+    )
+    .pod(PodSpec::new("kube-system", "ebs-csi-node-p7wqm").daemonset("ebs-csi-node"))
+    .pod(
+        PodSpec::new("kube-system", "kube-proxy-ip-10-0-1-23.ec2.internal")
+            .mirror()
+            .host_network(),
+    )
+    .pod(
+        PodSpec::new("default", "debug-shell")
+            .shutdown(secs(0.5))
+            .grace(5),
+    )
+    .pod(
+        PodSpec::new("data", "redis-0")
+            .statefulset("redis")
+            .shutdown(secs(2.5))
+            .grace(30),
+    )
+    .pod(
+        PodSpec::new("batch", "report-28901234-h8kzt")
+            .job("report-28901234")
+            .phase("Succeeded"),
+    )
+}
+
+/// N ReplicaSet pods with mixed grace and shutdown, 3 DaemonSet pods, no PDB.
+fn bench(mut s: Scenario, n: usize) -> Scenario {
+    for i in 0..n {
+        let rs = format!("bench-{:02}-5d8f7c", i / 10);
+        let grace = [10, 30, 60][i % 3];
+        let shutdown = Duration::from_millis(200 + ((i * 37) % 29) as u64 * 100);
+        s = s.pod(
+            PodSpec::new("bench", &format!("{rs}-{}", stnh_sim::util::name_suffix()))
+                .replicaset(&rs)
+                .labels(&[("app", &format!("bench-{:02}", i / 10))])
+                .grace(grace)
+                .shutdown(shutdown),
+        );
+    }
+    for ds in ["aws-node", "ebs-csi-node", "node-exporter"] {
+        s = s.pod(
+            PodSpec::new(
+                "kube-system",
+                &format!("{ds}-{}", stnh_sim::util::name_suffix()),
+            )
+            .daemonset(ds),
+        );
+    }
+    s
+}
+
+fn printer(start: Instant) -> stnh_sim::Observer {
+    Arc::new(move |e: &SimEvent| {
+        let t = start.elapsed().as_secs_f64();
+        let line = match e {
+            SimEvent::Api(r) => {
+                format!("[api] {} {} -> {}", r.method, r.path, status_text(r.status))
+            }
+            SimEvent::Imds(r) => format!(
+                "[imds] {} {}{} -> {}",
+                r.method,
+                r.path,
+                if r.token_sent { " (v2)" } else { "" },
+                status_text(r.status)
+            ),
+            SimEvent::Slack(m) => {
+                let text = m.text().unwrap_or_else(|| m.body.clone());
+                let text = text.replace('\n', " | ");
+                if m.status == 200 {
+                    format!("[slack] {text}")
+                } else {
+                    format!("[slack] ({}) {text}", status_text(m.status))
+                }
+            }
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "[{t:7.3}s] {line}");
+    })
+}
+
+fn status_text(s: u16) -> String {
+    if s == 0 {
+        "no answer".into()
+    } else {
+        s.to_string()
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:=,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn done(sim: &Sim, words: &[String]) -> bool {
+    let cordoned = sim
+        .node(sim.node_name())
+        .is_some_and(|n| n["spec"]["unschedulable"] == true);
+    cordoned
+        && sim.slack_messages().iter().any(|m| {
+            let t = m.text().unwrap_or_else(|| m.body.clone()).to_lowercase();
+            words
+                .iter()
+                .any(|w| !w.is_empty() && t.contains(w.as_str()))
+        })
+}
+
+/// SIGTERM first (the handler shuts down cleanly on it), SIGKILL after 5 s.
+fn stop_child(child: &mut Child) -> Option<i32> {
+    if let Ok(Some(st)) = child.try_wait() {
+        return st.code();
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st.code();
+        }
+        sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait().ok().and_then(|s| s.code())
+}
+
+fn pod_kind(p: &Value) -> String {
+    if p.pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+        .is_some()
+    {
+        return "mirror".into();
+    }
+    controller_of(p)
+        .map(|(k, _)| k)
+        .unwrap_or_else(|| "unmanaged".into())
+}
+
+fn summary(sim: &Sim, started: Instant, child_code: Option<Option<i32>>) {
+    let node = sim.node(sim.node_name()).unwrap_or(Value::Null);
+    let taints: Vec<String> = node["spec"]["taints"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    format!(
+                        "{}{}:{}",
+                        t["key"].as_str().unwrap_or(""),
+                        t["value"]
+                            .as_str()
+                            .map(|v| format!("={v}"))
+                            .unwrap_or_default(),
+                        t["effect"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let left = sim.pods_on(sim.node_name());
+    let reqs = sim.api_requests();
+    let mut evictions: BTreeMap<u16, usize> = BTreeMap::new();
+    for r in reqs
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+    {
+        *evictions.entry(r.status).or_default() += 1;
+    }
+    let deletes = reqs
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.contains("/pods/"))
+        .count();
+    println!();
+    println!(
+        "== stnh-sim summary after {:.1}s ==",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "node {}: unschedulable={} taints=[{}]",
+        sim.node_name(),
+        node["spec"]["unschedulable"].as_bool().unwrap_or(false),
+        taints.join(", ")
+    );
+    println!("pods left on the node: {}", left.len());
+    for p in &left {
+        let state = if is_terminating(p) {
+            "Terminating".to_string()
+        } else {
+            p["status"]["phase"].as_str().unwrap_or("?").to_string()
+        };
+        println!(
+            "  {:<14} {:<44} {:<12} {}",
+            p["metadata"]["namespace"].as_str().unwrap_or(""),
+            p["metadata"]["name"].as_str().unwrap_or(""),
+            state,
+            pod_kind(p)
+        );
+    }
+    let ev: Vec<String> = evictions
+        .iter()
+        .map(|(s, n)| format!("{n} x {s}"))
+        .collect();
+    println!(
+        "evictions: {} ({}); pod DELETEs: {}",
+        evictions.values().sum::<usize>(),
+        if ev.is_empty() {
+            "none".into()
+        } else {
+            ev.join(", ")
+        },
+        deletes
+    );
+    println!("slack messages: {}", sim.slack_messages().len());
+    println!(
+        "API requests: {} over {} TLS connections; IMDS requests: {}",
+        reqs.len(),
+        sim.tls_connections(),
+        sim.imds_requests().len()
+    );
+    if let Some(code) = child_code {
+        match code {
+            Some(c) => println!("child exit code: {c}"),
+            None => println!("child killed by a signal"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1).collect()) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("stnh-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stnh-sim: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(a: Args) -> std::io::Result<ExitCode> {
+    let started = Instant::now();
+    let mut s = Scenario::new(&a.node)
+        .latency(a.latency)
+        .imds_mode(a.imds)
+        .eviction_version(&a.eviction_version)
+        .replacement_ready_after(a.replacement_ready);
+    if let Some(d) = a.notice_after {
+        s = s.notice_after(d, &a.action, a.deadline);
+    }
+    s = match a.scenario.as_str() {
+        "bench" => bench(s, a.pods),
+        _ => demo(s),
+    };
+    if !a.quiet {
+        s = s.observer(printer(started));
+    }
+    let sim = Sim::start(s)?;
+    let sa = sim.sa_dir();
+    println!(
+        "stnh-sim: scenario {}, node {}, {} pods on it",
+        a.scenario,
+        sim.node_name(),
+        sim.pods_on(sim.node_name()).len()
+    );
+    println!("  IMDS        {}", sim.imds_url());
+    println!(
+        "  API server  {}  (CA {}, token {})",
+        sim.api_url(),
+        sa.join("ca.crt").display(),
+        sa.join("token").display()
+    );
+    println!("  Slack       {}", sim.slack_url());
+    match a.notice_after {
+        Some(d) => println!(
+            "  notice      {} visible at +{:.1}s, time = +{:.1}s ({})",
+            a.action,
+            d.as_secs_f64(),
+            (d + a.deadline).as_secs_f64(),
+            rfc3339(sim.started().1 + d + a.deadline)
+        ),
+        None => println!("  notice      none"),
+    }
+    let env = sim.handler_env();
+    if let Some(path) = &a.env_file {
+        let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(path, text)?;
+        println!("  env file    {}", path.display());
+    }
+    if let Some(path) = &a.kubeconfig {
+        sim.write_kubeconfig(path)?;
+        println!("  kubeconfig  {}", path.display());
+    }
+    if a.run.is_empty() {
+        println!("  handler env:");
+        for (k, v) in &env {
+            println!("    {k}={}", shell_quote(v));
+        }
+    }
+    let _ = std::io::stdout().flush();
+
+    let mut child = if a.run.is_empty() {
+        None
+    } else {
+        Some(
+            Command::new(&a.run[0])
+                .args(&a.run[1..])
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .spawn()
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot run {:?}: {e}", a.run[0]))
+                })?,
+        )
+    };
+    let mut notice_announced = a.notice_after.is_none();
+    let mut done_at: Option<Instant> = None;
+    let mut child_code = None;
+    loop {
+        sleep(Duration::from_millis(100));
+        if !notice_announced && started.elapsed() >= a.notice_after.unwrap_or_default() {
+            notice_announced = true;
+            if !a.quiet {
+                println!(
+                    "[{:7.3}s] [sim] spot notice is now visible at /latest/meta-data/spot/instance-action",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if let Some(c) = child.as_mut() {
+            if let Ok(Some(st)) = c.try_wait() {
+                child_code = Some(st.code());
+                child = None;
+                break;
+            }
+        }
+        if a.exit_after.is_some_and(|d| started.elapsed() >= d) {
+            if !a.quiet {
+                println!(
+                    "[{:7.3}s] [sim] --exit-after reached",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            break;
+        }
+        match done_at {
+            None if done(&sim, &a.done_words) => done_at = Some(Instant::now()),
+            Some(t) if t.elapsed() >= Duration::from_secs(1) => {
+                if !a.quiet {
+                    println!(
+                        "[{:7.3}s] [sim] node cordoned and drain summary received; stopping",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    if let Some(mut c) = child.take() {
+        child_code = Some(stop_child(&mut c));
+    }
+    summary(&sim, started, child_code);
+    if let Some(path) = &a.api_log {
+        sim.write_api_log(path)?;
+        println!("API request log written to {}", path.display());
+    }
+    Ok(match child_code {
+        Some(Some(c)) => ExitCode::from(c.clamp(0, 255) as u8),
+        Some(None) => ExitCode::from(1),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Args {
+        parse_args(s.split_whitespace().map(String::from).collect())
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn flags() {
+        let a = args("--scenario bench --pods 7 --latency 0 --imds token-404 --quiet");
+        assert_eq!(
+            (a.scenario.as_str(), a.pods, a.latency),
+            ("bench", 7, Duration::ZERO)
+        );
+        assert_eq!(a.imds, ImdsMode::TokenStatus(404));
+        assert!(a.quiet && a.notice_after.is_none() && a.exit_after.is_none());
+        let a = args("--run -- echo hi --quiet");
+        assert_eq!(a.run, vec!["echo", "hi", "--quiet"]);
+        assert_eq!(a.notice_after, Some(Duration::from_secs(5)));
+        assert_eq!(a.exit_after, Some(Duration::from_secs(60)));
+        assert!(parse_args(vec!["--bogus".into()]).is_err());
+        assert!(parse_args(vec!["--help".into()]).unwrap().is_none());
+    }
+
+    #[test]
+    fn presets_have_the_promised_pods() {
+        let sim = Sim::start(demo(Scenario::new("n1"))).unwrap();
+        let pods = sim.pods_on("n1");
+        assert!((18..=24).contains(&pods.len()), "{}", pods.len());
+        assert!(sim.handler_pod_name().is_some());
+        let sim = Sim::start(bench(Scenario::new("n1"), 25)).unwrap();
+        assert_eq!(sim.pods_on("n1").len(), 28);
+    }
+}

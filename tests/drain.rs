@@ -1,0 +1,610 @@
+//! End to end: the real binary against the simulator (fake IMDS, fake TLS API server, Slack
+//! sink). Each test asserts the exact requests made and the final cluster state.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SlackMode};
+use support::*;
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
+    let sim = Sim::start(mixed_node().imds_mode(ImdsMode::Required).notice_after(
+        Duration::from_millis(800),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let handler_pod = sim.handler_pod_name().unwrap().to_string();
+    // No NODE_NAME: the handler finds its node through its own pod, as the seed did.
+    let h = Handler::start(&sim, &[("NODE_NAME", "")]);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    eventually("the drained summary reached Slack", LONG, || {
+        sim.slack_messages().len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1500)); // idle: nothing more may happen
+    let reqs = sim.api_requests();
+    record_requests("notice_cordons_drains_and_reports", &sim);
+
+    // Every request authenticated with the service-account token; every answer a success.
+    assert!(
+        reqs.iter()
+            .all(|r| r.token.as_deref() == Some(sim.token().as_str())),
+        "token on every request"
+    );
+    assert!(
+        reqs.iter().all(|r| (200..300).contains(&r.status)),
+        "{reqs:#?}"
+    );
+
+    // Start-up, cordon, list; then one eviction per selected pod; then waiting LISTs; then the record.
+    let line = |r: &stnh_sim::ApiRequest| format!("{} {}", r.method, r.path);
+    let list = format!("GET /api/v1/pods?fieldSelector=spec.nodeName%3D{NODE}&limit=500");
+    let head: Vec<String> = reqs.iter().take(5).map(line).collect();
+    assert_eq!(
+        head,
+        [
+            format!("GET /api/v1/namespaces/kube-system/pods/{handler_pod}"),
+            format!("GET /api/v1/nodes/{NODE}"),
+            "GET /api/v1".to_string(),
+            format!("PATCH /api/v1/nodes/{NODE}"),
+            list.clone(),
+        ]
+    );
+    let evictions: Vec<_> = reqs[5..5 + MIXED_EVICTABLE.len()].iter().collect();
+    let evicted: BTreeSet<String> = evictions
+        .iter()
+        .map(|r| {
+            assert_eq!(r.method, "POST");
+            pod_of(&r.path).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        evicted,
+        MIXED_EVICTABLE
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<_>>()
+    );
+    let tail = &reqs[5 + MIXED_EVICTABLE.len()..];
+    let (last, waits) = tail.split_last().unwrap();
+    assert!(
+        !waits.is_empty() && waits.iter().all(|r| line(r) == list),
+        "only LISTs while waiting: {:?}",
+        tail.iter().map(line).collect::<Vec<_>>()
+    );
+    assert_eq!(line(last), format!("PATCH /api/v1/nodes/{NODE}"));
+
+    // The cordon: one merge patch, annotations and unschedulable together.
+    let cordon = &reqs[3];
+    assert_eq!(
+        cordon.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    let patch: serde_json::Value = serde_json::from_str(&cordon.body).unwrap();
+    assert_eq!(patch["spec"]["unschedulable"], true);
+    assert_eq!(
+        patch["metadata"]["annotations"]["spot-termination-notice-handler/phase"],
+        "draining"
+    );
+    // Evictions: policy/v1, grace no longer than the pod's own (web-2 has 60, debug 5).
+    for r in &evictions {
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["apiVersion"], "policy/v1");
+        assert_eq!(body["kind"], "Eviction");
+        let grace = body["deleteOptions"]["gracePeriodSeconds"]
+            .as_i64()
+            .unwrap();
+        let pod = pod_of(&r.path).unwrap();
+        let own = match pod.as_str() {
+            "shop/web-2" => 60,
+            "default/debug" => 5,
+            _ => 30,
+        };
+        assert!(grace >= 1 && grace <= own, "{pod}: grace {grace}");
+        assert_eq!(
+            body["metadata"]["name"].as_str().unwrap(),
+            pod.split('/').nth(1).unwrap()
+        );
+    }
+
+    // Final state: cordoned, annotated as drained; only DaemonSet, mirror and own pod remain.
+    let node = sim.node(NODE).unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true);
+    assert_eq!(annotation(&node, "phase").as_deref(), Some("drained"));
+    assert!(annotation(&node, "notice")
+        .unwrap()
+        .starts_with("aws-spot/terminate/"));
+    assert!(annotation(&node, "summary")
+        .unwrap()
+        .starts_with("evicted=6 forced=0 failed=0"));
+    let left: BTreeSet<String> = sim
+        .pods_on(NODE)
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        ["fluentd-x1", "kube-proxy-node-a", handler_pod.as_str()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+
+    // Slack: the notice (seed wording) first, the summary second.
+    let slack = sim.slack_messages();
+    let first = slack[0].text().unwrap();
+    assert!(first.starts_with("Spot Termination (sim-cluster): node-a, Instance: i-0abc123def4567890, Instance Type: m5.large, AZ: us-east-1a, Action: terminate, Deadline: "), "{first}");
+    let second = slack[1].text().unwrap();
+    assert!(
+        second.contains("node-a drained: 6 evicted, 0 forced at the deadline, 0 failed"),
+        "{second}"
+    );
+    assert!(
+        slack[0].at < cordon.at,
+        "the notice message is sent before the cordon, without waiting"
+    );
+
+    // IMDSv2: a token first, then every GET with a valid token.
+    let imds = sim.imds_requests();
+    assert_eq!(
+        (
+            imds[0].method.as_str(),
+            imds[0].path.as_str(),
+            imds[0].ttl_header.as_deref()
+        ),
+        ("PUT", "/latest/api/token", Some("21600"))
+    );
+    assert!(
+        imds.iter()
+            .skip(1)
+            .all(|r| r.method == "GET" && r.token_valid),
+        "{imds:#?}"
+    );
+    assert_eq!(
+        imds.iter().filter(|r| r.method == "PUT").count(),
+        1,
+        "the token is reused"
+    );
+    // The webhook URL (the secret) appears in no log line.
+    assert!(!h.dump().contains("XXXXSECRETXXXX"));
+}
+
+#[test]
+fn budget_refusal_is_retried_until_the_budget_allows() {
+    // web-1/web-2 here, web-3 elsewhere; the budget allows one disruption. The second
+    // eviction is refused until the first pod's replacement is Ready (1 s), then retried ~5 s later.
+    let sim = Sim::start(
+        Scenario::new(NODE)
+            .replacement_ready_after(Some(Duration::from_secs(1)))
+            .pod(
+                PodSpec::new("shop", "web-1")
+                    .replicaset("web")
+                    .labels(&[("app", "web")])
+                    .shutdown(Duration::from_millis(200)),
+            )
+            .pod(
+                PodSpec::new("shop", "web-2")
+                    .replicaset("web")
+                    .labels(&[("app", "web")])
+                    .shutdown(Duration::from_millis(200)),
+            )
+            .pod(
+                PodSpec::new("shop", "web-3")
+                    .replicaset("web")
+                    .labels(&[("app", "web")])
+                    .node("node-b"),
+            )
+            .pdb("shop", "web-pdb", &[("app", "web")], Some(2), None)
+            .notice_after(
+                Duration::from_millis(500),
+                "terminate",
+                Duration::from_secs(90),
+            ),
+    )
+    .unwrap();
+    let h = Handler::start(&sim, &[]);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    record_requests("budget_refusal_is_retried", &sim);
+    let mut statuses = [
+        eviction_statuses(&sim, "shop/web-1"),
+        eviction_statuses(&sim, "shop/web-2"),
+    ];
+    statuses.sort();
+    assert_eq!(statuses[0], vec![201], "one eviction is allowed at once");
+    assert_eq!(
+        statuses[1].first(),
+        Some(&429),
+        "the other is refused first"
+    );
+    assert_eq!(statuses[1].last(), Some(&201), "and accepted on a retry");
+    assert!(statuses[1][..statuses[1].len() - 1]
+        .iter()
+        .all(|s| *s == 429));
+    assert!(
+        sim.api_requests().iter().all(|r| r.method != "DELETE"),
+        "no forced deletion with time left"
+    );
+    assert!(h.count("blocked by disruption budget") >= 1);
+    assert!(sim.pods_on(NODE).is_empty());
+}
+
+/// A budget that never allows the eviction, a 9 s deadline and a 4 s reserve.
+fn blocked_scenario() -> Scenario {
+    Scenario::new(NODE)
+        .replacement_ready_after(None)
+        .pod(
+            PodSpec::new("shop", "checkout-1")
+                .replicaset("checkout")
+                .labels(&[("app", "checkout")])
+                .grace(30)
+                .shutdown(Duration::from_millis(500)),
+        )
+        .pod(
+            PodSpec::new("shop", "checkout-2")
+                .replicaset("checkout")
+                .labels(&[("app", "checkout")])
+                .grace(30)
+                .shutdown(Duration::from_millis(500)),
+        )
+        .pod(
+            PodSpec::new("shop", "web-1")
+                .replicaset("web")
+                .shutdown(Duration::from_millis(200)),
+        )
+        .pdb(
+            "shop",
+            "checkout-pdb",
+            &[("app", "checkout")],
+            None,
+            Some(0),
+        )
+        .notice_after(
+            Duration::from_millis(500),
+            "terminate",
+            Duration::from_secs(9),
+        )
+}
+
+#[test]
+fn blocked_pods_are_deleted_at_deadline_minus_reserve_with_the_grace_left() {
+    let sim = Sim::start(blocked_scenario()).unwrap();
+    let uids: std::collections::HashMap<&str, String> = ["shop/checkout-1", "shop/checkout-2"]
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                sim.pod("shop", &p[5..]).unwrap()["metadata"]["uid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let h = Handler::start(&sim, &[("DRAIN_RESERVE", "4s")]);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    record_requests("blocked_pods_are_deleted", &sim);
+    let deadline = sim.started().1 + Duration::from_millis(500) + Duration::from_secs(9);
+    let reqs = sim.api_requests();
+    for pod in ["shop/checkout-1", "shop/checkout-2"] {
+        let evictions = eviction_statuses(&sim, pod);
+        assert!(
+            !evictions.is_empty() && evictions.iter().all(|s| *s == 429),
+            "{pod}: {evictions:?}"
+        );
+        let deletes: Vec<_> = reqs
+            .iter()
+            .filter(|r| r.method == "DELETE" && pod_of(&r.path).as_deref() == Some(pod))
+            .collect();
+        assert_eq!(deletes.len(), 1, "{pod}: one DELETE");
+        let d = deletes[0];
+        assert_eq!(d.status, 200);
+        let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        let grace = body["gracePeriodSeconds"].as_i64().unwrap();
+        assert!(
+            (1..=4).contains(&grace),
+            "{pod}: forced grace {grace} fits in the reserve"
+        );
+        assert_eq!(
+            body["preconditions"]["uid"].as_str(),
+            Some(uids[pod].as_str()),
+            "{pod}: DELETE only the pod we saw"
+        );
+        // Not before deadline − reserve (1 s slack: the notice time has whole seconds), not after the deadline.
+        assert!(
+            d.time + Duration::from_secs(1) >= deadline - Duration::from_secs(4),
+            "{pod}: deleted too early"
+        );
+        assert!(d.time < deadline, "{pod}: deleted after the deadline");
+    }
+    assert_eq!(eviction_statuses(&sim, "shop/web-1"), vec![201]);
+    eventually(
+        "nothing left on the node at the deadline",
+        Duration::from_secs(10),
+        || sim.pods_on(NODE).is_empty(),
+    );
+    assert!(SystemTime::now() <= deadline + Duration::from_secs(2));
+    assert!(
+        h.dump().contains("evicted=1 forced=2 failed=0"),
+        "{}",
+        h.dump()
+    );
+    eventually("summary in Slack", LONG, || {
+        sim.slack_messages().iter().any(|m| {
+            m.text()
+                .is_some_and(|t| t.contains("1 evicted, 2 forced at the deadline, 0 failed"))
+        })
+    });
+}
+
+#[test]
+fn with_force_delete_off_blocked_pods_stay_and_are_reported_failed() {
+    let sim = Sim::start(blocked_scenario()).unwrap();
+    let h = Handler::start(&sim, &[("DRAIN_RESERVE", "4s"), ("FORCE_DELETE", "false")]);
+    h.wait_for("msg=\"drain finished with pods left\"", LONG);
+    record_requests("force_delete_off", &sim);
+    assert!(sim.api_requests().iter().all(|r| r.method != "DELETE"));
+    let left: BTreeSet<String> = sim
+        .pods_on(NODE)
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        left,
+        ["checkout-1", "checkout-2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    assert!(h.dump().contains("failed=2"), "{}", h.dump());
+    eventually("failure summary in Slack", LONG, || {
+        sim.slack_messages().iter().any(|m| {
+            m.text()
+                .is_some_and(|t| t.contains("2 failed") && t.contains("shop/checkout-1"))
+        })
+    });
+}
+
+#[test]
+fn a_401_makes_the_handler_reread_its_rotated_token() {
+    let sim = Sim::start(mixed_node().notice_after(
+        Duration::from_secs(2),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let h = Handler::start(&sim, &[]);
+    h.wait_for("polling", LONG);
+    eventually("start-up calls done", LONG, || {
+        sim.api_requests().iter().any(|r| r.path == "/api/v1")
+    });
+    let old = sim.token();
+    sim.rotate_token();
+    let new = sim.token();
+    assert_ne!(old, new);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    record_requests("token_reread", &sim);
+    let reqs = sim.api_requests();
+    let first_401 = reqs
+        .iter()
+        .position(|r| r.status == 401)
+        .expect("the old token was refused");
+    assert_eq!(reqs[first_401].token.as_deref(), Some(old.as_str()));
+    let retry = &reqs[first_401 + 1];
+    assert_eq!(
+        (retry.method.as_str(), retry.path.as_str()),
+        (
+            reqs[first_401].method.as_str(),
+            reqs[first_401].path.as_str()
+        ),
+        "the same request is retried"
+    );
+    assert_eq!(retry.token.as_deref(), Some(new.as_str()));
+    assert!((200..300).contains(&retry.status));
+    assert_eq!(
+        reqs.iter().filter(|r| r.status == 401).count(),
+        1,
+        "one 401, then the new token everywhere"
+    );
+    assert!(reqs[first_401 + 1..]
+        .iter()
+        .all(|r| r.token.as_deref() == Some(new.as_str())));
+    assert!(h.count("re-reading the service-account token") == 1);
+    assert_eq!(sim.pods_on(NODE).len(), 3);
+}
+
+#[test]
+fn a_restart_mid_drain_resumes_without_duplicate_messages_or_evictions() {
+    let sim = Sim::start(
+        Scenario::new(NODE)
+            .replacement_ready_after(None)
+            .pod(
+                PodSpec::new("shop", "web-1")
+                    .replicaset("web")
+                    .shutdown(Duration::from_secs(4)),
+            )
+            .pod(
+                PodSpec::new("shop", "web-2")
+                    .replicaset("web")
+                    .shutdown(Duration::from_secs(4)),
+            )
+            .pod(
+                PodSpec::new("shop", "checkout-1")
+                    .replicaset("checkout")
+                    .labels(&[("app", "checkout")]),
+            )
+            .pdb(
+                "shop",
+                "checkout-pdb",
+                &[("app", "checkout")],
+                Some(1),
+                None,
+            )
+            .notice_after(
+                Duration::from_millis(500),
+                "terminate",
+                Duration::from_secs(10),
+            ),
+    )
+    .unwrap();
+    let env = [("DRAIN_RESERVE", "4s")];
+    let mut first = Handler::start(&sim, &env);
+    first.wait_for("blocked by disruption budget", LONG);
+    first.kill(); // a crash (SIGKILL) mid-drain: web pods terminating, checkout blocked
+    eventually("the notice message was delivered", LONG, || {
+        sim.slack_messages().len() == 1
+    });
+
+    let second = Handler::start(&sim, &env);
+    second.wait_for(
+        "resuming the drain this handler started before a restart",
+        LONG,
+    );
+    second.wait_for("msg=\"drain finished\"", LONG);
+    eventually("the summary was delivered", LONG, || {
+        sim.slack_messages().len() == 2
+    });
+    assert!(
+        second.count("pod already terminating; waiting for it") == 2,
+        "{}",
+        second.dump()
+    );
+    for pod in ["shop/web-1", "shop/web-2"] {
+        assert_eq!(
+            eviction_statuses(&sim, pod),
+            vec![201],
+            "{pod} evicted exactly once"
+        );
+    }
+    assert!(sim
+        .api_requests()
+        .iter()
+        .any(|r| r.method == "DELETE" && r.path.ends_with("/checkout-1")));
+    assert!(sim.slack_messages()[1].text().unwrap().contains("drained"));
+    assert!(sim.pods_on(NODE).is_empty());
+
+    // A third start while the notice is still there: nothing to do, no message, no patch.
+    let before = sim.api_requests().len();
+    let third = Handler::start(&sim, &env);
+    third.wait_for("node already drained for this notice", LONG);
+    std::thread::sleep(Duration::from_millis(500));
+    record_requests("restart_resume", &sim);
+    assert_eq!(sim.slack_messages().len(), 2);
+    let after: Vec<String> = sim.api_requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            format!("GET /api/v1/nodes/{NODE}"),
+            "GET /api/v1".to_string()
+        ],
+        "only the start-up reads"
+    );
+}
+
+#[test]
+fn a_hanging_slack_webhook_does_not_hold_up_the_drain() {
+    let sim = Sim::start(mixed_node().slack_mode(SlackMode::Hang).notice_after(
+        Duration::from_millis(500),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let h = Handler::start(&sim, &[]);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    let cordon = sim
+        .api_requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    let slack = sim.slack_messages();
+    assert!(
+        !slack.is_empty() && slack[0].status == 0,
+        "the webhook is still hanging: {slack:?}"
+    );
+    assert!(
+        slack[0].at <= cordon.at,
+        "the notice message went out first, and the cordon did not wait for it"
+    );
+    h.wait_for("Slack message not delivered; retrying", LONG);
+    let finished = h.position("msg=\"drain finished\"").unwrap();
+    let slack_timeout = h.position("Slack message not delivered").unwrap();
+    assert!(
+        finished < slack_timeout,
+        "the drain finished before the first Slack attempt even timed out:\n{}",
+        h.dump()
+    );
+    assert!(
+        !h.dump().contains("XXXXSECRETXXXX"),
+        "no webhook URL in logs"
+    );
+}
+
+#[test]
+fn an_old_cluster_gets_policy_v1beta1_evictions() {
+    let sim = Sim::start(mixed_node().eviction_version("v1beta1").notice_after(
+        Duration::from_millis(500),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let h = Handler::start(&sim, &[]);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    record_requests("v1beta1", &sim);
+    let evictions: Vec<_> = sim
+        .api_requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/eviction"))
+        .collect();
+    assert_eq!(evictions.len(), MIXED_EVICTABLE.len());
+    for r in evictions {
+        assert_eq!(r.status, 201);
+        assert!(
+            r.body.contains("\"apiVersion\":\"policy/v1beta1\""),
+            "{}",
+            r.body
+        );
+    }
+}
+
+#[test]
+fn api_faults_are_retried_within_the_deadline() {
+    let sim = Sim::start(mixed_node().notice_after(
+        Duration::from_millis(500),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let h = Handler::start(&sim, &[]);
+    h.wait_for("polling", LONG);
+    eventually("start-up calls done", LONG, || {
+        sim.api_requests().iter().any(|r| r.path == "/api/v1")
+    });
+    sim.fail_next("PATCH", "/api/v1/nodes/", 1, 503, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"ServiceUnavailable\",\"code\":503}");
+    sim.fail_next("GET", "/api/v1/pods", 1, 500, "boom");
+    sim.fail_next(
+        "POST",
+        "/api/v1/namespaces/shop/pods/web-1/eviction",
+        2,
+        429,
+        "Too many requests, please try again later.",
+    );
+    sim.drop_next("POST", "/api/v1/namespaces/default/pods/debug/eviction", 1);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    record_requests("api_faults", &sim);
+    assert!(
+        h.dump().contains("evicted=6 forced=0 failed=0"),
+        "{}",
+        h.dump()
+    );
+    assert_eq!(eviction_statuses(&sim, "shop/web-1"), vec![429, 429, 201]);
+    assert_eq!(eviction_statuses(&sim, "default/debug").last(), Some(&201));
+    let node = sim.node(NODE).unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true);
+}

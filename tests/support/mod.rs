@@ -1,0 +1,238 @@
+//! Shared test support: run the real handler binary against the simulator and watch its logs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use stnh_sim::Sim;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_spot-termination-notice-handler");
+
+/// A running handler process whose stderr lines are collected.
+pub struct Handler {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The environment a test handler gets: nothing inherited from this machine (so no real
+/// endpoint can leak in), the simulator's endpoints, a fast poll, then the test's extras.
+pub fn handler_env(sim: &Sim, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = sim.handler_env();
+    env.push(("POLL_INTERVAL".into(), "200ms".into()));
+    for (k, v) in extra {
+        env.retain(|(ek, _)| ek != k);
+        if !v.is_empty() {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    env
+}
+
+impl Handler {
+    pub fn start(sim: &Sim, extra: &[(&str, &str)]) -> Handler {
+        Handler::start_cmd(Command::new(BIN), handler_env(sim, extra))
+    }
+
+    /// Starts `cmd` (the handler, or a wrapper such as `unshare`) with `env` only.
+    pub fn start_cmd(mut cmd: Command, env: Vec<(String, String)>) -> Handler {
+        cmd.env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn the handler");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("STNH_TEST_ECHO").is_some() {
+                    eprintln!("[handler] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Handler {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn dump(&self) -> String {
+        self.logs().join("\n")
+    }
+
+    /// Waits until a log line contains `needle`; panics with the whole log after `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "no log line with {needle:?} within {timeout:?}; log:\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.logs().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Index of the first line containing `needle`.
+    pub fn position(&self, needle: &str) -> Option<usize> {
+        self.logs().iter().position(|l| l.contains(needle))
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return Some(s);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes every API request the test made, as `METHOD PATH?QUERY` lines, to
+/// `target/api-requests/<test>.log`: `make rbac-check` replays them against the ClusterRole.
+pub fn record_requests(test: &str, sim: &Sim) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("..")
+        .join("api-requests");
+    std::fs::create_dir_all(&dir).expect("create target/api-requests");
+    let body: String = sim
+        .api_requests()
+        .iter()
+        .map(|r| format!("{} {}\n", r.method, r.path))
+        .collect();
+    std::fs::write(dir.join(format!("{test}.log")), body).expect("write the request log");
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() > end {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+use stnh_sim::{PodSpec, Scenario};
+
+pub const NODE: &str = "node-a";
+
+/// A node with one pod of each kind kubectl drain distinguishes, plus the handler's own pod.
+/// Evictable: shop/web-1, shop/web-2, shop/cache-0, default/debug, data/db-0, batch/report-1.
+pub fn mixed_node() -> Scenario {
+    let quick = Duration::from_millis(300);
+    Scenario::new(NODE)
+        .handler_pod()
+        .pod(
+            PodSpec::new("shop", "web-1")
+                .replicaset("web-7d4b9c")
+                .labels(&[("app", "web")])
+                .shutdown(quick),
+        )
+        .pod(
+            PodSpec::new("shop", "web-2")
+                .replicaset("web-7d4b9c")
+                .labels(&[("app", "web")])
+                .shutdown(quick)
+                .grace(60),
+        )
+        .pod(
+            PodSpec::new("shop", "cache-0")
+                .replicaset("cache-5f6")
+                .empty_dir()
+                .shutdown(quick),
+        )
+        .pod(PodSpec::new("default", "debug").shutdown(quick).grace(5))
+        .pod(
+            PodSpec::new("data", "db-0")
+                .statefulset("db")
+                .shutdown(quick),
+        )
+        .pod(
+            PodSpec::new("batch", "report-1")
+                .job("report")
+                .phase("Succeeded"),
+        )
+        .pod(PodSpec::new("logging", "fluentd-x1").daemonset("fluentd"))
+        .pod(PodSpec::new("kube-system", "kube-proxy-node-a").mirror())
+}
+
+pub const MIXED_EVICTABLE: [&str; 6] = [
+    "shop/web-1",
+    "shop/web-2",
+    "shop/cache-0",
+    "default/debug",
+    "data/db-0",
+    "batch/report-1",
+];
+
+/// `ns/name` of the pod an eviction or pod DELETE path names.
+pub fn pod_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let mut parts = rest.split('/');
+    let ns = parts.next()?;
+    (parts.next()? == "pods").then_some(())?;
+    let name = parts.next()?.split('?').next()?;
+    Some(format!("{ns}/{name}"))
+}
+
+/// Statuses of the eviction POSTs for one pod, in order.
+pub fn eviction_statuses(sim: &Sim, pod: &str) -> Vec<u16> {
+    sim.api_requests()
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path.ends_with("/eviction")
+                && pod_of(&r.path).as_deref() == Some(pod)
+        })
+        .map(|r| r.status)
+        .collect()
+}
+
+pub fn annotation(node: &serde_json::Value, key: &str) -> Option<String> {
+    node["metadata"]["annotations"][format!("spot-termination-notice-handler/{key}")]
+        .as_str()
+        .map(String::from)
+}
