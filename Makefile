@@ -20,6 +20,9 @@ endif
 
 all: build
 
+# Shipping targets (image, arm64, manifests and chart checks) live in mk/*.mk.
+-include mk/*.mk
+
 build:
 	rustup target list --installed 2>/dev/null | grep -qx $(TARGET) || rustup target add $(TARGET)
 	$(CARGO) build --release --locked --target $(TARGET) -p spot-termination-notice-handler

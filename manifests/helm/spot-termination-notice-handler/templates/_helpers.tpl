@@ -1,0 +1,99 @@
+{{/* Chart name, truncated to 63 characters (a label value). */}}
+{{- define "stnh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Object name: the release name when it contains the chart name, else <release>-<chart>. */}}
+{{- define "stnh.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "stnh.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "stnh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every object. The plain manifests carry the same ones but helm.sh/chart and managed-by. */}}
+{{- define "stnh.labels" -}}
+{{ include "stnh.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "stnh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "stnh.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The seed chart's default noticeUrl: the handler's own IMDSv2 polling covers it. */}}
+{{- define "stnh.seedNoticeUrl" -}}
+http://169.254.169.254/latest/meta-data/spot/termination-time
+{{- end }}
+
+{{/* A setting is set unless it is null or the empty string (false and 0 are values). */}}
+{{- define "stnh.isSet" -}}
+{{- if and (not (kindIs "invalid" .)) (ne (toString .) "") }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the Slack webhook URL, as "name key", or "" when Slack is off. */}}
+{{- define "stnh.slackSecretRef" -}}
+{{- if and .Values.slackUrl .Values.slackUrlSecret.name }}
+{{- fail "set slackUrl or slackUrlSecret.name, not both" }}
+{{- else if .Values.slackUrl }}
+{{- printf "%s-slack slack-url" (include "stnh.fullname" .) }}
+{{- else if .Values.slackUrlSecret.name }}
+{{- printf "%s %s" .Values.slackUrlSecret.name (default "slack-url" .Values.slackUrlSecret.key) }}
+{{- end }}
+{{- end }}
+
+{{/* Environment variables for the handler's settings, in the order of the README's settings table. */}}
+{{- define "stnh.settingsEnv" -}}
+{{- $v := .Values }}
+{{- $env := list }}
+{{- if include "stnh.isSet" $v.pollInterval }}{{ $env = append $env (list "POLL_INTERVAL" $v.pollInterval) }}{{ end }}
+{{- if include "stnh.isSet" $v.imdsUrl }}{{ $env = append $env (list "IMDS_URL" $v.imdsUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.imdsTimeout }}{{ $env = append $env (list "IMDS_TIMEOUT" $v.imdsTimeout) }}{{ end }}
+{{- if and (include "stnh.isSet" $v.noticeUrl) (ne (toString $v.noticeUrl) (include "stnh.seedNoticeUrl" .)) }}{{ $env = append $env (list "NOTICE_URL" $v.noticeUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.verbose }}{{ $env = append $env (list "VERBOSE" $v.verbose) }}{{ end }}
+{{- if and (include "stnh.isSet" $v.gracePeriod) (ne (toString $v.gracePeriod) "0") }}{{ $env = append $env (list "GRACE_PERIOD" $v.gracePeriod) }}{{ end }}
+{{- if include "stnh.isSet" $v.drainReserve }}{{ $env = append $env (list "DRAIN_RESERVE" $v.drainReserve) }}{{ end }}
+{{- if include "stnh.isSet" $v.forceDelete }}{{ $env = append $env (list "FORCE_DELETE" $v.forceDelete) }}{{ end }}
+{{- if include "stnh.isSet" $v.kubeApiUrl }}{{ $env = append $env (list "KUBE_API_URL" $v.kubeApiUrl) }}{{ end }}
+{{- range $env }}
+- name: {{ index . 0 }}
+  value: {{ index . 1 | toString | quote }}
+{{- end }}
+{{- with include "stnh.slackSecretRef" . }}
+{{- $ref := splitList " " . }}
+- name: SLACK_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $ref 0 }}
+      key: {{ index $ref 1 }}
+{{- end }}
+{{- if include "stnh.isSet" $v.slackChannel }}
+- name: SLACK_CHANNEL
+  value: {{ $v.slackChannel | toString | quote }}
+{{- end }}
+{{- if include "stnh.isSet" $v.clusterName }}
+- name: CLUSTER
+  value: {{ $v.clusterName | toString | quote }}
+{{- end }}
+{{- if not $v.enableLogspout }}
+- name: LOGSPOUT
+  value: "ignore"
+{{- end }}
+{{- end }}

@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""make manifests-check: the plain manifests and the Helm chart, offline.
+
+1. `kubectl apply -f manifests/` reads only Kubernetes objects (no Kustomization, no values file at the top
+   level), and the Kustomization lists exactly those files (`kubectl kustomize` output compared too when
+   kubectl is installed).
+2. The chart, rendered by Helm's own engine (helm-python-sdk), from default values equals the plain
+   manifests once Helm's own labels are dropped.
+3. A seed-style values file (stable/k8s-spot-termination-handler 1.4.11) and one that flips every switch
+   render, and each key lands where it should (env vars, Secret, NOTES.txt warnings).
+4. Every rendered object and every plain manifest validates (strict: unknown fields are errors) against the
+   Kubernetes JSON schemas of kubernetes-validate for the oldest and newest supported versions.
+5. values.schema.json rejects typos and wrong types (negative tests) and accepts the seed's spellings.
+6. Every seed key is a chart key; every setting of the README's table is a chart key or a known exception.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import shutil
+import subprocess
+import sys
+import traceback
+
+import yaml
+
+import shiplib as lib
+
+PASSED: list[str] = []
+FAILED: list[str] = []
+
+
+def ok(cond: bool, what: str, detail: str = "") -> bool:
+    if cond:
+        PASSED.append(what)
+        print(f"ok    {what}")
+    else:
+        FAILED.append(what)
+        print(f"FAIL  {what}" + (f"\n      {detail}" if detail else ""))
+    return cond
+
+
+def dump(obj) -> str:
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False)
+
+
+def diff(a, b, name_a: str, name_b: str) -> str:
+    return "".join(difflib.unified_diff(dump(a).splitlines(True), dump(b).splitlines(True), name_a, name_b))
+
+
+# --- 1. the directory as kubectl sees it -------------------------------------------------------------------
+
+EXPECTED_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
+
+
+def check_plain_layout() -> list[tuple[str, dict]]:
+    objects = lib.plain_objects()
+    for fname, obj in objects:
+        ok(
+            "apiVersion" in obj and "kind" in obj and obj.get("kind") != "Kustomization",
+            f"manifests/{fname}: {lib.key_of(obj)} is a Kubernetes object kubectl can apply",
+        )
+    kinds = sorted(o.get("kind", "?") for _, o in objects)
+    ok(sorted(EXPECTED_KINDS) == kinds, "manifests/: one ServiceAccount, ClusterRole, ClusterRoleBinding, DaemonSet",
+       f"found {kinds}")
+    namespaced = [o for _, o in objects if o["kind"] in ("ServiceAccount", "DaemonSet")]
+    ok(all(o["metadata"].get("namespace") == lib.NAMESPACE for o in namespaced),
+       f"manifests/: namespaced objects are in {lib.NAMESPACE}")
+    kust = lib.MANIFESTS / "Kustomization"
+    listed = set(yaml.safe_load(kust.read_text()).get("resources", []))
+    ok(listed == {p.name for p in lib.kubectl_f_files()},
+       "manifests/Kustomization lists exactly the files `kubectl apply -f manifests/` reads",
+       f"listed {sorted(listed)}, directory has {[p.name for p in lib.kubectl_f_files()]}")
+    if shutil.which("kubectl"):
+        out = subprocess.run(["kubectl", "kustomize", str(lib.MANIFESTS)], capture_output=True, text=True)
+        if ok(out.returncode == 0, "kubectl kustomize manifests/ builds", out.stderr.strip()):
+            built = {lib.key_of(o): o for o in lib.load_docs(out.stdout, "kustomize")}
+            plain = {lib.key_of(o): o for _, o in objects}
+            ok(built == plain, "kubectl kustomize manifests/ = kubectl apply -f manifests/ (same objects)",
+               diff(plain, built, "apply -f", "kustomize"))
+    else:
+        print("skip  kubectl not installed: `kubectl kustomize manifests/` not run")
+    return objects
+
+
+def check_daemonset_defaults(ds: dict, where: str) -> None:
+    pod = ds["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    checks = {
+        "hostNetwork with dnsPolicy ClusterFirstWithHostNet": pod.get("hostNetwork") is True
+        and pod.get("dnsPolicy") == "ClusterFirstWithHostNet",
+        "downward-API NODE_NAME, POD_NAME, NAMESPACE": [
+            (e["name"], e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")) for e in c["env"][:3]
+        ] == [("NODE_NAME", "spec.nodeName"), ("POD_NAME", "metadata.name"), ("NAMESPACE", "metadata.namespace")],
+        "restricted security context": psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532
+        and psc.get("runAsGroup") == 65532 and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+        and csc.get("readOnlyRootFilesystem") is True and csc.get("allowPrivilegeEscalation") is False
+        and csc.get("capabilities", {}).get("drop") == ["ALL"],
+        "priorityClassName system-node-critical": pod.get("priorityClassName") == "system-node-critical",
+        "tolerates every taint": pod.get("tolerations") == [{"operator": "Exists"}],
+        "small requests and a memory limit": c.get("resources", {}).get("requests", {}).get("memory") is not None
+        and c.get("resources", {}).get("limits", {}).get("memory") is not None,
+        "terminationGracePeriodSeconds <= 10": 0 < pod.get("terminationGracePeriodSeconds", 30) <= 10,
+        "RollingUpdate": ds["spec"].get("updateStrategy", {}).get("type") == "RollingUpdate",
+        "no probes (no health endpoint yet)": not any(k in c for k in ("livenessProbe", "readinessProbe", "startupProbe")),
+        "image tag <KUBE_VERSION>-<REVISION>": re.search(r":\d+\.\d+\.\d+-\d+$", c["image"]) is not None,
+    }
+    for what, cond in checks.items():
+        ok(cond, f"{where} DaemonSet: {what}")
+
+
+# --- 2./3. the chart ---------------------------------------------------------------------------------------
+
+
+def check_default_render(plain: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    rendered = lib.rendered_objects(lib.render(None))
+    got = {lib.key_of(o): lib.normalize(o) for _, o in rendered}
+    want = {lib.key_of(o): o for _, o in plain}
+    ok(sorted(got) == sorted(want), "chart (default values) renders the objects of manifests/",
+       f"chart {sorted(got)}\n      manifests {sorted(want)}")
+    for key in sorted(set(got) & set(want)):
+        ok(got[key] == want[key], f"chart (default values) {key} = manifests/ (after dropping Helm's labels)",
+           diff(want[key], got[key], "manifests/", "chart").replace("\n", "\n      "))
+    return rendered
+
+
+def check_seed_render() -> list[tuple[str, dict]]:
+    out = lib.render(lib.values_file("seed.yaml"))
+    objs = lib.rendered_objects(out)
+    ds = lib.find(objs, "DaemonSet")[0]
+    pod = ds["spec"]["template"]["spec"]
+    env = lib.container_env(ds)
+    secret = lib.find(objs, "Secret")
+    full = lib.RELEASE
+    expect_env = {
+        "POLL_INTERVAL": "5",
+        "VERBOSE": "1",
+        "GRACE_PERIOD": "120",
+        "CLUSTER": "test",
+        "LOGSPOUT": "ignore",
+        "SLACK_URL": {"secretKeyRef": {"name": f"{full}-slack", "key": "slack-url"}},
+    }
+    for name, value in expect_env.items():
+        ok(env.get(name) == value, f"seed values: {name} = {value!r}", f"got {env.get(name)!r}")
+    ok("NOTICE_URL" not in env, "seed values: the seed's default noticeUrl is not passed on (IMDSv2 polling)")
+    ok("DETACH_ASG" not in env, "seed values: no DETACH_ASG (not implemented; false anyway)")
+    ok(len(secret) == 1 and secret[0]["metadata"]["name"] == f"{full}-slack", "seed values: slackUrl goes to a Secret")
+    ok("hooks.slack.com" not in dump(ds), "seed values: the webhook URL is not in the DaemonSet")
+    ok(pod.get("imagePullSecrets") == [{"name": "regcred"}], "seed values: imagePullSecrets")
+    ok(pod.get("nodeSelector") == {"node-role.kubernetes.io/spot-worker": "true"}, "seed values: nodeSelector")
+    ok("priorityClassName" not in pod, "seed values: priorityClassName \"\" sets none, as in the seed")
+    ok("tolerations" not in pod, "seed values: tolerations [] sets none, as in the seed")
+    ok(pod.get("hostNetwork") is True, "seed values: hostNetwork")
+    ok(pod["containers"][0]["resources"]["limits"]["memory"] == "32Mi", "seed values: resources {} keeps the defaults")
+    ok(pod["securityContext"].get("runAsNonRoot") is True, "seed values: podSecurityContext {} keeps the defaults")
+    ok(ds["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+       "seed values: updateStrategy + maxUnavailable")
+    ok(pod["containers"][0]["image"].endswith(":1.32.0-1"), "seed values: image.tag")
+    # In-place `helm upgrade` of a seed release: the DaemonSet selector is immutable, so nameOverride must
+    # give back the seed's selector and object names (the seed's helpers are the standard ones).
+    upgrade = dict(lib.values_file("seed.yaml"), nameOverride="k8s-spot-termination-handler")
+    up = lib.rendered_objects(lib.render(upgrade, name="spot"))
+    up_ds = lib.find(up, "DaemonSet")[0]
+    ok(up_ds["metadata"]["name"] == "spot-k8s-spot-termination-handler"
+       and up_ds["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "k8s-spot-termination-handler",
+                                                       "app.kubernetes.io/instance": "spot"},
+       "seed values + nameOverride k8s-spot-termination-handler: the seed release's names and selector (in-place upgrade)")
+    n = lib.notes(out)
+    ok("noticeUrl is the seed chart's default" in n, "seed values: NOTES.txt explains the dropped noticeUrl")
+    ok("detachAsg" not in n, "seed values: no detachAsg warning for detachAsg: false")
+    return objs
+
+
+README_SETTINGS_NOT_IN_CHART = {
+    # The kubelet mounts the token where the default points; a chart key would only allow breaking it.
+    "SERVICE_ACCOUNT_DIR",
+}
+
+
+def readme_settings() -> list[str]:
+    text = (lib.ROOT / "README.md").read_text()
+    m = re.search(r"<!-- settings:start -->(.*?)<!-- settings:end -->", text, re.S)
+    return re.findall(r"^\|[^|]*\|\s*`([A-Z_]+)`\s*\|", m.group(1), re.M) if m else []
+
+
+def check_all_switches_render() -> list[tuple[str, dict]]:
+    values = lib.values_file("all-switches.yaml")
+    out = lib.render(values)
+    objs = lib.rendered_objects(out)
+    kinds = sorted(o["kind"] for _, o in objs)
+    ok(kinds == ["DaemonSet"], "all switches: rbac.create=false, serviceAccount.create=false: only the DaemonSet",
+       f"got {kinds}")
+    ds = lib.find(objs, "DaemonSet")[0]
+    pod = ds["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = lib.container_env(ds)
+    expect_env = {
+        "POLL_INTERVAL": "500ms", "IMDS_URL": "http://127.0.0.1:1338", "IMDS_TIMEOUT": "5s",
+        "NOTICE_URL": "http://127.0.0.1:1338/latest/meta-data/spot/termination-time", "VERBOSE": "true",
+        "GRACE_PERIOD": "60", "DRAIN_RESERVE": "30s", "FORCE_DELETE": "false",
+        "KUBE_API_URL": "https://kubernetes.default.svc:443",
+        "SLACK_URL": {"secretKeyRef": {"name": "slack-webhook", "key": "url"}},
+        "SLACK_CHANNEL": "#spot", "CLUSTER": "prod-eu-1", "LOGSPOUT": "ignore", "EXAMPLE_FUTURE_SETTING": "1",
+    }
+    for name, value in expect_env.items():
+        ok(env.get(name) == value, f"all switches: {name} = {value!r}", f"got {env.get(name)!r}")
+    settings = readme_settings()
+    ok(len(settings) >= 10, "README settings table found", f"parsed {settings}")
+    for name in settings:
+        if name in README_SETTINGS_NOT_IN_CHART:
+            continue
+        ok(name in env, f"README setting {name} has a chart key (set in all-switches.yaml)")
+    fields = {
+        "serviceAccountName": pod.get("serviceAccountName") == "node-drainer",
+        "name from fullnameOverride": ds["metadata"]["name"] == "spot-handler",
+        "nameOverride in labels": ds["metadata"]["labels"]["app.kubernetes.io/name"] == "stnh",
+        "image": c["image"] == "registry.example.com/platform/spot-termination-notice-handler:0.1.0"
+        and c["imagePullPolicy"] == "Always",
+        "hostNetwork false -> dnsPolicy ClusterFirst": pod["hostNetwork"] is False and pod["dnsPolicy"] == "ClusterFirst",
+        "envFromSecret": c.get("envFrom") == [{"secretRef": {"name": "stnh-extra-env"}}],
+        "priorityClassName \"\"": "priorityClassName" not in pod,
+        "updateStrategy OnDelete": ds["spec"]["updateStrategy"] == {"type": "OnDelete"},
+        "podAnnotations": ds["spec"]["template"]["metadata"].get("annotations") == {"example.com/scrape": "false"},
+        "podLabels": ds["spec"]["template"]["metadata"]["labels"].get("team") == "platform",
+        "podSecurityContext merged": pod["securityContext"].get("fsGroup") == 65532
+        and pod["securityContext"].get("runAsNonRoot") is True,
+        "securityContext merged": c["securityContext"].get("privileged") is False
+        and c["securityContext"].get("readOnlyRootFilesystem") is True,
+        "resources": c["resources"]["limits"] == {"cpu": "100m", "memory": "48Mi"},
+        "tolerations": pod["tolerations"][0]["key"] == "dedicated",
+        "nodeSelector + affinity": pod["nodeSelector"] == {"karpenter.sh/capacity-type": "spot"}
+        and "nodeAffinity" in pod["affinity"],
+        "terminationGracePeriodSeconds": pod["terminationGracePeriodSeconds"] == 10,
+        "imagePullSecrets": pod["imagePullSecrets"] == [{"name": "regcred"}],
+    }
+    for what, cond in fields.items():
+        ok(cond, f"all switches: {what}")
+    n = lib.notes(out)
+    ok("detachAsg=true is NOT implemented" in n, "all switches: NOTES.txt warns that detachAsg is not implemented")
+    ok("hostNetwork=false" in n, "all switches: NOTES.txt warns about the IMDSv2 hop limit")
+    ok("rbac.create=false" in n, "all switches: NOTES.txt lists the rules to bind")
+    return objs
+
+
+def check_variants() -> list[tuple[str, dict]]:
+    """Smaller renders for the switches all-switches.yaml cannot flip at the same time."""
+    objs_all: list[tuple[str, dict]] = []
+    # A chart-created Slack Secret with RBAC on, a named service account, a percentage maxUnavailable.
+    out = lib.render({"slackUrl": "https://hooks.slack.com/services/T/B/x", "serviceAccount": {"name": "drainer"},
+                      "maxUnavailable": "25%", "gracePeriod": 0, "verbose": False},
+                     name="stnh", namespace="ops")
+    objs = lib.rendered_objects(out)
+    objs_all += objs
+    ds = lib.find(objs, "DaemonSet")[0]
+    env = lib.container_env(ds)
+    crb = lib.find(objs, "ClusterRoleBinding")[0]
+    ok(crb["subjects"] == [{"kind": "ServiceAccount", "name": "drainer", "namespace": "ops"}],
+       "variant: the ClusterRoleBinding names the service account and the release namespace")
+    ok(lib.find(objs, "ServiceAccount")[0]["metadata"]["name"] == "drainer", "variant: serviceAccount.name")
+    ok(ds["metadata"]["name"] == "stnh-spot-termination-notice-handler", "variant: fullname <release>-<chart>")
+    ok(ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] == "25%", "variant: maxUnavailable 25%")
+    ok("checksum/slack-url" in ds["spec"]["template"]["metadata"].get("annotations", {}),
+       "variant: a Slack URL change rolls the pods (checksum annotation)")
+    ok("GRACE_PERIOD" not in env and "gracePeriod: 0 is ignored" in lib.notes(out),
+       "variant: gracePeriod 0 is ignored, as in the seed, and NOTES.txt says so")
+    ok(env.get("VERBOSE") == "false", "variant: verbose false renders VERBOSE=false")
+    ok("LOGSPOUT" not in env, "variant: enableLogspout default true adds no LOGSPOUT")
+    # The seed's detachAsg: true alone.
+    n = lib.notes(lib.render({"detachAsg": True}))
+    ok("detachAsg=true is NOT implemented" in n, "variant: detachAsg true alone warns in NOTES.txt")
+    # slackUrl and slackUrlSecret together are refused.
+    try:
+        lib.render({"slackUrl": "https://hooks.slack.com/x", "slackUrlSecret": {"name": "s"}})
+        ok(False, "variant: slackUrl + slackUrlSecret.name is refused")
+    except Exception as e:  # noqa: BLE001
+        ok("not both" in str(e), "variant: slackUrl + slackUrlSecret.name is refused", str(e))
+    return objs_all
+
+
+# --- 4. Kubernetes schemas ---------------------------------------------------------------------------------
+
+
+def check_kube_schemas(groups: dict[str, list[tuple[str, dict]]], versions: list[str]) -> None:
+    import kubernetes_validate
+    from kubernetes_validate import utils
+
+    shipped = utils.all_versions()
+    print(f"info  kubernetes-validate {kubernetes_validate.__version__} ships schemas {shipped[0]} .. {shipped[-1]}")
+    for v in versions:
+        ok(any(s.startswith(v + ".") or s == v for s in shipped),
+           f"kubernetes-validate ships the schemas of Kubernetes {v}")
+    for group, objects in groups.items():
+        for v in versions:
+            errors = []
+            for src, obj in objects:
+                try:
+                    utils.validate(obj, v, strict=True)
+                except utils.ValidationError as e:
+                    path = ".".join(str(p) for p in e.path)
+                    errors.append(f"{src} {lib.key_of(obj)}: {path}: {e.message}")
+                except (utils.SchemaNotFoundError, utils.InvalidSchemaError) as e:
+                    errors.append(f"{src} {lib.key_of(obj)}: {e.message}")
+            ok(not errors, f"{group}: {len(objects)} objects valid for Kubernetes {v} (strict)", "\n      ".join(errors))
+
+
+# --- 5. values.schema.json ---------------------------------------------------------------------------------
+
+REJECTED = [
+    ("typo at the top level", {"imageTag": "1.32.0-1"}),
+    ("typo in image", {"image": {"repo": "x"}}),
+    ("typo in rbac", {"rbac": {"crate": True}}),
+    ("typo in serviceAccount", {"serviceAccount": {"nmae": "x"}}),
+    ("typo in slackUrlSecret", {"slackUrlSecret": {"secret": "x"}}),
+    ("typo in resources", {"resources": {"limit": {"memory": "1Gi"}}}),
+    ("typo in a toleration", {"tolerations": [{"operator": "Exists", "efect": "NoSchedule"}]}),
+    ("typo in affinity", {"affinity": {"nodeAfinity": {}}}),
+    ("rbac.create a string", {"rbac": {"create": "yes"}}),
+    ("hostNetwork a string", {"hostNetwork": "true"}),
+    ("detachAsg a string", {"detachAsg": "true"}),
+    ("enableLogspout a number", {"enableLogspout": 1}),
+    ("forceDelete a string", {"forceDelete": "no"}),
+    ("pollInterval not a duration", {"pollInterval": "often"}),
+    ("pollInterval 0", {"pollInterval": 0}),
+    ("pollInterval a list", {"pollInterval": [5]}),
+    ("drainReserve not a duration", {"drainReserve": "20 seconds"}),
+    ("imdsTimeout above 30", {"imdsTimeout": 31}),
+    ("gracePeriod below -1", {"gracePeriod": -5}),
+    ("gracePeriod a word", {"gracePeriod": "forever"}),
+    ("verbose 2", {"verbose": 2}),
+    ("verbose a word", {"verbose": "loud"}),
+    ("noticeUrl https (metadata is plain http)", {"noticeUrl": "https://169.254.169.254/x"}),
+    ("imdsUrl without scheme", {"imdsUrl": "169.254.169.254"}),
+    ("slackUrl not a URL", {"slackUrl": "hooks.slack.com/services/x"}),
+    ("image.tag with a colon", {"image": {"tag": "repo:1.0"}}),
+    ("image.tag a number", {"image": {"tag": 1.13}}),
+    ("image.pullPolicy unknown", {"image": {"pullPolicy": "Sometimes"}}),
+    ("imagePullSecrets of strings", {"imagePullSecrets": ["regcred"]}),
+    ("tolerations an object", {"tolerations": {"operator": "Exists"}}),
+    ("nodeSelector a list", {"nodeSelector": ["a"]}),
+    ("nodeSelector value a boolean", {"nodeSelector": {"spot": True}}),
+    ("podAnnotations value a number", {"podAnnotations": {"a": 1}}),
+    ("updateStrategy unknown", {"updateStrategy": "Recreate"}),
+    ("maxUnavailable 0", {"maxUnavailable": 0}),
+    ("maxUnavailable a word", {"maxUnavailable": "one"}),
+    ("terminationGracePeriodSeconds negative", {"terminationGracePeriodSeconds": -1}),
+    ("extraEnv without a name", {"extraEnv": [{"value": "1"}]}),
+    ("clusterName a number", {"clusterName": 5}),
+]
+
+ACCEPTED = [
+    ("the seed's string pollInterval", {"pollInterval": "5"}),
+    ("a duration pollInterval", {"pollInterval": "200ms"}),
+    ("the seed's verbose 1", {"verbose": 1}),
+    ("verbose \"true\"", {"verbose": "true"}),
+    ("gracePeriod -1", {"gracePeriod": -1}),
+    ("gracePeriod \"120\"", {"gracePeriod": "120"}),
+    ("maxUnavailable \"10%\"", {"maxUnavailable": "10%"}),
+    ("updateStrategy \"\" (the seed's off switch)", {"updateStrategy": ""}),
+    ("global values of a parent chart", {"global": {"imageRegistry": "x"}}),
+    ("resources with numbers", {"resources": {"requests": {"cpu": 0.005, "memory": 16777216}}}),
+    ("image pinned by digest", {"image": {"tag": "1.32.0-1@sha256:" + "a" * 64}}),
+]
+
+
+def check_values_schema() -> None:
+    import helm_python
+
+    for what, values in REJECTED:
+        try:
+            lib.render(values)
+            ok(False, f"values.schema.json rejects {what}", f"{values} rendered")
+        except helm_python.HelmValuesError as e:
+            ok(True, f"values.schema.json rejects {what}")
+            del e
+    for what, values in ACCEPTED:
+        try:
+            lib.render(values)
+            ok(True, f"values.schema.json accepts {what}")
+        except helm_python.HelmError as e:
+            ok(False, f"values.schema.json accepts {what}", str(e).replace("\n", "\n      "))
+
+
+# --- 6. key coverage ---------------------------------------------------------------------------------------
+
+# Every key of stable/k8s-spot-termination-handler 1.4.11 (values.yaml, README and templates).
+SEED_KEYS = [
+    "image.repository", "image.tag", "image.pullPolicy", "imagePullSecrets", "noticeUrl", "pollInterval",
+    "verbose", "slackUrl", "clusterName", "enableLogspout", "detachAsg", "gracePeriod", "envFromSecret",
+    "rbac.create", "serviceAccount.create", "serviceAccount.name", "resources", "priorityClassName",
+    "nodeSelector", "tolerations", "affinity", "podAnnotations", "podSecurityContext", "hostNetwork",
+    "updateStrategy", "maxUnavailable",
+]
+
+
+def check_key_coverage() -> None:
+    import helm_python
+
+    with helm_python.Chart.load(lib.CHART) as chart:
+        schema = chart.schema or {}
+        defaults = chart.values
+        lint = helm_python.lint(lib.CHART, strict=True, namespace=lib.NAMESPACE)
+    for key in SEED_KEYS:
+        node, vals = schema, defaults
+        for part in key.split("."):
+            node = node.get("properties", {}).get(part) if isinstance(node, dict) else None
+            vals = vals.get(part, KeyError) if isinstance(vals, dict) else KeyError
+        ok(node is not None and vals is not KeyError, f"seed key {key} is a chart key (schema and values.yaml)")
+    problems = [m for m in lint.get("messages", []) if m.get("severity", 0) >= 2] + [
+        {"error": e} for e in lint.get("errors", [])
+    ]
+    ok(not problems, "helm lint --strict", "; ".join(str(p.get("error")) for p in problems))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kube-versions", default="1.25,1.37", help="comma-separated Kubernetes versions")
+    args = ap.parse_args()
+    versions = [v.strip() for v in args.kube_versions.split(",") if v.strip()]
+    steps = []
+    try:
+        plain = check_plain_layout()
+        ds = lib.find(plain, "DaemonSet")
+        if ds:
+            check_daemonset_defaults(ds[0], "manifests/daemonset.yaml")
+        default = check_default_render(plain)
+        seed = check_seed_render()
+        everything = check_all_switches_render()
+        variants = check_variants()
+        steps = {"manifests/": plain, "chart default values": default, "chart seed.yaml": seed,
+                 "chart all-switches.yaml": everything, "chart variants": variants}
+        check_kube_schemas(steps, versions)
+        check_values_schema()
+        check_key_coverage()
+    except Exception:  # noqa: BLE001  (a crash is a failure with its traceback, not a silent pass)
+        traceback.print_exc()
+        FAILED.append("crashed")
+    print(f"manifests-check: {len(PASSED)} passed, {len(FAILED)} failed")
+    if FAILED:
+        print("failed:\n  " + "\n  ".join(FAILED))
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
