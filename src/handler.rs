@@ -14,7 +14,7 @@ use crate::kube::{Client, EvictionVersion};
 use crate::notice::{self, Notice};
 use crate::notify::{Notifier, Origin};
 use crate::time::{format_duration, format_rfc3339};
-use crate::{error, info, log, warn};
+use crate::{info, log, warn};
 
 /// Start-up API calls get this long each.
 const STARTUP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -265,28 +265,26 @@ impl Context<'_> {
         if let Err(e) = self.client.patch_node(&self.node, &patch, Some(record_by)) {
             warn!("could not record the drain outcome on the node", error = e);
         }
-        if report.failed > 0 || report.still_present > 0 {
-            error!(
-                "drain finished with pods left",
-                node = self.node,
-                evicted = report.evicted,
-                forced = report.forced,
-                failed = report.failed,
-                still_present = report.still_present,
-                seconds = format!("{:.1}", report.seconds)
-            );
+        let (level, msg) = if report.failed > 0 || report.still_present > 0 {
+            (log::Level::Error, "drain finished with pods left")
         } else {
-            info!(
-                "drain finished",
-                node = self.node,
-                evicted = report.evicted,
-                forced = report.forced,
-                failed = report.failed,
-                already_gone = report.already_gone,
-                skipped = report.skipped,
-                seconds = format!("{:.1}", report.seconds)
-            );
-        }
+            (log::Level::Info, "drain finished")
+        };
+        let seconds = format!("{:.1}", report.seconds);
+        log::log(
+            level,
+            msg,
+            &[
+                ("node", &self.node),
+                ("evicted", &report.evicted),
+                ("forced", &report.forced),
+                ("failed", &report.failed),
+                ("already_gone", &report.already_gone),
+                ("skipped", &report.skipped),
+                ("still_present", &report.still_present),
+                ("seconds", &seconds),
+            ],
+        );
         self.notifier
             .send("drained", self.origin.render_drained(&notice, &report));
     }

@@ -41,31 +41,17 @@ impl Level {
     }
 }
 
-/// Appends `value` to `out`, quoted and escaped when logfmt needs it.
+/// Appends `value` to `out`, quoted and escaped (JSON string rules) when logfmt needs it.
 fn push_value(out: &mut String, value: &str) {
     let needs_quotes = value.is_empty()
         || value
             .chars()
             .any(|c| c == ' ' || c == '=' || c == '"' || c == '\\' || c.is_control());
-    if !needs_quotes {
+    if needs_quotes {
+        out.push_str(&crate::json::escape(value));
+    } else {
         out.push_str(value);
-        return;
     }
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Renders one logfmt line (without the trailing newline). Pure, for tests.

@@ -377,11 +377,7 @@ fn a_401_makes_the_handler_reread_its_rotated_token() {
         Duration::from_secs(60),
     ))
     .unwrap();
-    let h = Handler::start(&sim, &[]);
-    h.wait_for("polling", LONG);
-    eventually("start-up calls done", LONG, || {
-        sim.api_requests().iter().any(|r| r.path == "/api/v1")
-    });
+    let h = Handler::start_idle(&sim, &[]);
     let old = sim.token();
     sim.rotate_token();
     let new = sim.token();
@@ -581,11 +577,7 @@ fn api_faults_are_retried_within_the_deadline() {
         Duration::from_secs(60),
     ))
     .unwrap();
-    let h = Handler::start(&sim, &[]);
-    h.wait_for("polling", LONG);
-    eventually("start-up calls done", LONG, || {
-        sim.api_requests().iter().any(|r| r.path == "/api/v1")
-    });
+    let h = Handler::start_idle(&sim, &[]);
     sim.fail_next("PATCH", "/api/v1/nodes/", 1, 503, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"ServiceUnavailable\",\"code\":503}");
     sim.fail_next("GET", "/api/v1/pods", 1, 500, "boom");
     sim.fail_next(

@@ -223,6 +223,17 @@ pub struct Stats {
     pub token_rereads: AtomicU64,
 }
 
+/// One API request, as `call` and `send` see it.
+struct Call<'a> {
+    /// Names the operation for errors and logs ("evict pod shop/web-1").
+    op: &'a dyn Fn() -> String,
+    method: &'a str,
+    path: &'a str,
+    /// `(content type, body)`.
+    body: Option<(&'a str, &'a [u8])>,
+    deadline: Option<Instant>,
+}
+
 pub struct Client {
     endpoint: Endpoint,
     token: Option<Token>,
@@ -262,51 +273,72 @@ impl Client {
     }
 
     /// One call. `Ok` for 2xx only; a 401 triggers one token re-read and retry.
-    fn call(
-        &self,
-        op: &dyn Fn() -> String,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<http::Response, Error> {
-        let mut resp = self.send(op, method, path, content_type, body, deadline, false)?;
+    fn call(&self, c: &Call<'_>) -> Result<http::Response, Error> {
+        let mut resp = self.send(c, false)?;
         if resp.status == 401 && self.token.is_some() {
             self.stats.token_rereads.fetch_add(1, Ordering::Relaxed);
             warn!(
                 "API answered 401 Unauthorized; re-reading the service-account token",
-                op = op()
+                op = (c.op)()
             );
-            resp = self.send(op, method, path, content_type, body, deadline, true)?;
+            resp = self.send(c, true)?;
         }
         if (200..300).contains(&resp.status) {
             return Ok(resp);
         }
-        Err(status_error(op(), &resp))
+        Err(status_error((c.op)(), &resp))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn send(
+    /// A GET whose JSON answer is decoded into `T`.
+    fn get<T: nanoserde::DeJson>(
+        &self,
+        op: &dyn Fn() -> String,
+        path: &str,
+        deadline: Option<Instant>,
+    ) -> Result<T, Error> {
+        let c = Call {
+            op,
+            method: "GET",
+            path,
+            body: None,
+            deadline,
+        };
+        let resp = self.call(&c)?;
+        json::parse(&resp.body).map_err(|m| Error {
+            op: op(),
+            kind: Box::new(ErrorKind::Decode(m)),
+        })
+    }
+
+    /// A call with a JSON body whose answer is not read.
+    fn write(
         &self,
         op: &dyn Fn() -> String,
         method: &str,
         path: &str,
-        content_type: Option<&str>,
-        body: &[u8],
+        (content_type, body): (&str, &str),
         deadline: Option<Instant>,
-        reread: bool,
-    ) -> Result<http::Response, Error> {
+    ) -> Result<(), Error> {
+        let c = Call {
+            op,
+            method,
+            path,
+            body: Some((content_type, body.as_bytes())),
+            deadline,
+        };
+        self.call(&c).map(drop)
+    }
+
+    fn send(&self, c: &Call<'_>, reread: bool) -> Result<http::Response, Error> {
+        let transport = |m: String| Error {
+            op: (c.op)(),
+            kind: Box::new(ErrorKind::Transport(m)),
+        };
         let mut timeout = REQUEST_TIMEOUT;
-        if let Some(d) = deadline {
+        if let Some(d) = c.deadline {
             timeout = timeout.min(d.saturating_duration_since(Instant::now()));
             if timeout.is_zero() {
-                return Err(Error {
-                    op: op(),
-                    kind: Box::new(ErrorKind::Transport(
-                        "deadline reached before the request".to_string(),
-                    )),
-                });
+                return Err(transport("deadline reached before the request".to_string()));
             }
         }
         let bearer = self
@@ -319,14 +351,15 @@ impl Client {
         if let Some(b) = &bearer {
             headers.push(("Authorization", b));
         }
-        if let Some(ct) = content_type {
-            headers.push(("Content-Type", ct));
+        let (content_type, body) = c.body.unwrap_or(("", b""));
+        if c.body.is_some() {
+            headers.push(("Content-Type", content_type));
         }
         let started = Instant::now();
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let req = http::Request {
-            method,
-            path,
+            method: c.method,
+            path: c.path,
             headers: &headers,
             body,
         };
@@ -335,50 +368,30 @@ impl Client {
         match &result {
             Ok(r) => debug!(
                 "api",
-                method = method,
-                path = path,
+                method = c.method,
+                path = c.path,
                 status = r.status,
                 ms = ms
             ),
-            Err(e) => debug!("api", method = method, path = path, error = e, ms = ms),
+            Err(e) => debug!("api", method = c.method, path = c.path, error = e, ms = ms),
         }
-        result.map_err(|e| Error {
-            op: op(),
-            kind: Box::new(ErrorKind::Transport(e.to_string())),
-        })
-    }
-
-    fn decode<T: nanoserde::DeJson>(op: String, resp: &http::Response) -> Result<T, Error> {
-        json::parse(&resp.body).map_err(|m| Error {
-            op,
-            kind: Box::new(ErrorKind::Decode(m)),
-        })
+        result.map_err(|e| transport(e.to_string()))
     }
 
     pub fn get_pod(&self, ns: &str, name: &str, deadline: Option<Instant>) -> Result<Pod, Error> {
-        let op = || format!("get pod {ns}/{name}");
-        let resp = self.call(
-            &op,
-            "GET",
+        self.get(
+            &|| format!("get pod {ns}/{name}"),
             &format!("/api/v1/namespaces/{ns}/pods/{name}"),
-            None,
-            b"",
             deadline,
-        )?;
-        Client::decode(op(), &resp)
+        )
     }
 
     pub fn get_node(&self, name: &str, deadline: Option<Instant>) -> Result<Node, Error> {
-        let op = || format!("get node {name}");
-        let resp = self.call(
-            &op,
-            "GET",
+        self.get(
+            &|| format!("get node {name}"),
             &format!("/api/v1/nodes/{name}"),
-            None,
-            b"",
             deadline,
-        )?;
-        Client::decode(op(), &resp)
+        )
     }
 
     /// JSON merge patch (RFC 7386) of a Node. The updated Node in the answer is not read.
@@ -388,16 +401,14 @@ impl Client {
         patch: &str,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        let op = || format!("patch node {name}");
-        self.call(
-            &op,
+        let path = format!("/api/v1/nodes/{name}");
+        self.write(
+            &|| format!("patch node {name}"),
             "PATCH",
-            &format!("/api/v1/nodes/{name}"),
-            Some("application/merge-patch+json"),
-            patch.as_bytes(),
+            &path,
+            ("application/merge-patch+json", patch),
             deadline,
         )
-        .map(drop)
     }
 
     /// All pods bound to `node`, page by page; restarts once from the first page on 410 Expired.
@@ -418,14 +429,13 @@ impl Client {
                     path.push_str("&continue=");
                     path.push_str(&percent_encode(t));
                 }
-                let resp = match self.call(&op, "GET", &path, None, b"", deadline) {
+                let page: PodList = match self.get(&op, &path, deadline) {
                     Err(e) if e.is_gone() && !restarted && token.is_some() => {
                         restarted = true;
                         continue 'restart;
                     }
                     other => other?,
                 };
-                let page: PodList = Client::decode(op(), &resp)?;
                 pods.extend(page.items.unwrap_or_default());
                 token = page
                     .metadata
@@ -447,7 +457,6 @@ impl Client {
         version: EvictionVersion,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        let op = || format!("evict pod {ns}/{name}");
         let body = format!(
             "{{\"apiVersion\":\"{}\",\"kind\":\"Eviction\",\"metadata\":{{\"name\":{},\"namespace\":{}}},\"deleteOptions\":{{\"gracePeriodSeconds\":{grace_seconds}}}}}",
             version.api_version(),
@@ -455,15 +464,13 @@ impl Client {
             json::escape(ns)
         );
         let path = format!("/api/v1/namespaces/{ns}/pods/{name}/eviction");
-        self.call(
-            &op,
+        self.write(
+            &|| format!("evict pod {ns}/{name}"),
             "POST",
             &path,
-            Some("application/json"),
-            body.as_bytes(),
+            ("application/json", &body),
             deadline,
         )
-        .map(drop)
     }
 
     /// DELETE a pod (bypasses budgets), only if it is still the pod with `uid`.
@@ -475,21 +482,18 @@ impl Client {
         grace_seconds: i64,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
-        let op = || format!("delete pod {ns}/{name}");
         let body = format!(
             "{{\"apiVersion\":\"v1\",\"kind\":\"DeleteOptions\",\"gracePeriodSeconds\":{grace_seconds},\"preconditions\":{{\"uid\":{}}}}}",
             json::escape(uid)
         );
         let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-        self.call(
-            &op,
+        self.write(
+            &|| format!("delete pod {ns}/{name}"),
             "DELETE",
             &path,
-            Some("application/json"),
-            body.as_bytes(),
+            ("application/json", &body),
             deadline,
         )
-        .map(drop)
     }
 
     /// Which Eviction version the server serves, from `GET /api/v1` (as kubectl decides).
@@ -498,8 +502,7 @@ impl Client {
         deadline: Option<Instant>,
     ) -> Result<EvictionVersion, Error> {
         let op = || "discover the Eviction API version".to_string();
-        let resp = self.call(&op, "GET", "/api/v1", None, b"", deadline)?;
-        let list: ApiResourceList = Client::decode(op(), &resp)?;
+        let list: ApiResourceList = self.get(&op, "/api/v1", deadline)?;
         let eviction = list
             .resources
             .unwrap_or_default()

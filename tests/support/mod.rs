@@ -37,6 +37,16 @@ impl Handler {
         Handler::start_cmd(Command::new(BIN), handler_env(sim, extra))
     }
 
+    /// Starts the handler and waits until its start-up API calls are done: it is polling, idle.
+    pub fn start_idle(sim: &Sim, extra: &[(&str, &str)]) -> Handler {
+        let h = Handler::start(sim, extra);
+        h.wait_for("polling", Duration::from_secs(30));
+        eventually("start-up calls done", Duration::from_secs(30), || {
+            sim.api_requests().iter().any(|r| r.path == "/api/v1")
+        });
+        h
+    }
+
     /// Starts `cmd` (the handler, or a wrapper such as `unshare`) with `env` only.
     pub fn start_cmd(mut cmd: Command, env: Vec<(String, String)>) -> Handler {
         cmd.env_clear()
