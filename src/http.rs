@@ -134,6 +134,20 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response built in memory, for unit tests of code that judges responses.
+    #[cfg(test)]
+    pub fn canned(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -375,14 +375,7 @@ mod tests {
                  headers: &[(&str, &str)],
                  body: &str|
          -> Result<http::Response, http::Error> {
-            Ok(http::Response {
-                status,
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                body: body.as_bytes().to_vec(),
-            })
+            Ok(http::Response::canned(status, headers, body))
         };
         assert_eq!(judge(&r(200, &[], "ok"), 0), Verdict::Sent);
         assert_eq!(
