@@ -1075,3 +1075,25 @@ fn unready_pods_and_percentages() {
     assert_eq!(list["kind"], "PodDisruptionBudgetList");
     assert_eq!(list["items"][0]["status"]["currentHealthy"], 2);
 }
+
+#[test]
+fn pod_count_on_matches_pods_on() {
+    let sim = Sim::start(
+        web_scenario().pod(
+            PodSpec::new("shop", "elsewhere")
+                .replicaset("x-5f6")
+                .node("node-b"),
+        ),
+    )
+    .unwrap();
+    assert_eq!(sim.pod_count_on(NODE), 3);
+    assert_eq!(sim.pod_count_on(NODE), sim.pods_on(NODE).len());
+    assert_eq!(sim.pod_count_on("node-b"), 1);
+    assert_eq!(evict(&sim, "shop", "web-1").status, 201);
+    // web-1 (shutdown 1 s) goes; its replacement lands on node-b.
+    assert!(wait_until(Duration::from_secs(5), || sim
+        .pod_count_on(NODE)
+        == 2));
+    assert_eq!(sim.pod_count_on(NODE), sim.pods_on(NODE).len());
+    assert_eq!(sim.pod_count_on("node-b"), 2);
+}
