@@ -29,8 +29,9 @@ pub const EVICTION_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 const ERROR_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the wait phase lists the node's pods (kubectl polls every second, per pod).
 const WAIT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Concurrent evictions. Each worker holds one API connection at a time.
-const MAX_WORKERS: usize = 32;
+/// Concurrent evictions. Each worker uses one API connection at a time (kept open between
+/// its requests).
+pub const MAX_WORKERS: usize = 32;
 /// Prefix of our Node annotations.
 pub const ANNOTATION_PREFIX: &str = "spot-termination-notice-handler/";
 

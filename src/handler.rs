@@ -63,7 +63,19 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         })?,
         None => Notifier::disabled(),
     };
-    let mut imds = Imds::new(&cfg.imds_url, cfg.notice_url.clone(), cfg.imds_timeout);
+    let mut imds =
+        Imds::new(&cfg.imds_url, cfg.notice_url.clone(), cfg.imds_timeout).map_err(|e| {
+            config::Error {
+                setting: if cfg.notice_url.is_some() {
+                    "NOTICE_URL"
+                } else {
+                    "IMDS_URL"
+                }
+                .to_string(),
+                expected: "an http:// URL with a host and a valid port".to_string(),
+                got: e,
+            }
+        })?;
 
     let node = match &cfg.node_name {
         Some(n) => n.clone(),
@@ -132,6 +144,8 @@ impl Context<'_> {
         let (mut errors, mut consecutive) = (0u64, 0u64);
         let mut last_error = String::new();
         let mut stale_logged = false;
+        // No API request is made while idle: do not hold the start-up connection open.
+        self.client.close_idle();
         let mut next = Instant::now();
         loop {
             match imds.poll(SystemTime::now()) {
@@ -146,6 +160,7 @@ impl Context<'_> {
                 }
                 Ok(Some(n)) => {
                     self.handle(n);
+                    self.client.close_idle();
                     break;
                 }
                 Ok(None) => {

@@ -1,9 +1,13 @@
-//! One HTTP/1.1 exchange over TCP or rustls: the client behind the Kubernetes API and Slack.
+//! HTTP/1.1 over TCP or rustls: the client behind the metadata service, the Kubernetes API and
+//! Slack.
 //!
-//! Boundaries, on purpose: one request per connection (`Connection: close`), no pooling, no
-//! redirects, no proxies, no compression. Every phase (connect, TLS handshake, write, read) is
-//! bounded by one overall deadline; the body is capped. Bodies may come with `Content-Length`,
-//! chunked, or until close (a TLS peer that closes without `close_notify` is tolerated).
+//! Boundaries, on purpose: no redirects, no proxies, no compression, no pipelining. A [`Pool`]
+//! keeps finished connections open for the next exchange to the same endpoint (keep-alive), so
+//! a drain does not pay a TLS handshake per eviction and an idle poll costs no TCP setup; a
+//! reused connection that the server closed meanwhile is replaced once, transparently.
+//! Every phase (connect, TLS handshake, write, read) of an exchange is bounded by one overall
+//! deadline, and the body is capped. Bodies may come with `Content-Length`, chunked, or until
+//! close (a TLS peer that closes without `close_notify` is tolerated).
 //!
 //! Errors name the endpoint as `host:port` only: a Slack URL's path is the secret, so it never
 //! appears in an error.
@@ -11,7 +15,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
@@ -282,63 +286,187 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Sends `req` to `ep` and reads the whole response, all within `timeout`.
-pub fn exchange(
-    ep: &Endpoint,
-    req: &Request<'_>,
-    timeout: Duration,
-    max_body: usize,
-) -> Result<Response, Error> {
-    let deadline = Instant::now() + timeout;
-    let fail = |phase: Phase, kind: ErrorKind| Error {
-        authority: ep.authority(),
-        phase,
-        kind,
-    };
-    let io_fail = |phase: Phase, e: io::Error| {
+/// An idle connection older than this is closed instead of reused (servers time idle
+/// connections out; the Kubernetes API server after 90 s or more).
+const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+
+/// Connections to one endpoint, kept open between exchanges (HTTP/1.1 keep-alive).
+pub struct Pool {
+    ep: Endpoint,
+    idle: Mutex<Vec<(Stream, Instant)>>,
+    /// How many idle connections to keep; 0 sends `Connection: close` and keeps none.
+    max_idle: usize,
+}
+
+/// How one attempt on one connection ended, when it did not produce a response.
+enum Failure {
+    /// A reused connection turned out closed before any byte of a response: try a new one.
+    Stale,
+    Failed(Error),
+}
+
+impl Pool {
+    pub fn new(ep: Endpoint, max_idle: usize) -> Pool {
+        Pool {
+            ep,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// Sends `req` and reads the whole response, all within `timeout`: on an idle connection
+    /// when there is one (replaced once if the server had closed it), else on a new one.
+    pub fn exchange(
+        &self,
+        req: &Request<'_>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Response, Error> {
+        let deadline = Instant::now() + timeout;
+        if let Some(stream) = self.take_idle() {
+            match self.exchange_on(stream, true, req, deadline, max_body) {
+                Ok(resp) => return Ok(resp),
+                Err(Failure::Failed(e)) => return Err(e),
+                Err(Failure::Stale) => {}
+            }
+        }
+        let stream = self.open(deadline)?;
+        match self.exchange_on(stream, false, req, deadline, max_body) {
+            Ok(resp) => Ok(resp),
+            Err(Failure::Failed(e)) => Err(e),
+            Err(Failure::Stale) => Err(self.fail(
+                Phase::Read,
+                ErrorKind::Protocol("connection closed before the response".to_string()),
+            )),
+        }
+    }
+
+    /// Closes the idle connections (e.g. once a drain is over).
+    pub fn close_idle(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Stream, Instant)>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_idle(&self) -> Option<Stream> {
+        let mut idle = self.lock();
+        idle.retain(|(_, since)| since.elapsed() < MAX_IDLE_AGE);
+        idle.pop().map(|(s, _)| s)
+    }
+
+    fn fail(&self, phase: Phase, kind: ErrorKind) -> Error {
+        Error {
+            authority: self.ep.authority(),
+            phase,
+            kind,
+        }
+    }
+
+    fn io_fail(&self, phase: Phase, e: io::Error) -> Error {
         if is_timeout(&e) {
-            return fail(phase, ErrorKind::TimedOut);
+            return self.fail(phase, ErrorKind::TimedOut);
         }
         // rustls reports certificate problems as io errors wrapping a rustls::Error.
         if let Some(tls) = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return fail(Phase::Handshake, ErrorKind::Tls(tls.to_string()));
+            return self.fail(Phase::Handshake, ErrorKind::Tls(tls.to_string()));
         }
-        fail(phase, ErrorKind::Io(e))
-    };
+        self.fail(phase, ErrorKind::Io(e))
+    }
 
-    let tcp = connect(ep, deadline).map_err(|e| io_fail(Phase::Connect, e))?;
-    let _ = tcp.set_nodelay(true);
-    let stream = match &ep.tls {
-        None => Stream::Plain(tcp),
-        Some((config, name)) => {
-            let conn = ClientConnection::new(config.clone(), name.clone())
-                .map_err(|e| fail(Phase::Handshake, ErrorKind::Tls(e.to_string())))?;
-            Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+    fn open(&self, deadline: Instant) -> Result<Stream, Error> {
+        let tcp = connect(&self.ep, deadline).map_err(|e| self.io_fail(Phase::Connect, e))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(match &self.ep.tls {
+            None => Stream::Plain(tcp),
+            Some((config, name)) => {
+                let conn = ClientConnection::new(config.clone(), name.clone())
+                    .map_err(|e| self.fail(Phase::Handshake, ErrorKind::Tls(e.to_string())))?;
+                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+            }
+        })
+    }
+
+    fn exchange_on(
+        &self,
+        stream: Stream,
+        reused: bool,
+        req: &Request<'_>,
+        deadline: Instant,
+        max_body: usize,
+    ) -> Result<Response, Failure> {
+        let fresh_tls = !reused && self.ep.is_tls();
+        let mut s = Bounded { stream, deadline };
+        let head = request_head(&self.ep, req, self.max_idle == 0);
+        let written = s
+            .write_all(head.as_bytes())
+            .and_then(|_| s.write_all(req.body))
+            .and_then(|_| s.flush());
+        if let Err(e) = written {
+            if reused && is_closed(&e) {
+                return Err(Failure::Stale);
+            }
+            // For a new TLS connection the handshake happens inside the first write.
+            let phase = if fresh_tls {
+                Phase::Handshake
+            } else {
+                Phase::Write
+            };
+            return Err(Failure::Failed(self.io_fail(phase, e)));
         }
-    };
-    let mut s = Bounded { stream, deadline };
+        match read_response(&mut s, req.method == "HEAD", max_body) {
+            Ok((resp, reusable)) => {
+                if reusable && self.max_idle > 0 {
+                    let mut idle = self.lock();
+                    if idle.len() < self.max_idle {
+                        idle.push((s.stream, Instant::now()));
+                    }
+                }
+                Ok(resp)
+            }
+            Err(ReadError::Closed) if reused => Err(Failure::Stale),
+            Err(ReadError::Closed) => Err(Failure::Failed(self.fail(
+                Phase::Read,
+                ErrorKind::Protocol("connection closed before the response".to_string()),
+            ))),
+            Err(ReadError::Io(e)) => Err(Failure::Failed(self.io_fail(Phase::Read, e))),
+            Err(ReadError::Protocol(m)) => Err(Failure::Failed(
+                self.fail(Phase::Read, ErrorKind::Protocol(m)),
+            )),
+            Err(ReadError::TooLarge(n)) => Err(Failure::Failed(
+                self.fail(Phase::Read, ErrorKind::BodyTooLarge(n)),
+            )),
+        }
+    }
+}
 
-    let head = request_head(ep, req);
-    // For TLS the handshake happens inside the first write.
-    let phase = if ep.is_tls() {
-        Phase::Handshake
-    } else {
-        Phase::Write
-    };
-    s.write_all(head.as_bytes())
-        .map_err(|e| io_fail(phase, e))?;
-    s.write_all(req.body)
-        .and_then(|_| s.flush())
-        .map_err(|e| io_fail(Phase::Write, e))?;
+/// One exchange on a connection of its own (`Connection: close`), for one-off requests.
+pub fn exchange(
+    ep: &Endpoint,
+    req: &Request<'_>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Response, Error> {
+    Pool::new(ep.clone(), 0).exchange(req, timeout, max_body)
+}
 
-    read_response(&mut s, req.method == "HEAD", max_body).map_err(|e| match e {
-        ReadError::Io(e) => io_fail(Phase::Read, e),
-        ReadError::Protocol(m) => fail(Phase::Read, ErrorKind::Protocol(m)),
-        ReadError::TooLarge(n) => fail(Phase::Read, ErrorKind::BodyTooLarge(n)),
-    })
+/// The peer closed the connection (as a server does with an idle keep-alive connection).
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 fn connect(ep: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
@@ -360,7 +488,7 @@ fn connect(ep: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
     Err(last)
 }
 
-fn request_head(ep: &Endpoint, req: &Request<'_>) -> String {
+fn request_head(ep: &Endpoint, req: &Request<'_>, close: bool) -> String {
     let mut head = format!(
         "{} {}{} HTTP/1.1\r\nHost: {}\r\n",
         req.method,
@@ -377,11 +505,16 @@ fn request_head(ep: &Endpoint, req: &Request<'_>) -> String {
     if !req.body.is_empty() || matches!(req.method, "POST" | "PUT" | "PATCH") {
         head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
     }
-    head.push_str("Connection: close\r\n\r\n");
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
     head
 }
 
 enum ReadError {
+    /// The connection ended (EOF or reset) before any byte of a response.
+    Closed,
     Io(io::Error),
     Protocol(String),
     TooLarge(usize),
@@ -468,18 +601,25 @@ impl<R: Read> Reader<'_, R> {
     }
 }
 
+/// Reads one response; the flag says whether the connection can carry another exchange.
 fn read_response<R: Read>(
     inner: &mut R,
     head_only: bool,
     max_body: usize,
-) -> Result<Response, ReadError> {
+) -> Result<(Response, bool), ReadError> {
     let mut r = Reader {
         inner,
         buf: Vec::with_capacity(8192),
         pos: 0,
         eof: false,
     };
-    let (status, headers) = loop {
+    match r.fill() {
+        Ok(true) => {}
+        Ok(false) => return Err(ReadError::Closed),
+        Err(e) if is_closed(&e) => return Err(ReadError::Closed),
+        Err(e) => return Err(ReadError::Io(e)),
+    }
+    let (status, headers, http11) = loop {
         let status_line = r.line(MAX_HEAD)?;
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or("");
@@ -511,7 +651,7 @@ fn read_response<R: Read>(
         }
         // Skip interim 1xx responses (100 Continue); 101 is never asked for.
         if !(100..200).contains(&code) {
-            break (code, headers);
+            break (code, headers, version == "HTTP/1.1");
         }
     };
     let resp = |body| Response {
@@ -519,15 +659,17 @@ fn read_response<R: Read>(
         headers: headers.clone(),
         body,
     };
-    if head_only || status == 204 || status == 304 {
-        return Ok(resp(Vec::new()));
-    }
     let header = |name: &str| {
         headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     };
+    let keep_alive =
+        http11 && !header("connection").is_some_and(|c| c.to_ascii_lowercase().contains("close"));
+    if head_only || status == 204 || status == 304 {
+        return Ok((resp(Vec::new()), keep_alive && r.available().is_empty()));
+    }
     let mut body = Vec::new();
     if header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
         loop {
@@ -571,8 +713,10 @@ fn read_response<R: Read>(
                 break;
             }
         }
+        // The end of the body was the end of the connection.
+        return Ok((resp(body), false));
     }
-    Ok(resp(body))
+    Ok((resp(body), keep_alive && r.available().is_empty()))
 }
 
 /// TLS client settings trusting exactly the certificates in a PEM bundle (the cluster CA).
@@ -622,13 +766,57 @@ fn client_config(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, Stri
 mod tests {
     use super::*;
 
-    fn parse(raw: &[u8], max: usize) -> Result<Response, String> {
+    fn parse_keep(raw: &[u8], max: usize) -> Result<(Response, bool), String> {
         let mut cursor = io::Cursor::new(raw.to_vec());
         read_response(&mut cursor, false, max).map_err(|e| match e {
+            ReadError::Closed => "closed".to_string(),
             ReadError::Io(e) => format!("io: {e}"),
             ReadError::Protocol(m) => format!("protocol: {m}"),
             ReadError::TooLarge(n) => format!("too large: {n}"),
         })
+    }
+
+    fn parse(raw: &[u8], max: usize) -> Result<Response, String> {
+        parse_keep(raw, max).map(|(r, _)| r)
+    }
+
+    #[test]
+    fn says_when_a_connection_can_be_reused() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", true),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                true,
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", true),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+                false,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nconnection: Close\r\nContent-Length: 2\r\n\r\n{}",
+                false,
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", false),
+            (b"HTTP/1.1 200 OK\r\n\r\nuntil close", false),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK",
+                false,
+            ),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                parse_keep(raw, 100).unwrap().1,
+                *want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        assert_eq!(
+            parse_keep(b"", 100).unwrap_err(),
+            "closed",
+            "EOF before any byte"
+        );
     }
 
     #[test]
@@ -693,10 +881,6 @@ mod tests {
                 b"HTTP/1.1 200",
                 "protocol: connection closed before the end of the response",
             ),
-            (
-                b"",
-                "protocol: connection closed before the end of the response",
-            ),
         ];
         for (raw, want) in cases {
             assert_eq!(
@@ -755,9 +939,81 @@ mod tests {
             body: b"{}",
         };
         assert_eq!(
-            request_head(&e, &req),
+            request_head(&e, &req, true),
             "PATCH /base/x?y=1 HTTP/1.1\r\nHost: h:1\r\nAccept: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );
+        assert!(request_head(&e, &req, false).ends_with("Content-Length: 2\r\n\r\n"));
+    }
+
+    /// A server that answers each request on a connection with `answers[i]`, then closes the
+    /// connection after `per_conn` answers. Returns its address and a count of connections.
+    fn server(per_conn: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = conns.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                for _ in 0..per_conn {
+                    let mut line = String::new();
+                    // Read one request head.
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let body = format!("conn {n}");
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            }
+        });
+        (addr, conns)
+    }
+
+    #[test]
+    fn a_pool_reuses_connections_and_replaces_closed_ones() {
+        let get = Request {
+            method: "GET",
+            path: "/",
+            headers: &[],
+            body: b"",
+        };
+        // Keep-alive: three exchanges, one connection.
+        let (addr, conns) = server(100);
+        let pool = Pool::new(Endpoint::parse(&format!("http://{addr}"), None).unwrap(), 1);
+        for _ in 0..3 {
+            let r = pool.exchange(&get, Duration::from_secs(5), 100).unwrap();
+            assert_eq!(r.body, b"conn 1");
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A server that closes after each answer: the stale connection is replaced, no error.
+        let (addr, conns) = server(1);
+        let pool = Pool::new(Endpoint::parse(&format!("http://{addr}"), None).unwrap(), 1);
+        for i in 1..=3 {
+            let r = pool.exchange(&get, Duration::from_secs(5), 100).unwrap();
+            assert_eq!(r.body, format!("conn {i}").as_bytes());
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // max_idle 0: nothing is kept.
+        let (addr, conns) = server(100);
+        let ep = Endpoint::parse(&format!("http://{addr}"), None).unwrap();
+        for _ in 0..2 {
+            exchange(&ep, &get, Duration::from_secs(5), 100).unwrap();
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The AWS instance metadata service (plain HTTP through minreq, no proxy, no TLS).
+//! The AWS instance metadata service: plain HTTP (`http.rs`, no proxy, no TLS) on the polling
+//! thread, one connection kept open between polls.
 //!
 //! IMDSv2 first: a session token from `PUT /latest/api/token`, reused until shortly before it
 //! expires, dropped and fetched again on a 401. When the token endpoint says no (403/404/405…),
@@ -8,8 +9,9 @@
 //! `spot/instance-action` answers 404 until a notice exists. In seed mode (`NOTICE_URL`) the
 //! configured URL is polled instead and HTTP 200 is the notice, as the shell script did.
 
-use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
+
+use crate::http;
 
 use crate::notice::Notice;
 use crate::{debug, info, warn};
@@ -23,7 +25,7 @@ const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// whole timeout, so it must not run on every poll).
 const TOKEN_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 /// Metadata documents are tiny; anything larger is garbage.
-const MAX_BODY: u64 = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024;
 
 /// A metadata request that failed (not a 404: that is "absent").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,22 +84,38 @@ struct Answer {
 
 pub struct Imds {
     base: String,
+    /// Connections to the metadata service.
+    metadata: http::Pool,
     /// Seed mode: poll this URL instead of `spot/instance-action`.
     notice_url: Option<String>,
-    timeout_secs: u64,
+    /// Connections for a `NOTICE_URL` outside the metadata service.
+    notice_pool: Option<http::Pool>,
+    timeout: Duration,
     token: TokenState,
     hop_limit_hint_logged: bool,
 }
 
 impl Imds {
-    pub fn new(base: &str, notice_url: Option<String>, timeout: Duration) -> Imds {
-        Imds {
-            base: base.trim_end_matches('/').to_string(),
+    /// Fails only on a URL that names no usable host (a configuration error).
+    pub fn new(base: &str, notice_url: Option<String>, timeout: Duration) -> Result<Imds, String> {
+        let base = base.trim_end_matches('/').to_string();
+        // One idle connection: polls are sequential.
+        let metadata = http::Pool::new(http::Endpoint::parse(&base, None)?, 1);
+        let notice_pool = match &notice_url {
+            Some(u) if !is_under(u, &base) => {
+                Some(http::Pool::new(http::Endpoint::parse(u, None)?, 1))
+            }
+            _ => None,
+        };
+        Ok(Imds {
+            base,
+            metadata,
             notice_url,
-            timeout_secs: timeout.as_secs().max(1),
+            notice_pool,
+            timeout: timeout.max(Duration::from_secs(1)),
             token: TokenState::Unknown,
             hop_limit_hint_logged: false,
-        }
+        })
     }
 
     /// One poll: `Ok(None)` while there is no notice.
@@ -168,7 +186,7 @@ impl Imds {
 
     /// GET with the session token when we have one; one retry with a fresh token on 401.
     fn get(&mut self, url: &str) -> Result<Answer, Error> {
-        let on_imds = url.starts_with(&self.base);
+        let on_imds = is_under(url, &self.base);
         let token = if on_imds { self.token() } else { None };
         let answer = self.send_get(url, token.as_deref())?;
         if answer.status != 401 || !on_imds {
@@ -186,45 +204,40 @@ impl Imds {
     }
 
     fn send_get(&self, url: &str, token: Option<&str>) -> Result<Answer, Error> {
-        let mut req = minreq::get(url)
-            .with_timeout(self.timeout_secs)
-            .with_follow_redirects(false);
-        if let Some(t) = token {
-            req = req.with_header("X-aws-ec2-metadata-token", t);
+        match token {
+            Some(t) => self.send("GET", url, &[("X-aws-ec2-metadata-token", t)]),
+            None => self.send("GET", url, &[]),
         }
-        self.send(req, url)
     }
 
-    fn send(&self, req: minreq::Request, url: &str) -> Result<Answer, Error> {
-        let path = path_of(url);
-        let io_timeout = |e: &std::io::Error| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            )
+    /// One exchange, on the calling thread, bounded by the timeout. `url` is the metadata base
+    /// plus a path, or the notice URL.
+    fn send(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Result<Answer, Error> {
+        let (pool, path) = match (is_under(url, &self.base), &self.notice_pool) {
+            (false, Some(pool)) => (pool, ""),
+            _ => (&self.metadata, &url[self.base.len().min(url.len())..]),
         };
-        let mut resp = req.send_lazy().map_err(|e| Error::Transport {
-            path: path.clone(),
-            detail: e.to_string(),
-            timed_out: matches!(&e, minreq::Error::IoError(io) if io_timeout(io)),
-        })?;
-        let status = resp.status_code;
-        let mut body = Vec::new();
-        (&mut resp)
-            .take(MAX_BODY + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| Error::Transport {
-                path: path.clone(),
-                detail: e.to_string(),
-                timed_out: io_timeout(&e),
-            })?;
-        if body.len() as u64 > MAX_BODY {
-            return Err(Error::Body {
-                path,
+        let req = http::Request {
+            method,
+            path,
+            headers,
+            body: b"",
+        };
+        match pool.exchange(&req, self.timeout, MAX_BODY) {
+            Ok(r) => Ok(Answer {
+                status: r.status,
+                body: r.body,
+            }),
+            Err(e) if matches!(e.kind, http::ErrorKind::BodyTooLarge(_)) => Err(Error::Body {
+                path: path_of(url),
                 detail: format!("body larger than {MAX_BODY} bytes"),
-            });
+            }),
+            Err(e) => Err(Error::Transport {
+                path: path_of(url),
+                detail: e.to_string(),
+                timed_out: e.is_timeout(),
+            }),
         }
-        Ok(Answer { status, body })
     }
 
     /// The current IMDSv2 token, fetching one when needed; `None` means use IMDSv1.
@@ -238,17 +251,15 @@ impl Imds {
             _ => {}
         }
         let url = format!("{}{TOKEN_PATH}", self.base);
-        let req = minreq::put(&url)
-            .with_header(
-                "X-aws-ec2-metadata-token-ttl-seconds",
-                TOKEN_TTL.as_secs().to_string(),
-            )
-            .with_timeout(self.timeout_secs)
-            .with_follow_redirects(false);
+        let ttl = TOKEN_TTL.as_secs().to_string();
         let fallback = TokenState::V1Until {
             retry_at: now + TOKEN_RETRY_INTERVAL,
         };
-        match self.send(req, &url) {
+        match self.send(
+            "PUT",
+            &url,
+            &[("X-aws-ec2-metadata-token-ttl-seconds", &ttl)],
+        ) {
             Ok(Answer { status: 200, body }) => {
                 let token = String::from_utf8_lossy(&body).trim().to_string();
                 if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
@@ -281,7 +292,7 @@ impl Imds {
                         "IMDSv2 token request timed out: the instance's metadata hop limit is probably 1, \
                          which pod networking cannot reach; run with hostNetwork: true or set the \
                          instance's HttpPutResponseHopLimit to 2. Using IMDSv1 meanwhile",
-                        timeout_s = self.timeout_secs
+                        timeout_s = self.timeout.as_secs()
                     );
                     self.hop_limit_hint_logged = true;
                 }
@@ -295,6 +306,12 @@ impl Imds {
             }
         }
     }
+}
+
+/// True when `url` is `base` or below it (`base/…`).
+fn is_under(url: &str, base: &str) -> bool {
+    url.strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The path of a URL, for messages (metadata URLs carry no secrets, but keep them short).

@@ -170,6 +170,20 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         1,
         "the token is reused"
     );
+    // Connections are kept open and reused: one for the start-up calls (closed while idle),
+    // then at most one per concurrent eviction; one metadata connection for all polls.
+    assert!(
+        sim.tls_connections() <= 1 + MIXED_EVICTABLE.len(),
+        "{} TLS connections for {} requests",
+        sim.tls_connections(),
+        reqs.len()
+    );
+    assert_eq!(
+        sim.imds_connections(),
+        1,
+        "{} metadata requests on one connection",
+        imds.len()
+    );
     // The webhook URL (the secret) appears in no log line.
     assert!(!h.dump().contains("XXXXSECRETXXXX"));
 }

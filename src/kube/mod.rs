@@ -235,7 +235,8 @@ struct Call<'a> {
 }
 
 pub struct Client {
-    endpoint: Endpoint,
+    /// Up to one idle connection per eviction worker is kept for reuse.
+    pool: http::Pool,
     token: Option<Token>,
     pub stats: Stats,
 }
@@ -250,7 +251,7 @@ impl Client {
         } else {
             None
         };
-        let endpoint = Endpoint::parse(base_url, tls)?;
+        let pool = http::Pool::new(Endpoint::parse(base_url, tls)?, crate::drain::MAX_WORKERS);
         let token_path = sa_dir.join("token");
         let token = match Token::read_file(&token_path) {
             Ok(t) => Some(Token {
@@ -262,14 +263,19 @@ impl Client {
             Err(e) => return Err(e),
         };
         Ok(Client {
-            endpoint,
+            pool,
             token,
             stats: Stats::default(),
         })
     }
 
     pub fn authority(&self) -> String {
-        self.endpoint.authority()
+        self.pool.endpoint().authority()
+    }
+
+    /// Closes the connections kept for reuse (once a drain is over, nothing more is sent).
+    pub fn close_idle(&self) {
+        self.pool.close_idle();
     }
 
     /// One call. `Ok` for 2xx only; a 401 triggers one token re-read and retry.
@@ -363,7 +369,7 @@ impl Client {
             headers: &headers,
             body,
         };
-        let result = http::exchange(&self.endpoint, &req, timeout, MAX_BODY);
+        let result = self.pool.exchange(&req, timeout, MAX_BODY);
         let ms = started.elapsed().as_millis();
         match &result {
             Ok(r) => debug!(
