@@ -73,7 +73,7 @@ fn sigterm_ends_the_handler_as_pid_1_within_a_second() {
     let sim = Sim::start(mixed_node()).unwrap();
     let mut h = Handler::start_cmd(unshare(BIN, &[]), handler_env(&sim, &[]));
     h.wait_for("polling", Duration::from_secs(30));
-    let pid = child_of(h.child.id());
+    let pid = child_of(h.pid());
     assert_eq!(
         pid_in_namespace(pid),
         1,

@@ -20,11 +20,13 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod child;
 pub mod discovery;
 pub mod http;
 pub mod imds;
 pub mod patch;
 pub mod pki;
+pub mod presets;
 pub mod selector;
 pub mod slack;
 pub mod status;

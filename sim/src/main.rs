@@ -279,31 +279,6 @@ fn demo(s: Scenario) -> Scenario {
 }
 
 /// N ReplicaSet pods with mixed grace and shutdown, 3 DaemonSet pods, no PDB.
-fn bench(mut s: Scenario, n: usize) -> Scenario {
-    for i in 0..n {
-        let rs = format!("bench-{:02}-5d8f7c", i / 10);
-        let grace = [10, 30, 60][i % 3];
-        let shutdown = Duration::from_millis(200 + ((i * 37) % 29) as u64 * 100);
-        s = s.pod(
-            PodSpec::new("bench", &format!("{rs}-{}", stnh_sim::util::name_suffix()))
-                .replicaset(&rs)
-                .labels(&[("app", &format!("bench-{:02}", i / 10))])
-                .grace(grace)
-                .shutdown(shutdown),
-        );
-    }
-    for ds in ["aws-node", "ebs-csi-node", "node-exporter"] {
-        s = s.pod(
-            PodSpec::new(
-                "kube-system",
-                &format!("{ds}-{}", stnh_sim::util::name_suffix()),
-            )
-            .daemonset(ds),
-        );
-    }
-    s
-}
-
 fn printer(start: Instant) -> stnh_sim::Observer {
     Arc::new(move |e: &SimEvent| {
         let t = start.elapsed().as_secs_f64();
@@ -514,7 +489,7 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         s = s.notice_after(d, &a.action, a.deadline);
     }
     s = match a.scenario.as_str() {
-        "bench" => bench(s, a.pods),
+        "bench" => stnh_sim::presets::bench(s, a.pods),
         _ => demo(s),
     };
     if !a.quiet {
@@ -669,7 +644,7 @@ mod tests {
         let pods = sim.pods_on("n1");
         assert!((18..=24).contains(&pods.len()), "{}", pods.len());
         assert!(sim.handler_pod_name().is_some());
-        let sim = Sim::start(bench(Scenario::new("n1"), 25)).unwrap();
+        let sim = Sim::start(stnh_sim::presets::bench(Scenario::new("n1"), 25)).unwrap();
         assert_eq!(sim.pods_on("n1").len(), 28);
     }
 }

@@ -1,35 +1,26 @@
 //! Shared test support: run the real handler binary against the simulator and watch its logs.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use stnh_sim::child::Child;
 use stnh_sim::Sim;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spot-termination-notice-handler");
 
 /// A running handler process whose stderr lines are collected.
 pub struct Handler {
-    pub child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    proc: Child,
 }
 
 /// The environment a test handler gets: nothing inherited from this machine (so no real
 /// endpoint can leak in), the simulator's endpoints, a fast poll, then the test's extras.
 pub fn handler_env(sim: &Sim, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = sim.handler_env();
-    env.push(("POLL_INTERVAL".into(), "200ms".into()));
-    for (k, v) in extra {
-        env.retain(|(ek, _)| ek != k);
-        if !v.is_empty() {
-            env.push((k.to_string(), v.to_string()));
-        }
-    }
-    env
+    let mut with_poll = vec![("POLL_INTERVAL", "200ms")];
+    with_poll.extend_from_slice(extra);
+    sim.handler_env_with(&with_poll)
 }
 
 impl Handler {
@@ -48,33 +39,20 @@ impl Handler {
     }
 
     /// Starts `cmd` (the handler, or a wrapper such as `unshare`) with `env` only.
-    pub fn start_cmd(mut cmd: Command, env: Vec<(String, String)>) -> Handler {
-        cmd.env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn the handler");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("STNH_TEST_ECHO").is_some() {
-                    eprintln!("[handler] {line}");
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
+    /// `STNH_TEST_ECHO=1` echoes its log.
+    pub fn start_cmd(cmd: Command, env: Vec<(String, String)>) -> Handler {
+        let echo = std::env::var_os("STNH_TEST_ECHO").map(|_| "[handler] ");
         Handler {
-            child,
-            lines,
-            reader: Some(reader),
+            proc: Child::spawn(cmd, env, echo).expect("spawn the handler"),
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     pub fn logs(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.proc.lines()
     }
 
     pub fn dump(&self) -> String {
@@ -108,34 +86,11 @@ impl Handler {
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                if let Some(r) = self.reader.take() {
-                    let _ = r.join();
-                }
-                return Some(s);
-            }
-            if Instant::now() > end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.proc.wait_exit(timeout)
     }
 
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-impl Drop for Handler {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill();
     }
 }
 

@@ -12,7 +12,7 @@ pub mod size;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use stnh_sim::{ApiRequest, ImdsRequest, PodSpec, Scenario, Sim};
+use stnh_sim::{ApiRequest, ImdsRequest, Scenario, Sim};
 
 use crate::handler::wait_for;
 use crate::report::{Section, TargetRow};
@@ -85,33 +85,10 @@ pub struct Outcome {
     pub raw: serde_json::Value,
 }
 
-/// The simulator's `bench` preset (sim/src/main.rs), rebuilt here because the preset lives in
-/// the simulator's binary, not its library: `n` ReplicaSet pods (10 per ReplicaSet) with grace
+/// The simulator's `bench` preset: `n` ReplicaSet pods (10 per ReplicaSet) with grace
 /// 10/30/60 s and app shutdown 0.2–3.0 s, no PDB, plus 3 DaemonSet pods.
 pub fn bench_scenario(n: usize, latency: Duration) -> Scenario {
-    let mut s = Scenario::new(NODE).latency(latency);
-    for i in 0..n {
-        let rs = format!("bench-{:02}-5d8f7c", i / 10);
-        let grace = [10, 30, 60][i % 3];
-        let shutdown = Duration::from_millis(200 + ((i * 37) % 29) as u64 * 100);
-        s = s.pod(
-            PodSpec::new("bench", &format!("{rs}-{}", stnh_sim::util::name_suffix()))
-                .replicaset(&rs)
-                .labels(&[("app", &format!("bench-{:02}", i / 10))])
-                .grace(grace)
-                .shutdown(shutdown),
-        );
-    }
-    for ds in ["aws-node", "ebs-csi-node", "node-exporter"] {
-        s = s.pod(
-            PodSpec::new(
-                "kube-system",
-                &format!("{ds}-{}", stnh_sim::util::name_suffix()),
-            )
-            .daemonset(ds),
-        );
-    }
-    s
+    stnh_sim::presets::bench(Scenario::new(NODE).latency(latency), n)
 }
 
 /// The handler's polls of `spot/instance-action`, in order.
