@@ -180,10 +180,6 @@ impl Notifier {
         Ok(Notifier { tx: Some(tx) })
     }
 
-    pub fn enabled(&self) -> bool {
-        self.tx.is_some()
-    }
-
     /// Queues a message; drops it with a warning if the queue is full.
     pub fn send(&self, kind: &'static str, payload: String) {
         let Some(tx) = &self.tx else { return };

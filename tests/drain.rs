@@ -249,22 +249,17 @@ fn budget_refusal_is_retried_until_the_budget_allows() {
 
 /// A budget that never allows the eviction, a 9 s deadline and a 4 s reserve.
 fn blocked_scenario() -> Scenario {
+    let checkout = |name: &str| {
+        PodSpec::new("shop", name)
+            .replicaset("checkout")
+            .labels(&[("app", "checkout")])
+            .grace(30)
+            .shutdown(Duration::from_millis(500))
+    };
     Scenario::new(NODE)
         .replacement_ready_after(None)
-        .pod(
-            PodSpec::new("shop", "checkout-1")
-                .replicaset("checkout")
-                .labels(&[("app", "checkout")])
-                .grace(30)
-                .shutdown(Duration::from_millis(500)),
-        )
-        .pod(
-            PodSpec::new("shop", "checkout-2")
-                .replicaset("checkout")
-                .labels(&[("app", "checkout")])
-                .grace(30)
-                .shutdown(Duration::from_millis(500)),
-        )
+        .pod(checkout("checkout-1"))
+        .pod(checkout("checkout-2"))
         .pod(
             PodSpec::new("shop", "web-1")
                 .replicaset("web")

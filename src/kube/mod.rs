@@ -10,8 +10,7 @@ pub mod model;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::Secret;
@@ -216,13 +215,6 @@ impl Token {
     }
 }
 
-/// Counters of API traffic (for `--verbose` summaries, tests and benchmarks).
-#[derive(Default)]
-pub struct Stats {
-    pub requests: AtomicU64,
-    pub token_rereads: AtomicU64,
-}
-
 /// One API request, as `call` and `send` see it.
 struct Call<'a> {
     /// Names the operation for errors and logs ("evict pod shop/web-1").
@@ -238,7 +230,6 @@ pub struct Client {
     /// Up to one idle connection per eviction worker is kept for reuse.
     pool: http::Pool,
     token: Option<Token>,
-    pub stats: Stats,
 }
 
 impl Client {
@@ -262,15 +253,7 @@ impl Client {
             Err(_) if !https => None,
             Err(e) => return Err(e),
         };
-        Ok(Client {
-            pool,
-            token,
-            stats: Stats::default(),
-        })
-    }
-
-    pub fn authority(&self) -> String {
-        self.pool.endpoint().authority()
+        Ok(Client { pool, token })
     }
 
     /// Closes the connections kept for reuse (once a drain is over, nothing more is sent).
@@ -282,7 +265,6 @@ impl Client {
     fn call(&self, c: &Call<'_>) -> Result<http::Response, Error> {
         let mut resp = self.send(c, false)?;
         if resp.status == 401 && self.token.is_some() {
-            self.stats.token_rereads.fetch_add(1, Ordering::Relaxed);
             warn!(
                 "API answered 401 Unauthorized; re-reading the service-account token",
                 op = (c.op)()
@@ -362,7 +344,6 @@ impl Client {
             headers.push(("Content-Type", content_type));
         }
         let started = Instant::now();
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let req = http::Request {
             method: c.method,
             path: c.path,
@@ -590,9 +571,6 @@ pub fn percent_encode(s: &str) -> String {
     }
     out
 }
-
-/// Shared handle: the client is used from the eviction worker threads.
-pub type Shared = Arc<Client>;
 
 #[cfg(test)]
 mod tests {

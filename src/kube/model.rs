@@ -4,9 +4,6 @@
 
 use nanoserde::DeJson;
 
-/// Annotation marking a static pod's mirror (kubectl drain skips those).
-pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
-
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct OwnerReference {
     #[nserde(rename = "apiVersion")]
