@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::notice::Action;
 use crate::time::{format_duration, parse_seconds_or_duration};
 
 /// One setting, in its three spellings.
@@ -76,6 +77,69 @@ pub const SETTINGS: &[Setting] = &[
         value: "URL",
         default: "",
         meaning: "Seed compatibility: poll this URL instead; HTTP 200 means a notice (body may be the termination time)",
+    },
+    Setting {
+        flag: "--rebalance",
+        env: "REBALANCE",
+        value: "ACTION",
+        default: "cordon",
+        meaning: "AWS rebalance recommendation (polled every 5s): `off`, `cordon` (no eviction) or `drain` (within budgets, never forced, no deadline)",
+    },
+    Setting {
+        flag: "--rebalance-ttl",
+        env: "REBALANCE_TTL",
+        value: "DURATION",
+        default: "30m",
+        meaning: "Put the node back in service this long after a rebalance recommendation, unless a stronger signal holds it; `0`: never; at most 24h",
+    },
+    Setting {
+        flag: "--scheduled-events",
+        env: "SCHEDULED_EVENTS",
+        value: "ACTION",
+        default: "drain",
+        meaning: "AWS scheduled maintenance events (polled every 30s): `off`, `cordon` or `drain`, at NotBefore minus SCHEDULED_EVENT_LEAD; a message when first seen",
+    },
+    Setting {
+        flag: "--scheduled-event-lead",
+        env: "SCHEDULED_EVENT_LEAD",
+        value: "DURATION",
+        default: "15m",
+        meaning: "How long before a scheduled event starts to act on it, 0s to 24h",
+    },
+    Setting {
+        flag: "--asg-lifecycle",
+        env: "ASG_LIFECYCLE",
+        value: "ACTION",
+        default: "drain",
+        meaning: "AWS Auto Scaling target-lifecycle-state `Terminated` (polled every 5s): `off` or `drain`",
+    },
+    Setting {
+        flag: "--asg-lifecycle-deadline",
+        env: "ASG_LIFECYCLE_DEADLINE",
+        value: "DURATION",
+        default: "120s",
+        meaning: "Deadline of an ASG termination, from when it is seen (the state carries no time), 10s to 2h",
+    },
+    Setting {
+        flag: "--exclude-from-load-balancers",
+        env: "EXCLUDE_FROM_LOAD_BALANCERS",
+        value: "BOOL",
+        default: "true",
+        meaning: "While draining, label the node `node.kubernetes.io/exclude-from-external-load-balancers` so cloud load balancers stop sending it traffic",
+    },
+    Setting {
+        flag: "--eviction-delay",
+        env: "EVICTION_DELAY",
+        value: "DURATION",
+        default: "0s",
+        meaning: "Wait this long between that label and the first eviction (load-balancer deregistration); cut to what the deadline allows, 0s to 5m",
+    },
+    Setting {
+        flag: "--uptime-file",
+        env: "UPTIME_FILE",
+        value: "PATH",
+        default: "/proc/uptime",
+        meaning: "Where the machine's uptime is read: a notice older than the boot is stale, and a boot after our cordon means the node came back",
     },
     Setting {
         flag: "--verbose",
@@ -177,6 +241,15 @@ pub struct Config {
     pub imds_url: String,
     pub imds_timeout: Duration,
     pub notice_url: Option<String>,
+    pub rebalance: Option<Action>,
+    pub rebalance_ttl: Duration,
+    pub scheduled_events: Option<Action>,
+    pub scheduled_event_lead: Duration,
+    pub asg_lifecycle: bool,
+    pub asg_lifecycle_deadline: Duration,
+    pub exclude_from_load_balancers: bool,
+    pub eviction_delay: Duration,
+    pub uptime_file: PathBuf,
     pub verbose: bool,
     pub grace_period: Option<u32>,
     pub drain_reserve: Duration,
@@ -352,6 +425,23 @@ fn boolean(raw: &RawArgs, env: &str, default: bool) -> Result<bool, Error> {
     }
 }
 
+/// One of `choices` (`off` means none); the default when unset.
+fn action(
+    raw: &RawArgs,
+    env: &str,
+    default: Option<Action>,
+    choices: &[&str],
+) -> Result<Option<Action>, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(default);
+    };
+    let v = r.value.trim().to_ascii_lowercase();
+    if !choices.contains(&v.as_str()) {
+        return Err(r.error(format!("one of {}", choices.join(", "))));
+    }
+    Ok(Action::parse(&v))
+}
+
 /// `http://host[:port]` with an optional path, no query; trailing slashes removed.
 fn url(raw: &RawArgs, env: &str, https_ok: bool, secret: bool) -> Result<Option<String>, Error> {
     let Some(r) = raw.get(env) else {
@@ -444,6 +534,52 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_IMDS_URL.to_string()),
             imds_timeout,
             notice_url: url(raw, "NOTICE_URL", false, false)?,
+            rebalance: action(
+                raw,
+                "REBALANCE",
+                Some(Action::Cordon),
+                &["off", "cordon", "drain"],
+            )?,
+            rebalance_ttl: duration_in(
+                raw,
+                "REBALANCE_TTL",
+                Duration::from_secs(1800),
+                Duration::ZERO,
+                Duration::from_secs(86_400),
+            )?,
+            scheduled_events: action(
+                raw,
+                "SCHEDULED_EVENTS",
+                Some(Action::Drain),
+                &["off", "cordon", "drain"],
+            )?,
+            scheduled_event_lead: duration_in(
+                raw,
+                "SCHEDULED_EVENT_LEAD",
+                Duration::from_secs(900),
+                Duration::ZERO,
+                Duration::from_secs(86_400),
+            )?,
+            asg_lifecycle: action(raw, "ASG_LIFECYCLE", Some(Action::Drain), &["off", "drain"])?
+                .is_some(),
+            asg_lifecycle_deadline: duration_in(
+                raw,
+                "ASG_LIFECYCLE_DEADLINE",
+                Duration::from_secs(120),
+                Duration::from_secs(10),
+                Duration::from_secs(7200),
+            )?,
+            exclude_from_load_balancers: boolean(raw, "EXCLUDE_FROM_LOAD_BALANCERS", true)?,
+            eviction_delay: duration_in(
+                raw,
+                "EVICTION_DELAY",
+                Duration::ZERO,
+                Duration::ZERO,
+                Duration::from_secs(300),
+            )?,
+            uptime_file: PathBuf::from(
+                text(raw, "UPTIME_FILE").unwrap_or_else(|| "/proc/uptime".to_string()),
+            ),
             verbose: boolean(raw, "VERBOSE", false)?,
             grace_period,
             drain_reserve: duration_in(
@@ -469,8 +605,16 @@ impl Config {
     pub fn poll_url(&self) -> String {
         match &self.notice_url {
             Some(u) => u.clone(),
-            None => format!("{}{}", self.imds_url, crate::imds::INSTANCE_ACTION_PATH),
+            None => format!(
+                "{}{}",
+                self.imds_url,
+                crate::cloud::aws::INSTANCE_ACTION_PATH
+            ),
         }
+    }
+
+    fn action_name(a: Option<Action>) -> &'static str {
+        a.map_or("off", Action::as_str)
     }
 
     /// The effective configuration as log fields, secrets redacted.
@@ -482,6 +626,29 @@ impl Config {
             ("namespace", or(&self.namespace, "(unset)")),
             ("poll_url", self.poll_url()),
             ("poll_interval", format_duration(self.poll_interval)),
+            ("rebalance", Self::action_name(self.rebalance).to_string()),
+            ("rebalance_ttl", format_duration(self.rebalance_ttl)),
+            (
+                "scheduled_events",
+                Self::action_name(self.scheduled_events).to_string(),
+            ),
+            (
+                "scheduled_event_lead",
+                format_duration(self.scheduled_event_lead),
+            ),
+            (
+                "asg_lifecycle",
+                if self.asg_lifecycle { "drain" } else { "off" }.to_string(),
+            ),
+            (
+                "asg_lifecycle_deadline",
+                format_duration(self.asg_lifecycle_deadline),
+            ),
+            (
+                "exclude_from_load_balancers",
+                self.exclude_from_load_balancers.to_string(),
+            ),
+            ("eviction_delay", format_duration(self.eviction_delay)),
             ("imds_timeout", format_duration(self.imds_timeout)),
             ("kube_api", self.kube_api_url.clone()),
             (

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::kube::model::Pod;
 use crate::kube::{Client, EvictionVersion};
-use crate::notice::Notice;
 use crate::time::format_rfc3339;
 use crate::{error, info, warn};
 
@@ -76,6 +75,8 @@ pub struct Budget {
     pub deadline: Instant,
     pub force_at: Instant,
     pub grace_cap: Option<u32>,
+    /// Pods still blocked at `force_at` may be deleted directly.
+    pub force: bool,
 }
 
 impl Budget {
@@ -94,6 +95,7 @@ impl Budget {
             deadline,
             force_at,
             grace_cap,
+            force: true,
         }
     }
 
@@ -183,6 +185,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Every pod went: none failed, none still on the node.
+    pub fn is_complete(&self) -> bool {
+        self.failed == 0 && self.still_present == 0
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "evicted={} forced={} failed={} already_gone={} skipped={} still_present={} seconds={:.1}",
@@ -191,28 +198,101 @@ impl Report {
     }
 }
 
+/// What the drain is asked to do, updatable while it runs (a stronger notice can tighten the
+/// deadline or allow forced deletes; undoing the notice cancels it).
+pub struct Control {
+    order: Mutex<Order>,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone)]
+struct Order {
+    deadline: Option<SystemTime>,
+    force: bool,
+    primary: String,
+}
+
+impl Control {
+    pub fn new(deadline: Option<SystemTime>, force: bool, primary: &str) -> Control {
+        Control {
+            order: Mutex::new(Order {
+                deadline,
+                force,
+                primary: primary.to_string(),
+            }),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Order> {
+        self.order.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn update(&self, deadline: Option<SystemTime>, force: bool, primary: &str) {
+        let mut o = self.lock();
+        o.deadline = deadline;
+        o.force = force;
+        o.primary = primary.to_string();
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The governing notice's id.
+    pub fn primary(&self) -> String {
+        self.lock().primary.clone()
+    }
+}
+
+/// A drain without a deadline (a rebalance drain) retries for at most this long.
+const NO_DEADLINE_LIMIT: Duration = Duration::from_secs(3600);
+
 /// Settings of a drain.
 pub struct Drainer<'a> {
     pub client: &'a Client,
     pub node: String,
     pub own_pod: Option<(String, String)>,
     pub version: EvictionVersion,
-    pub force_delete: bool,
     pub reserve: Duration,
     pub grace_cap: Option<u32>,
+    /// Pause between the load-balancer label and the first eviction, cut to what the deadline
+    /// allows.
+    pub eviction_delay: Duration,
+}
+
+/// The notice a drain serves, for its log lines.
+struct Notice {
+    id: String,
+    deadline: SystemTime,
 }
 
 impl Drainer<'_> {
-    /// Cordons the node (recording `notice` in our annotations) and drains it.
-    pub fn run(&self, notice: &Notice) -> Report {
+    /// Drains the node (the cordon is already on: `node`).
+    pub fn run(&self, control: &Control) -> Report {
         let started = Instant::now();
-        let budget = Budget::new(
-            notice.deadline,
+        let order = control.lock().clone();
+        let force_delete = order.force;
+        let deadline = order
+            .deadline
+            .unwrap_or_else(|| SystemTime::now() + NO_DEADLINE_LIMIT);
+        let mut budget = Budget::new(
+            deadline,
             self.reserve,
             self.grace_cap,
             started,
             SystemTime::now(),
         );
+        budget.force = force_delete;
+        let notice = Notice {
+            id: order.primary.clone(),
+            deadline,
+        };
         info!(
             "draining node",
             node = self.node,
@@ -222,7 +302,6 @@ impl Drainer<'_> {
             force_in_s = budget.force_at.saturating_duration_since(started).as_secs(),
             eviction_api = self.version.api_version()
         );
-        self.cordon(notice, &budget);
 
         let Some(pods) = self.list_pods(&budget) else {
             error!("gave up listing pods at the deadline", node = self.node);
@@ -287,41 +366,6 @@ impl Drainer<'_> {
         report.still_present = self.wait_gone(wait_for, &budget);
         report.seconds = started.elapsed().as_secs_f64();
         report
-    }
-
-    fn cordon(&self, notice: &Notice, budget: &Budget) {
-        let patch = format!(
-            "{{\"metadata\":{{\"annotations\":{{\"{p}notice\":{},\"{p}phase\":\"draining\",\"{p}deadline\":\"{}\",\"{p}acted-at\":\"{}\"}}}},\"spec\":{{\"unschedulable\":true}}}}",
-            crate::json::escape(&notice.id),
-            format_rfc3339(notice.deadline),
-            format_rfc3339(SystemTime::now()),
-            p = ANNOTATION_PREFIX
-        );
-        // A failing cordon must not hold up the evictions: three quick tries, then move on.
-        for attempt in 1..=3 {
-            match self
-                .client
-                .patch_node(&self.node, &patch, Some(budget.deadline))
-            {
-                Ok(()) => {
-                    info!("cordoned node", node = self.node, notice = notice.id);
-                    return;
-                }
-                Err(e) => {
-                    warn!(
-                        "cordon failed",
-                        node = self.node,
-                        attempt = attempt,
-                        error = e
-                    );
-                    sleep_until(Instant::now() + Duration::from_millis(500), budget.deadline);
-                }
-            }
-        }
-        error!(
-            "could not cordon the node; draining anyway",
-            node = self.node
-        );
     }
 
     /// Lists the node's pods, retrying every second until the deadline.
@@ -432,7 +476,7 @@ impl Drainer<'_> {
             );
             return Step::Done(Fate::Failed("deadline reached".to_string()));
         }
-        if attempts > 0 && now >= budget.force_at && self.force_delete {
+        if attempts > 0 && now >= budget.force_at && budget.force {
             let grace = budget.delete_grace(t.grace, now);
             return match self.client.delete_pod(
                 &t.namespace,
@@ -497,7 +541,7 @@ impl Drainer<'_> {
                     ERROR_RETRY_INTERVAL
                 };
                 let mut next = now + jitter(delay, &pod, attempts);
-                if self.force_delete {
+                if budget.force {
                     // Never wait past force_at; once past it, delete right away.
                     next = next.min(budget.force_at.max(now));
                 }
@@ -750,6 +794,7 @@ mod tests {
             deadline: now + Duration::from_secs(10),
             force_at: now,
             grace_cap: None,
+            force: true,
         };
         assert_eq!(
             retry(now + Duration::from_secs(5), &b, "a/b", "x"),

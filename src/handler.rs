@@ -1,27 +1,53 @@
-//! The main loop: start up, poll for a notice, and act on it once.
+//! Start-up and the notice loop: sources → notices → decision → action.
 //!
-//! Start-up does all the API calls the handler needs before a notice (find the node, read our
-//! annotations to resume an interrupted drain, discover the Eviction version), so that while
-//! idle it makes no API request at all and, on a notice, the cordon goes out at once.
+//! Start-up does the API calls the handler needs before a notice (find the node, read our
+//! records on it to resume, discover the Eviction version), so that while idle it makes no API
+//! request at all and, on a notice, the cordon goes out at once. Then each of the cloud's
+//! watchers runs on a thread of its own and the loop reads what they observe. On every
+//! observation (and at least once a second, for time-based steps such as a scheduled event's
+//! lead or a rebalance TTL) the loop asks the decision step what the node should be, makes it so
+//! through the one action path (`node`), runs the drain on a thread of its own (so polling goes
+//! on, and a stronger notice can tighten its deadline), and tells people once per notice and
+//! phase. The loop knows no cloud.
 
+use std::collections::{BTreeMap, HashSet};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cloud::{self, aws, Cloud, Observation};
 use crate::config::{self, Config};
-use crate::drain::{Drainer, ANNOTATION_PREFIX};
-use crate::imds::Imds;
-use crate::kube::model::NodeAnnotations;
+use crate::decision::{self, Change, Desired, Entry, Ledger, Status};
+use crate::drain::{self, Drainer, Report};
 use crate::kube::{Client, EvictionVersion};
-use crate::notice::{self, Notice};
+use crate::node::{Keeper, Labels};
+use crate::notice::{Kind, Notice};
 use crate::notify::{Notifier, Origin};
 use crate::time::{format_duration, format_rfc3339};
-use crate::{info, log, warn};
+use crate::{debug, error, info, log, warn};
 
 /// Start-up API calls get this long each.
 const STARTUP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest pause between attempts to find our node at start-up.
 const STARTUP_MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Repeated poll errors are logged once, then every this many times.
+/// Writes to the node get this long (they are retried on the next step when they fail).
+const NODE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The loop re-decides at least this often (time-based steps: leads, TTLs).
+const TICK: Duration = Duration::from_secs(1);
+/// Repeated poll errors of one source are logged once, then every this many times.
 const POLL_ERROR_LOG_EVERY: u64 = 60;
+
+/// What reaches the loop.
+enum Event {
+    Observed(Observation),
+    Drained(Report),
+}
+
+impl From<Observation> for Event {
+    fn from(o: Observation) -> Event {
+        Event::Observed(o)
+    }
+}
 
 /// Builds everything from the configuration (failures here are configuration errors: exit 2),
 /// then runs forever.
@@ -42,11 +68,10 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         "starting spot-termination-notice-handler",
         &pairs,
     );
-    let secs = cfg.poll_interval.as_secs_f64();
     info!(&format!(
         "polling {} every {} second(s)",
         cfg.poll_url(),
-        trim_float(secs)
+        trim_float(cfg.poll_interval.as_secs_f64())
     ));
 
     let client =
@@ -63,19 +88,11 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         })?,
         None => Notifier::disabled(),
     };
-    let mut imds =
-        Imds::new(&cfg.imds_url, cfg.notice_url.clone(), cfg.imds_timeout).map_err(|e| {
-            config::Error {
-                setting: if cfg.notice_url.is_some() {
-                    "NOTICE_URL"
-                } else {
-                    "IMDS_URL"
-                }
-                .to_string(),
-                expected: "an http:// URL with a host and a valid port".to_string(),
-                got: e,
-            }
-        })?;
+    let cloud: Box<dyn Cloud> = Box::new(aws::Aws::new(
+        &cfg.imds_url,
+        cfg.imds_timeout,
+        aws::Settings::from_config(&cfg),
+    ));
 
     let node = match &cfg.node_name {
         Some(n) => n.clone(),
@@ -85,15 +102,17 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             cfg.pod_name.as_deref().unwrap_or_default(),
         ),
     };
-    let identity = imds.identity();
+    let identity = cloud.identity();
     info!(
         "identified instance",
         node = node,
+        provider = cloud.provider().as_str(),
         instance = identity.instance_id,
         instance_type = identity.instance_type,
         zone = identity.zone
     );
-    let prior = read_annotations(&client, &node);
+    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers);
+    let ledger = load_ledger(&mut keeper, &node);
     let version =
         match client.discover_eviction_version(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
             Ok(v) => v,
@@ -108,182 +127,507 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
                 v
             }
         };
-    let origin = Origin {
-        cluster: cfg.cluster.clone(),
-        node: node.clone(),
-        identity,
-        channel: cfg.slack_channel.clone(),
-    };
-    let ctx = Context {
+    let boot = boot_time(&cfg.uptime_file, SystemTime::now());
+    let (tx, rx) = mpsc::channel::<Event>();
+    let watchers = cloud.watchers();
+    let names: Vec<&str> = watchers.iter().map(|w| w.name()).collect();
+    info!("watching", sources = names.join(","));
+    for w in watchers {
+        if let Err(e) = cloud::spawn(w, tx.clone()) {
+            return Err(config::Error {
+                setting: "the process".to_string(),
+                expected: "a thread per signal source".to_string(),
+                got: e.to_string(),
+            });
+        }
+    }
+    // No API request is made while idle: do not hold the start-up connection open.
+    client.close_idle();
+    let mut state = Loop {
         cfg: &cfg,
         client: &client,
         notifier: &notifier,
-        origin,
+        cloud: cloud.as_ref(),
+        origin: Origin {
+            cluster: cfg.cluster.clone(),
+            node: node.clone(),
+            identity,
+            channel: cfg.slack_channel.clone(),
+        },
         node,
         version,
-        prior,
+        keeper,
+        ledger: ledger.unwrap_or_default(),
+        loaded: false,
+        boot,
+        snapshots: BTreeMap::new(),
+        errors: BTreeMap::new(),
+        stale_logged: HashSet::new(),
+        drain: None,
+        tx,
+        last_report: None,
     };
-    ctx.poll_forever(&mut imds);
+    state.loaded = state.keeper.view().is_some();
+    std::thread::scope(|s| state.run(s, &rx));
     Ok(())
 }
 
-struct Context<'a> {
+/// A drain running on its own thread.
+struct Running {
+    ids: Vec<String>,
+    control: Arc<drain::Control>,
+}
+
+/// Error bookkeeping of one source, for quiet logs.
+#[derive(Default)]
+struct SourceErrors {
+    last: String,
+    consecutive: u64,
+    total: u64,
+}
+
+struct Loop<'a> {
     cfg: &'a Config,
     client: &'a Client,
     notifier: &'a Notifier,
+    cloud: &'a dyn Cloud,
     origin: Origin,
     node: String,
     version: EvictionVersion,
-    /// Our annotations as read at start-up (`None` if the read failed).
-    prior: Option<NodeAnnotations>,
+    keeper: Keeper<'a>,
+    ledger: Ledger,
+    /// The ledger was read from the node (else it is retried when a notice comes).
+    loaded: bool,
+    boot: Option<SystemTime>,
+    /// Each source's last good answer.
+    snapshots: BTreeMap<&'static str, Vec<Notice>>,
+    errors: BTreeMap<&'static str, SourceErrors>,
+    stale_logged: HashSet<String>,
+    drain: Option<Running>,
+    tx: Sender<Event>,
+    last_report: Option<String>,
 }
 
-impl Context<'_> {
-    fn poll_forever(&self, imds: &mut Imds) {
-        let boot = notice::boot_time(SystemTime::now());
-        let (mut errors, mut consecutive) = (0u64, 0u64);
-        let mut last_error = String::new();
-        let mut stale_logged = false;
-        // No API request is made while idle: do not hold the start-up connection open.
-        self.client.close_idle();
-        let mut next = Instant::now();
+impl<'a> Loop<'a> {
+    fn run<'s>(&mut self, scope: &'s std::thread::Scope<'s, 'a>, rx: &Receiver<Event>)
+    where
+        'a: 's,
+    {
+        // A restart mid-drain resumes at once, before the first poll answers.
+        self.step(scope);
         loop {
-            match imds.poll(SystemTime::now()) {
-                Ok(Some(n)) if n.is_stale(boot) => {
-                    if !stale_logged {
+            match rx.recv_timeout(TICK) {
+                Ok(Event::Observed(o)) => self.observed(o),
+                Ok(Event::Drained(r)) => self.drained(r),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            // Take what else is queued before deciding, so a burst costs one step.
+            while let Ok(ev) = rx.try_recv() {
+                match ev {
+                    Event::Observed(o) => self.observed(o),
+                    Event::Drained(r) => self.drained(r),
+                }
+            }
+            self.step(scope);
+        }
+    }
+
+    fn observed(&mut self, o: Observation) {
+        match o.result {
+            Ok(notices) => {
+                let e = self.errors.entry(o.source).or_default();
+                if e.consecutive > 0 {
+                    info!(
+                        "metadata polling recovered",
+                        source = o.source,
+                        failed_polls = e.consecutive,
+                        poll_errors_total = e.total
+                    );
+                    e.consecutive = 0;
+                    e.last.clear();
+                }
+                for n in &notices {
+                    if n.is_stale(self.boot) && self.stale_logged.insert(n.id.clone()) {
                         warn!(
                             "ignoring a notice older than this machine's boot",
                             notice = n.id
                         );
-                        stale_logged = true;
                     }
                 }
-                Ok(Some(n)) => {
-                    self.handle(n);
-                    self.client.close_idle();
-                    break;
-                }
-                Ok(None) => {
-                    last_error.clear();
-                    if consecutive > 0 {
-                        info!(
-                            "metadata polling recovered",
-                            failed_polls = consecutive,
-                            poll_errors_total = errors
-                        );
-                        consecutive = 0;
-                    }
-                }
-                Err(e) => {
-                    errors += 1;
-                    consecutive += 1;
-                    // A new kind of error is always logged; a repeated one every so often.
-                    let text = e.to_string();
-                    if text != last_error || consecutive % POLL_ERROR_LOG_EVERY == 0 {
-                        last_error = text;
-                        warn!(
-                            "metadata poll failed; still polling",
-                            error = e,
-                            consecutive = consecutive,
-                            poll_errors_total = errors
-                        );
-                    }
+                self.snapshots.insert(o.source, notices);
+            }
+            Err(text) => {
+                let e = self.errors.entry(o.source).or_default();
+                e.total += 1;
+                e.consecutive += 1;
+                // A new kind of error is always logged; a repeated one every so often.
+                if text != e.last || e.consecutive % POLL_ERROR_LOG_EVERY == 0 {
+                    warn!(
+                        "metadata poll failed; still polling",
+                        source = o.source,
+                        error = text,
+                        consecutive = e.consecutive,
+                        poll_errors_total = e.total
+                    );
+                    e.last = text;
                 }
             }
-            next += self.cfg.poll_interval;
-            let now = Instant::now();
-            if next < now {
-                next = now + self.cfg.poll_interval;
-            }
-            std::thread::sleep(next - now);
-        }
-        info!(
-            "done; staying idle with the node cordoned",
-            node = self.node
-        );
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
         }
     }
 
-    /// Acts on a notice: Slack, cordon, drain, record, Slack.
-    fn handle(&self, mut notice: Notice) {
-        let now = SystemTime::now();
-        info!(
-            "spot interruption notice received",
-            notice = notice.id,
-            action = notice.action,
-            deadline = format_rfc3339(notice.deadline),
-            deadline_given = notice.deadline_given,
-            seconds_left = crate::time::secs_until(notice.deadline, now)
-                .max(0.0)
-                .round()
-        );
-        if !notice.is_known_action() {
-            warn!(
-                "unknown notice action; draining anyway",
-                action = notice.action
-            );
-        }
-        let prior = match &self.prior {
-            Some(p) => Some(p.clone()),
-            // The start-up read failed; one more try, bounded, before deciding.
-            None => read_annotations(self.client, &self.node),
-        };
-        let resumed = prior
-            .as_ref()
-            .is_some_and(|p| p.notice.as_deref() == Some(notice.id.as_str()));
-        if resumed {
-            let p = prior.as_ref().expect("resumed implies prior");
-            if p.phase.as_deref() == Some("drained") {
-                info!(
-                    "node already drained for this notice (our annotation); nothing to do",
-                    notice = notice.id
-                );
-                return;
+    fn notices(&self) -> Vec<Notice> {
+        self.snapshots.values().flatten().cloned().collect()
+    }
+
+    /// One decision and what follows from it.
+    fn step<'s>(&mut self, scope: &'s std::thread::Scope<'s, 'a>)
+    where
+        'a: 's,
+    {
+        let notices = self.notices();
+        if !notices.is_empty() && !self.loaded {
+            // The start-up read failed; try again, briefly, before deciding.
+            if let Some(l) = load_ledger(&mut self.keeper, &self.node) {
+                self.ledger = l;
+                self.loaded = true;
             }
-            if !notice.deadline_given {
-                if let Some(d) = p.deadline.as_deref().and_then(crate::time::parse_rfc3339) {
-                    notice.deadline = d;
+        }
+        let before = self.ledger.clone();
+        let now = SystemTime::now();
+        let (desired, changes) = decision::decide(&mut self.ledger, &notices, now, self.boot);
+        let mut undone = Vec::new();
+        let mut acting = false;
+        for c in &changes {
+            match c {
+                Change::Seen { id, status } => {
+                    let n = notices
+                        .iter()
+                        .find(|n| &n.id == id)
+                        .expect("seen notices are live");
+                    self.announce(n, *status, now);
+                    acting |= *status == Status::Active;
+                }
+                Change::Activated { id } => {
+                    info!("scheduled notice is due; acting on it", notice = id);
+                    acting = true;
+                }
+                Change::Undone { id, why } => {
+                    info!("notice no longer holds the node", notice = id, reason = why);
+                    undone.push((id.clone(), *why));
+                }
+                Change::Forgotten { id } => debug!("forgetting notice", notice = id),
+            }
+        }
+        // Messages go out before the cordon, unless they would say "unknown" for an identity
+        // the metadata service did not give at start-up: then the cordon comes first, and the
+        // identity is read again before the message.
+        let refresh_identity = acting && !self.origin.identity.is_complete();
+        if !refresh_identity {
+            self.queue_seen_messages(&notices, now);
+        }
+        let mut written = self.reconcile(&desired, &undone);
+        self.manage_drain(scope, &desired);
+        if refresh_identity {
+            let fresh = self.cloud.identity();
+            self.origin.identity.fill_from(fresh);
+            self.queue_seen_messages(&notices, now);
+            written = false;
+        }
+        if self.ledger != before && !written {
+            self.record();
+        }
+    }
+
+    fn announce(&mut self, n: &Notice, status: Status, now: SystemTime) {
+        let seconds_left = n.deadline.map(|d| crate::time::secs_until(d, now).round());
+        let left = seconds_left.map_or("none".to_string(), |s| format!("{s:.0}"));
+        let deadline = n.deadline.map_or("none".to_string(), format_rfc3339);
+        let passed = seconds_left.is_some_and(|s| s <= 0.0) && status == Status::Active;
+        let what = n.kind.words();
+        let msg = match status {
+            Status::Pending => format!("{what} notice received; acting on it later"),
+            Status::Notified => format!("{what} notice received; message only"),
+            _ if passed => {
+                format!("{what} notice received with its deadline already passed; acting at once")
+            }
+            _ => format!("{what} notice received"),
+        };
+        let level = if passed {
+            log::Level::Error
+        } else {
+            log::Level::Info
+        };
+        let act_at = n.act_at.map_or("now".to_string(), format_rfc3339);
+        log::log(
+            level,
+            &msg,
+            &[
+                ("notice", &n.id),
+                ("kind", &n.kind.slug()),
+                ("action", &n.detail),
+                ("reaction", &n.action.as_str()),
+                ("deadline", &deadline),
+                ("deadline_given", &n.deadline_given),
+                ("seconds_left", &left),
+                ("act_at", &act_at),
+            ],
+        );
+    }
+
+    /// The first-seen message of each notice not announced yet (at most once per notice: the
+    /// ledger on the node says what was sent).
+    fn queue_seen_messages(&mut self, notices: &[Notice], now: SystemTime) {
+        for e in self.ledger.iter_mut() {
+            if e.sent.seen {
+                continue;
+            }
+            if let Some(n) = notices.iter().find(|n| n.id == e.id) {
+                let status = if e.status.holds() {
+                    Status::Active
+                } else {
+                    e.status
+                };
+                self.notifier
+                    .send("notice", self.origin.render_seen(n, status, now));
+                e.sent.seen = true;
+            }
+        }
+    }
+
+    /// Makes the node what the decision says; on failure the next step tries again. Returns
+    /// whether the ledger was written to the node.
+    fn reconcile(&mut self, desired: &Desired, undone: &[(String, &'static str)]) -> bool {
+        let deadline = Instant::now() + NODE_WRITE_TIMEOUT;
+        if desired.is_clear() {
+            let touched = self.keeper.before.is_some()
+                || self.keeper.view().is_some_and(|n| {
+                    n.annotations().phase.is_some()
+                        || n.taints()
+                            .iter()
+                            .any(|t| crate::record::is_our_taint(&t.key))
+                });
+            if !touched || self.drain.is_some() {
+                // Nothing of ours on the node; or a drain is still stopping (it reports back,
+                // and the node is given back on the next step).
+                return false;
+            }
+            // The back-in-service messages this gives rise to, marked sent in what we write.
+            let mut ledger = self.ledger.clone();
+            let mut messages = Vec::new();
+            for (id, why) in undone {
+                if let Some(e) = ledger.iter_mut().find(|e| &e.id == id) {
+                    if !e.sent.back
+                        && e.acted.is_some()
+                        && e.action >= crate::notice::Action::Cordon
+                    {
+                        e.sent.back = true;
+                        messages.push((e.clone(), *why));
+                    }
                 }
             }
-            info!(
-                "resuming the drain this handler started before a restart",
-                notice = notice.id
-            );
-        } else {
-            self.notifier
-                .send("notice", self.origin.render_notice(&notice, now));
+            return match self.keeper.give_back(&ledger, deadline) {
+                Ok(g) => {
+                    match g.left_cordoned {
+                        None => info!(
+                            "node back in service",
+                            node = self.node,
+                            uncordoned = g.uncordoned
+                        ),
+                        Some(why) => warn!(
+                            "released the node but left it cordoned",
+                            node = self.node,
+                            reason = why
+                        ),
+                    }
+                    self.ledger = ledger;
+                    self.last_report = None;
+                    for (e, why) in messages {
+                        self.notifier
+                            .send("back", self.origin.render_back(&e, why, g.left_cordoned));
+                    }
+                    true
+                }
+                Err(e) => {
+                    warn!(
+                        "could not give the node back; will retry",
+                        node = self.node,
+                        error = e
+                    );
+                    false
+                }
+            };
         }
+        if self.is_applied(desired) {
+            return false;
+        }
+        let ids = self.reason_ids();
+        let labels = self.labels(desired);
+        match self
+            .keeper
+            .apply(desired, &ids, &self.ledger, &labels, deadline)
+        {
+            Ok(()) => true,
+            Err(e) => {
+                warn!("cordon failed; will retry", node = self.node, error = e);
+                false
+            }
+        }
+    }
 
-        let drainer = Drainer {
-            client: self.client,
-            node: self.node.clone(),
-            own_pod: self.cfg.namespace.clone().zip(self.cfg.pod_name.clone()),
-            version: self.version,
-            force_delete: self.cfg.force_delete,
-            reserve: self.cfg.drain_reserve,
-            grace_cap: self.cfg.grace_period,
+    /// The node already is what `desired` asks (as far as our last view of it goes).
+    fn is_applied(&self, desired: &Desired) -> bool {
+        let Some(n) = self.keeper.view() else {
+            return false;
         };
-        let report = drainer.run(&notice);
-        let summary = report.summary();
-        let patch = format!(
-            "{{\"metadata\":{{\"annotations\":{{\"{p}phase\":\"drained\",\"{p}summary\":{}}}}}}}",
-            crate::json::escape(&summary),
-            p = ANNOTATION_PREFIX
-        );
-        // Recording the outcome gets until the deadline, or a few seconds when that has passed.
-        let record_by = Instant::now()
-            + Duration::from_secs(
-                crate::time::secs_until(notice.deadline, SystemTime::now()).max(5.0) as u64,
-            );
-        if let Err(e) = self.client.patch_node(&self.node, &patch, Some(record_by)) {
-            warn!("could not record the drain outcome on the node", error = e);
+        let ours: Vec<&str> = n
+            .taints()
+            .iter()
+            .filter(|t| crate::record::is_our_taint(&t.key))
+            .map(|t| t.key.as_str())
+            .collect();
+        let want: Vec<String> = desired
+            .reasons
+            .iter()
+            .map(|k| crate::record::taint_key(*k))
+            .collect();
+        let label_ok = !(desired.exclude_lb && self.cfg.exclude_from_load_balancers)
+            || n.exclude_lb_label().is_some();
+        n.unschedulable() == desired.cordon
+            && ours.len() == want.len()
+            && want.iter().all(|w| ours.contains(&w.as_str()))
+            && label_ok
+            && n.annotations().phase.as_deref() == self.labels(desired).phase.as_deref()
+    }
+
+    /// For each live reason, the notice whose id its taint carries.
+    fn reason_ids(&self) -> Vec<(Kind, String)> {
+        let mut out: Vec<(Kind, String)> = Vec::new();
+        for e in self.ledger.iter().filter(|e| e.status.holds()) {
+            if !out.iter().any(|(k, _)| *k == e.kind) {
+                out.push((e.kind, e.id.clone()));
+            }
         }
-        let (level, msg) = if report.failed > 0 || report.still_present > 0 {
-            (log::Level::Error, "drain finished with pods left")
+        out
+    }
+
+    fn governing(&self) -> Option<&Entry> {
+        let holding = self.ledger.iter().filter(|e| e.status.holds());
+        holding
+            .clone()
+            .filter(|e| e.deadline.is_some())
+            .min_by_key(|e| e.deadline)
+            .or_else(|| self.ledger.iter().find(|e| e.status.holds()))
+    }
+
+    fn labels(&self, desired: &Desired) -> Labels {
+        let phase = if desired.is_clear() {
+            None
+        } else if self.drain.is_some() || desired.drain.is_some() {
+            Some("draining")
+        } else if self.ledger.iter().any(|e| e.status == Status::Incomplete) {
+            Some("incomplete")
+        } else if self.ledger.iter().any(|e| e.status == Status::Drained) {
+            Some("drained")
         } else {
+            Some("cordoned")
+        };
+        let g = self.governing();
+        Labels {
+            phase: phase.map(String::from),
+            notice: g.map(|e| e.id.clone()),
+            deadline: g.and_then(|e| e.deadline),
+            acted_at: self.ledger.iter().filter_map(|e| e.acted).min(),
+            summary: self.last_report.clone(),
+        }
+    }
+
+    fn record(&mut self) {
+        let desired = decision::desired(&self.ledger);
+        let labels = self.labels(&desired);
+        let deadline = Instant::now() + NODE_WRITE_TIMEOUT;
+        if let Err(e) = self.keeper.record(&self.ledger, &labels, deadline) {
+            warn!(
+                "could not record our notice records on the node",
+                node = self.node,
+                error = e
+            );
+        }
+    }
+
+    fn manage_drain<'s>(&mut self, scope: &'s std::thread::Scope<'s, 'a>, desired: &Desired)
+    where
+        'a: 's,
+    {
+        match (&desired.drain, &self.drain) {
+            (Some(order), None) => {
+                let control = Arc::new(drain::Control::new(
+                    order.deadline,
+                    order.force && self.cfg.force_delete,
+                    &order.primary,
+                ));
+                self.drain = Some(Running {
+                    ids: order.ids.clone(),
+                    control: control.clone(),
+                });
+                let drainer = Drainer {
+                    client: self.client,
+                    node: self.node.clone(),
+                    own_pod: self.cfg.namespace.clone().zip(self.cfg.pod_name.clone()),
+                    version: self.version,
+                    reserve: self.cfg.drain_reserve,
+                    grace_cap: self.cfg.grace_period,
+                    eviction_delay: if self.cfg.exclude_from_load_balancers {
+                        self.cfg.eviction_delay
+                    } else {
+                        Duration::ZERO
+                    },
+                };
+                let tx = self.tx.clone();
+                scope.spawn(move || {
+                    let report = drainer.run(&control);
+                    let _ = tx.send(Event::Drained(report));
+                });
+            }
+            (Some(order), Some(running)) => {
+                running.control.update(
+                    order.deadline,
+                    order.force && self.cfg.force_delete,
+                    &order.primary,
+                );
+                for id in &order.ids {
+                    if !self.drain.as_ref().is_some_and(|r| r.ids.contains(id)) {
+                        if let Some(r) = self.drain.as_mut() {
+                            r.ids.push(id.clone());
+                        }
+                    }
+                }
+            }
+            (None, Some(running)) => {
+                if !running.control.is_cancelled() {
+                    info!(
+                        "no notice needs the drain any more; stopping it",
+                        node = self.node
+                    );
+                    running.control.cancel();
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    fn drained(&mut self, report: Report) {
+        let Some(running) = self.drain.take() else {
+            return;
+        };
+        let complete = report.is_complete();
+        let summary = report.summary();
+        let (level, msg) = if running.control.is_cancelled() {
+            (log::Level::Info, "drain stopped")
+        } else if complete {
             (log::Level::Info, "drain finished")
+        } else {
+            (log::Level::Error, "drain finished with pods left")
         };
         let seconds = format!("{:.1}", report.seconds);
         log::log(
@@ -300,8 +644,65 @@ impl Context<'_> {
                 ("seconds", &seconds),
             ],
         );
-        self.notifier
-            .send("drained", self.origin.render_drained(&notice, &report));
+        if running.control.is_cancelled() {
+            return;
+        }
+        self.last_report = Some(summary);
+        decision::drain_finished(&mut self.ledger, &running.ids, complete);
+        let primary = running.control.primary();
+        let governing = self
+            .ledger
+            .iter()
+            .find(|e| e.id == primary)
+            .or_else(|| self.ledger.iter().find(|e| running.ids.contains(&e.id)))
+            .cloned();
+        let mut send = false;
+        for e in self.ledger.iter_mut() {
+            if running.ids.contains(&e.id) && !e.sent.drained {
+                e.sent.drained = true;
+                send = true;
+            }
+        }
+        self.record();
+        if let (true, Some(g)) = (send, governing) {
+            self.notifier
+                .send("drained", self.origin.render_drained(&g, &report));
+        }
+    }
+}
+
+/// Reads our records on the node; `None` (with a warning) when the API does not answer.
+fn load_ledger(keeper: &mut Keeper, node: &str) -> Option<Ledger> {
+    match keeper.load(Instant::now() + STARTUP_CALL_TIMEOUT) {
+        Ok(l) => {
+            for e in &l {
+                info!(
+                    "node carries our record of a notice",
+                    node = node,
+                    notice = e.id,
+                    status = e.status.as_str()
+                );
+                match e.status {
+                    Status::Active if e.action == crate::notice::Action::Drain => info!(
+                        "resuming the drain this handler started before a restart",
+                        notice = e.id
+                    ),
+                    Status::Drained | Status::Incomplete => info!(
+                        "node already drained for this notice (our record); nothing more to do while it lasts",
+                        notice = e.id
+                    ),
+                    _ => {}
+                }
+            }
+            Some(l)
+        }
+        Err(e) => {
+            warn!(
+                "could not read the node; will retry when a notice comes",
+                error = e
+            );
+            None
+        }
     }
 }
 
@@ -336,29 +737,23 @@ fn find_node(client: &Client, ns: &str, pod: &str) -> String {
     }
 }
 
-/// Our annotations on the node; `None` (with a warning) when the API does not answer.
-fn read_annotations(client: &Client, node: &str) -> Option<NodeAnnotations> {
-    match client.get_node(node, Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
-        Ok(n) => {
-            let a = n.metadata.annotations.unwrap_or_default();
-            if let Some(id) = &a.notice {
-                info!(
-                    "node carries our notice annotation",
-                    node = node,
-                    notice = id,
-                    phase = a.phase.as_deref().unwrap_or("?")
-                );
-            }
-            Some(a)
-        }
-        Err(e) => {
-            warn!(
-                "could not read the node; will retry when a notice comes",
-                error = e
-            );
-            None
-        }
+/// When this machine booted, from its uptime (`/proc/uptime` is not namespaced, so it is the
+/// host's uptime inside a container too). `None`, with a warning, when unreadable.
+pub fn boot_time(uptime_file: &std::path::Path, now: SystemTime) -> Option<SystemTime> {
+    let read = || -> Option<SystemTime> {
+        let text = std::fs::read_to_string(uptime_file).ok()?;
+        let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+        now.checked_sub(Duration::try_from_secs_f64(secs).ok()?)
+    };
+    let boot = read();
+    match boot {
+        Some(b) => debug!("machine boot time", boot = format_rfc3339(b)),
+        None => error!(
+            "cannot read the machine's uptime; stale notices and reboots will not be recognized",
+            uptime_file = uptime_file.display()
+        ),
     }
+    boot
 }
 
 /// `1` for 1.0, `0.2` for 0.2: the seed's "every 5 second(s)" wording.
@@ -369,10 +764,30 @@ fn trim_float(x: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn seconds_wording() {
-        assert_eq!(super::trim_float(1.0), "1");
-        assert_eq!(super::trim_float(0.2), "0.2");
-        assert_eq!(super::trim_float(5.0), "5");
+        assert_eq!(trim_float(1.0), "1");
+        assert_eq!(trim_float(0.2), "0.2");
+        assert_eq!(trim_float(5.0), "5");
+    }
+
+    #[test]
+    fn boot_time_from_an_uptime_file() {
+        let dir = std::env::temp_dir().join(format!("stnh-uptime-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("uptime");
+        std::fs::write(&f, "350735.47 234388.90\n").unwrap();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            boot_time(&f, now),
+            Some(now - Duration::from_secs_f64(350_735.47))
+        );
+        std::fs::write(&f, "garbage").unwrap();
+        assert_eq!(boot_time(&f, now), None);
+        let real = boot_time(std::path::Path::new("/proc/uptime"), SystemTime::now());
+        assert!(real.is_some_and(|b| b < SystemTime::now()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,16 +11,20 @@
 // Table tests spell their case tuples out.
 #![cfg_attr(test, allow(clippy::type_complexity))]
 
+pub mod cloud;
 pub mod config;
+pub mod decision;
 pub mod drain;
 pub mod handler;
 pub mod http;
-pub mod imds;
 pub mod json;
 pub mod kube;
 pub mod log;
+pub mod metadata;
+pub mod node;
 pub mod notice;
 pub mod notify;
+pub mod record;
 pub mod signal;
 pub mod time;
 

@@ -1,109 +1,184 @@
-//! What the cloud says: a reclaim notice with its action and deadline. Pure parsing.
+//! What a cloud says, in one shape: a [`Notice`] that the node is going away or at risk.
+//!
+//! Every cloud module (`cloud::aws`, …) turns what its metadata service says into notices; the
+//! decision step (`decision`) and the action path never look at a cloud's own documents. A notice
+//! carries everything the decision needs: how strong it is ([`Action`]), by when the node must
+//! be empty (`deadline`), when to act (`act_at`, for announcements days ahead), and what would
+//! undo it ([`Undo`]). Pure data; no I/O.
 
 use std::time::{Duration, SystemTime};
 
-use nanoserde::DeJson;
+/// Which source said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Provider {
+    Aws,
+    Gcp,
+    Azure,
+    Alibaba,
+    /// Seed compatibility: an HTTP 200 from `NOTICE_URL`.
+    NoticeUrl,
+}
 
-use crate::time::{format_rfc3339, parse_rfc3339};
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Aws => "aws",
+            Provider::Gcp => "gcp",
+            Provider::Azure => "azure",
+            Provider::Alibaba => "alibaba",
+            Provider::NoticeUrl => "notice-url",
+        }
+    }
+}
 
-/// When a notice carries no usable time, AWS's documented lead time applies.
-pub const DEFAULT_LEAD: Duration = Duration::from_secs(120);
+/// The reason a node is at risk. Each reason has its own taint
+/// (`spot-termination-notice-handler/<slug>`) while it is live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// The cloud reclaims a spot / preemptible VM (AWS instance-action, GCP preemption,
+    /// Azure Preempt, Alibaba spot termination).
+    SpotInterruption,
+    /// AWS rebalance recommendation: elevated risk of interruption, no deadline.
+    Rebalance,
+    /// Planned maintenance: AWS scheduled events, GCP host maintenance, Azure Reboot/Redeploy/Freeze.
+    ScheduledMaintenance,
+    /// The instance is being terminated by its group (AWS ASG lifecycle `Terminated`, Azure
+    /// `Terminate`).
+    Termination,
+}
 
-/// A notice older than the machine's boot by more than this is left over from before a
-/// stop/start cycle and is ignored.
-const STALE_SLACK: Duration = Duration::from_secs(60);
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::SpotInterruption,
+        Kind::Rebalance,
+        Kind::ScheduledMaintenance,
+        Kind::Termination,
+    ];
 
+    /// Stable lowercase name: taint key suffix, annotation value, log field.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::SpotInterruption => "spot-interruption",
+            Kind::Rebalance => "rebalance-recommendation",
+            Kind::ScheduledMaintenance => "scheduled-maintenance",
+            Kind::Termination => "termination",
+        }
+    }
+
+    /// CamelCase name for Kubernetes Event reasons.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Kind::SpotInterruption => "SpotInterruption",
+            Kind::Rebalance => "RebalanceRecommendation",
+            Kind::ScheduledMaintenance => "ScheduledMaintenance",
+            Kind::Termination => "Termination",
+        }
+    }
+
+    /// Words for people ("spot interruption").
+    pub fn words(self) -> &'static str {
+        match self {
+            Kind::SpotInterruption => "spot interruption",
+            Kind::Rebalance => "rebalance recommendation",
+            Kind::ScheduledMaintenance => "scheduled maintenance",
+            Kind::Termination => "termination",
+        }
+    }
+
+    pub fn from_slug(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.slug() == s)
+    }
+}
+
+/// How strongly to react. Ordered: a drain beats a cordon beats a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Tell people; leave the node alone.
+    Notify,
+    /// Mark the node unschedulable (with our taint); pods stay.
+    Cordon,
+    /// Cordon, then evict the pods.
+    Drain,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Notify => "notify",
+            Action::Cordon => "cordon",
+            Action::Drain => "drain",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "notify" => Some(Action::Notify),
+            "cordon" => Some(Action::Cordon),
+            "drain" => Some(Action::Drain),
+            _ => None,
+        }
+    }
+}
+
+/// What ends a notice's hold on the node, so the node goes back into service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// Never: the VM goes away (a terminate notice).
+    Never,
+    /// When the notice is no longer live (GCP maintenance back to `NONE`, an Azure event gone).
+    WhenGone,
+    /// When the notice left before `starts` (cancelled), or the machine booted after we acted
+    /// (AWS scheduled events).
+    WhenCancelledOrRebooted { starts: SystemTime },
+    /// When the machine booted after we acted and the notice is no longer live (a spot stop or
+    /// hibernate that came back).
+    WhenRebooted,
+    /// This long after we acted, or when the notice is gone (AWS rebalance: `REBALANCE_TTL`).
+    After(Duration),
+}
+
+/// One notice. `id` is stable across polls, restarts and pods: it is recorded on the Node, so a
+/// restarted handler resumes instead of starting over, and never acts twice on one notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// Stable across restarts and pods: recorded on the Node so a restarted handler resumes.
+    pub provider: Provider,
+    pub kind: Kind,
+    /// Stable id, e.g. `aws-spot/terminate/2026-11-26T08:42:00Z`.
     pub id: String,
-    /// `terminate`, `stop` or `hibernate` (whatever AWS says; unknown actions are acted on too).
-    pub action: String,
-    pub deadline: SystemTime,
-    /// False when the deadline was not in the notice and is `DEFAULT_LEAD` from reception.
+    /// The cloud's own word for it: `terminate`, `system-reboot`, `Preempt`, …
+    pub detail: String,
+    pub action: Action,
+    /// When to act; `None`: at once. Scheduled events are acted on some time before they start.
+    pub act_at: Option<SystemTime>,
+    /// When the cloud takes the VM (or starts the maintenance); `None`: no deadline (rebalance).
+    pub deadline: Option<SystemTime>,
+    /// False when the cloud gave no time and `deadline` is a documented default from receipt.
     pub deadline_given: bool,
+    /// Pods still blocked by a budget at the deadline minus the reserve may be deleted directly.
+    pub force: bool,
+    pub undo: Undo,
+    /// The cloud's own timestamp of the notice, in this machine's clock: a notice older than the
+    /// machine's boot is a leftover from before a stop/start or reboot.
+    pub time: Option<SystemTime>,
 }
 
-/// `{"action": "terminate", "time": "2017-09-18T08:22:00Z"}` from `spot/instance-action`.
-#[derive(DeJson)]
-struct InstanceAction {
-    action: String,
-    time: Option<String>,
-}
-
-const KNOWN_ACTIONS: [&str; 3] = ["terminate", "stop", "hibernate"];
+/// A notice older than the machine's boot by more than this is stale.
+pub const STALE_SLACK: Duration = Duration::from_secs(60);
 
 impl Notice {
-    /// Parses the body of `spot/instance-action` (served only when a notice exists).
-    pub fn from_instance_action(body: &[u8], now: SystemTime) -> Result<Notice, String> {
-        let ia: InstanceAction = crate::json::parse(body).map_err(|e| {
-            format!(
-                "spot/instance-action: {e} (body {:?})",
-                crate::json::snippet(body)
-            )
-        })?;
-        let action = ia.action.trim().to_ascii_lowercase();
-        if action.is_empty()
-            || action.len() > 32
-            || !action
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(format!(
-                "spot/instance-action: expected an action such as terminate, stop or hibernate, got {:?}",
-                crate::json::snippet(ia.action.as_bytes())
-            ));
-        }
-        let time = ia.time.as_deref().and_then(parse_rfc3339);
-        Ok(Notice::new("aws-spot", action, time, now))
-    }
-
-    /// Seed compatibility (`NOTICE_URL`): HTTP 200 is the notice; the body may hold the
-    /// `termination-time` timestamp, or the instance-action JSON, or anything else.
-    pub fn from_notice_url(body: &[u8], now: SystemTime) -> Notice {
-        if let Ok(n) = Notice::from_instance_action(body, now) {
-            return Notice {
-                id: n.id.replacen("aws-spot", "notice-url", 1),
-                ..n
-            };
-        }
-        let time = std::str::from_utf8(body).ok().and_then(parse_rfc3339);
-        Notice::new("notice-url", "terminate".to_string(), time, now)
-    }
-
-    fn new(source: &str, action: String, time: Option<SystemTime>, now: SystemTime) -> Notice {
-        let id = match time {
-            Some(t) => format!("{source}/{action}/{}", format_rfc3339(t)),
-            None => format!("{source}/{action}/no-time"),
-        };
-        Notice {
-            id,
-            action,
-            deadline: time.unwrap_or(now + DEFAULT_LEAD),
-            deadline_given: time.is_some(),
-        }
-    }
-
-    pub fn is_known_action(&self) -> bool {
-        KNOWN_ACTIONS.contains(&self.action.as_str())
-    }
-
-    /// True when the notice's own time lies before this machine booted: a leftover from
-    /// before a stop/start (AWS: "ignore a notice whose time is older than the boot time").
-    pub fn is_stale(&self, boot_time: Option<SystemTime>) -> bool {
-        match boot_time {
-            Some(boot) if self.deadline_given => self.deadline + STALE_SLACK < boot,
+    /// True when the notice's own time lies before this machine booted (by more than
+    /// [`STALE_SLACK`]): it cannot be about this run of the machine.
+    pub fn is_stale(&self, boot: Option<SystemTime>) -> bool {
+        match (self.time, boot) {
+            (Some(t), Some(b)) => t + STALE_SLACK < b,
             _ => false,
         }
     }
-}
 
-/// When this machine booted, from `/proc/uptime` (not namespaced, so it is the host's uptime
-/// inside a container too). `None` when unreadable.
-pub fn boot_time(now: SystemTime) -> Option<SystemTime> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
-    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
-    now.checked_sub(Duration::try_from_secs_f64(secs).ok()?)
+    /// Due now: its action should be in force.
+    pub fn is_due(&self, now: SystemTime) -> bool {
+        self.act_at.is_none_or(|t| t <= now)
+    }
 }
 
 #[cfg(test)]
@@ -111,110 +186,41 @@ mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
 
-    fn now() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_505_722_800)
-    }
-
     #[test]
-    fn instance_action_table() {
-        let t = parse_rfc3339("2017-09-18T08:22:00Z").unwrap();
-        let cases: &[(&str, Result<(&str, SystemTime, bool), &str>)] = &[
-            (
-                r#"{"action": "terminate", "time": "2017-09-18T08:22:00Z"}"#,
-                Ok(("terminate", t, true)),
-            ),
-            (
-                r#"{"action":"stop","time":"2017-09-18T08:22:00Z"}"#,
-                Ok(("stop", t, true)),
-            ),
-            (
-                r#"{"action":"Hibernate","time":"2017-09-18T08:22:00Z","extra":[1]}"#,
-                Ok(("hibernate", t, true)),
-            ),
-            (
-                r#"{"action":"terminate"}"#,
-                Ok(("terminate", now() + DEFAULT_LEAD, false)),
-            ),
-            (
-                r#"{"action":"terminate","time":"soon"}"#,
-                Ok(("terminate", now() + DEFAULT_LEAD, false)),
-            ),
-            (
-                r#"{"action":"terminate","time":null}"#,
-                Ok(("terminate", now() + DEFAULT_LEAD, false)),
-            ),
-            (
-                r#"{"action": "terminate", "time": "2017-09-18T08:2"#,
-                Err("malformed JSON"),
-            ),
-            (
-                r#"{"time":"2017-09-18T08:22:00Z"}"#,
-                Err("unexpected JSON shape"),
-            ),
-            (
-                r#"{"action":"","time":"2017-09-18T08:22:00Z"}"#,
-                Err("expected an action"),
-            ),
-            (
-                r#"{"action":"rm -rf /","time":"2017-09-18T08:22:00Z"}"#,
-                Err("expected an action"),
-            ),
-            ("<html>404</html>", Err("malformed JSON")),
-            ("", Err("malformed JSON")),
-        ];
-        for (body, want) in cases {
-            let got = Notice::from_instance_action(body.as_bytes(), now());
-            match (got, want) {
-                (Ok(n), Ok((action, deadline, given))) => {
-                    assert_eq!(
-                        (n.action.as_str(), n.deadline, n.deadline_given),
-                        (*action, *deadline, *given),
-                        "{body}"
-                    );
-                }
-                (Err(e), Err(fragment)) => assert!(e.contains(fragment), "{body}: {e}"),
-                (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
-            }
+    fn kinds_round_trip_and_actions_order() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_slug(k.slug()), Some(k));
+        }
+        assert!(Action::Drain > Action::Cordon && Action::Cordon > Action::Notify);
+        for a in [Action::Notify, Action::Cordon, Action::Drain] {
+            assert_eq!(Action::parse(a.as_str()), Some(a));
         }
     }
 
     #[test]
-    fn ids_are_stable_and_distinguish_sources() {
-        let body = br#"{"action":"terminate","time":"2017-09-18T08:22:00Z"}"#;
-        let a = Notice::from_instance_action(body, now()).unwrap();
-        let b = Notice::from_instance_action(body, now() + Duration::from_secs(30)).unwrap();
-        assert_eq!(a.id, "aws-spot/terminate/2017-09-18T08:22:00Z");
-        assert_eq!(a.id, b.id);
-        let seed = Notice::from_notice_url(b"2017-09-18T08:22:00Z", now());
-        assert_eq!(seed.id, "notice-url/terminate/2017-09-18T08:22:00Z");
-        assert!(seed.deadline_given);
-        let seed_json = Notice::from_notice_url(body, now());
-        assert_eq!(seed_json.id, "notice-url/terminate/2017-09-18T08:22:00Z");
-        let seed_junk = Notice::from_notice_url(b"<html>ok</html>", now());
-        assert_eq!(seed_junk.id, "notice-url/terminate/no-time");
-        assert_eq!(seed_junk.deadline, now() + DEFAULT_LEAD);
-    }
-
-    #[test]
-    fn stale_notices() {
-        let n = Notice::from_instance_action(
-            br#"{"action":"stop","time":"2017-09-18T08:22:00Z"}"#,
-            now(),
-        )
-        .unwrap();
-        let boot_after = n.deadline + Duration::from_secs(3600);
-        assert!(n.is_stale(Some(boot_after)));
-        assert!(!n.is_stale(Some(n.deadline - Duration::from_secs(3600))));
+    fn staleness_and_due() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let n = Notice {
+            provider: Provider::Aws,
+            kind: Kind::SpotInterruption,
+            id: "x".into(),
+            detail: "stop".into(),
+            action: Action::Drain,
+            act_at: None,
+            deadline: Some(t),
+            deadline_given: true,
+            force: true,
+            undo: Undo::WhenRebooted,
+            time: Some(t),
+        };
+        assert!(n.is_stale(Some(t + Duration::from_secs(3600))));
+        assert!(!n.is_stale(Some(t + Duration::from_secs(30))));
         assert!(!n.is_stale(None));
-        let no_time = Notice::from_instance_action(br#"{"action":"stop"}"#, now()).unwrap();
-        assert!(!no_time.is_stale(Some(boot_after)));
-        assert!(n.is_known_action());
-    }
-
-    #[test]
-    fn boot_time_is_in_the_past() {
-        let now = SystemTime::now();
-        let boot = boot_time(now).expect("/proc/uptime is readable on Linux");
-        assert!(boot < now);
+        assert!(n.is_due(t));
+        let later = Notice {
+            act_at: Some(t + Duration::from_secs(10)),
+            ..n
+        };
+        assert!(!later.is_due(t) && later.is_due(t + Duration::from_secs(10)));
     }
 }

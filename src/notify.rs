@@ -9,11 +9,12 @@
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cloud::Identity;
 use crate::config::Secret;
+use crate::decision::{Entry, Status};
 use crate::drain::Report;
 use crate::http::{self, Endpoint};
-use crate::imds::Identity;
-use crate::notice::Notice;
+use crate::notice::{Action, Kind, Notice};
 use crate::time::format_rfc3339;
 use crate::{info, warn};
 
@@ -41,11 +42,11 @@ fn slack_escape(s: &str) -> String {
 
 impl Origin {
     /// `Spot Termination (prod): node, Instance: i-…, Instance Type: m5.large, AZ: us-east-1a`:
-    /// the seed script's words, which people may have alerts on.
-    pub fn seed_line(&self) -> String {
+    /// the seed script's words, which people may have alerts on (other kinds get their own title).
+    pub fn seed_line(&self, kind: Kind) -> String {
         format!(
             "{}: {}, Instance: {}, Instance Type: {}, AZ: {}",
-            self.title(),
+            self.title(kind),
             self.node,
             self.identity.instance_id,
             self.identity.instance_type,
@@ -53,14 +54,20 @@ impl Origin {
         )
     }
 
-    fn title(&self) -> String {
+    fn title(&self, kind: Kind) -> String {
+        let what = match kind {
+            Kind::SpotInterruption => "Spot Termination",
+            Kind::Rebalance => "Rebalance Recommendation",
+            Kind::ScheduledMaintenance => "Scheduled Maintenance",
+            Kind::Termination => "Instance Termination",
+        };
         match &self.cluster {
-            Some(c) => format!("Spot Termination ({c})"),
-            None => "Spot Termination".to_string(),
+            Some(c) => format!("{what} ({c})"),
+            None => what.to_string(),
         }
     }
 
-    fn payload(&self, text: &str, color: &str, extra: &[(&str, String)]) -> String {
+    fn payload(&self, kind: Kind, text: &str, color: &str, extra: &[(&str, String)]) -> String {
         let field = |title: &str, value: &str, short: bool| {
             format!(
                 "{{\"title\":{},\"value\":{},\"short\":{short}}}",
@@ -82,41 +89,77 @@ impl Origin {
         };
         format!(
             "{{{channel}\"text\":{text},\"attachments\":[{{\"fallback\":{text},\"title\":{},\"color\":\"{color}\",\"fields\":[{}]}}]}}",
-            crate::json::escape(&format!(":warning: {}", slack_escape(&self.title()))),
+            crate::json::escape(&format!(":warning: {}", slack_escape(&self.title(kind)))),
             fields.join(",")
         )
     }
 
-    /// The "notice" message: sent the moment a notice is seen, before the cordon.
-    pub fn render_notice(&self, notice: &Notice, now: SystemTime) -> String {
-        let deadline = format_rfc3339(notice.deadline);
-        let left = crate::time::secs_until(notice.deadline, now)
-            .max(0.0)
-            .round();
-        let text = format!(
-            "{}, Action: {}, Deadline: {deadline} ({left:.0} s left). Cordoning and draining the node.",
-            self.seed_line(),
-            notice.action
-        );
-        self.payload(
-            &text,
-            "danger",
-            &[("Action", notice.action.clone()), ("Deadline", deadline)],
-        )
+    /// The message when a notice is first seen: what, by when, and what we do about it.
+    pub fn render_seen(&self, n: &Notice, status: Status, now: SystemTime) -> String {
+        let mut text = self.seed_line(n.kind);
+        let mut extra = vec![("Action", n.detail.clone())];
+        match n.deadline {
+            Some(d) => {
+                let deadline = format_rfc3339(d);
+                let left = crate::time::secs_until(d, now);
+                if left < 0.0 {
+                    text.push_str(&format!(
+                        ", Action: {}, Deadline: {deadline} (passed {:.0} s ago)",
+                        n.detail, -left
+                    ));
+                } else {
+                    text.push_str(&format!(
+                        ", Action: {}, Deadline: {deadline} ({left:.0} s left)",
+                        n.detail
+                    ));
+                }
+                extra.push(("Deadline", deadline));
+            }
+            None => text.push_str(&format!(", Signal: {}", n.kind.words())),
+        }
+        let doing = match (status, n.action) {
+            (Status::Pending, a) => format!(
+                " We will {} the node at {}.",
+                if a == Action::Drain {
+                    "drain"
+                } else {
+                    "cordon"
+                },
+                n.act_at.map(format_rfc3339).unwrap_or_default()
+            ),
+            (Status::Notified, _) => " No action is configured for it.".to_string(),
+            (_, Action::Drain) if n.deadline.is_none() => {
+                " Cordoning and draining the node within its disruption budgets.".to_string()
+            }
+            (_, Action::Drain) if n.deadline.is_some_and(|d| d <= now) => {
+                " The deadline has passed: cordoning and draining the node at once.".to_string()
+            }
+            (_, Action::Drain) => " Cordoning and draining the node.".to_string(),
+            _ => " Cordoning the node; its pods stay.".to_string(),
+        };
+        text.push('.');
+        text.push_str(&doing);
+        let text = text.replace(".. ", ". ");
+        let color = if n.action == Action::Drain && status == Status::Active {
+            "danger"
+        } else {
+            "warning"
+        };
+        self.payload(n.kind, &text, color, &extra)
     }
 
-    /// The "drained" summary.
-    pub fn render_drained(&self, notice: &Notice, report: &Report) -> String {
+    /// The summary when a drain has ended.
+    pub fn render_drained(&self, e: &Entry, report: &Report) -> String {
         let mut text = format!(
             "{}: {} drained: {} evicted, {} forced at the deadline, {} failed in {:.1} s (Action: {}, Deadline: {})",
-            self.title(),
+            self.title(e.kind),
             self.node,
             report.evicted,
             report.forced,
             report.failed,
             report.seconds,
-            notice.action,
-            format_rfc3339(notice.deadline)
+            e.detail,
+            e.deadline.map_or("none".to_string(), format_rfc3339)
         );
         if !report.failed_pods.is_empty() {
             let mut names = report
@@ -139,6 +182,7 @@ impl Origin {
             "good"
         };
         self.payload(
+            e.kind,
             &text,
             color,
             &[
@@ -148,6 +192,27 @@ impl Origin {
                 ("Seconds", format!("{:.1}", report.seconds)),
             ],
         )
+    }
+
+    /// The message when the node is back in service (or left cordoned, and why).
+    pub fn render_back(&self, e: &Entry, why: &str, left_cordoned: Option<&str>) -> String {
+        let text = match left_cordoned {
+            None => format!(
+                "{}: {} back in service ({} {}: {why}): uncordoned, our taints and label removed.",
+                self.title(e.kind),
+                self.node,
+                e.kind.words(),
+                e.detail
+            ),
+            Some(reason) => format!(
+                "{}: {} released by the handler ({} {}: {why}); our taints and label removed, but the node stays cordoned: {reason}.",
+                self.title(e.kind),
+                self.node,
+                e.kind.words(),
+                e.detail
+            ),
+        };
+        self.payload(e.kind, &text, "good", &[])
     }
 }
 
@@ -289,7 +354,8 @@ fn post(endpoint: &Endpoint, payload: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
+    use crate::decision::Sent;
+    use crate::notice::{Provider, Undo};
 
     fn origin(cluster: Option<&str>) -> Origin {
         Origin {
@@ -305,20 +371,38 @@ mod tests {
     }
 
     fn notice() -> Notice {
-        Notice::from_instance_action(
+        crate::cloud::aws::parse_instance_action(
             br#"{"action":"terminate","time":"2017-09-18T08:22:00Z"}"#,
-            UNIX_EPOCH,
+            None,
+            SystemTime::UNIX_EPOCH,
         )
         .unwrap()
+    }
+
+    fn entry(n: &Notice) -> Entry {
+        Entry {
+            id: n.id.clone(),
+            kind: n.kind,
+            detail: n.detail.clone(),
+            action: n.action,
+            status: Status::Active,
+            seen: SystemTime::UNIX_EPOCH,
+            acted: None,
+            act_at: n.act_at,
+            deadline: n.deadline,
+            force: n.force,
+            undo: n.undo,
+            sent: Sent::default(),
+        }
     }
 
     #[test]
     fn seed_wording() {
         assert_eq!(
-            origin(Some("prod")).seed_line(),
+            origin(Some("prod")).seed_line(Kind::SpotInterruption),
             "Spot Termination (prod): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a"
         );
-        assert_eq!(origin(None).seed_line(), "Spot Termination: ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a");
+        assert_eq!(origin(None).seed_line(Kind::SpotInterruption), "Spot Termination: ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a");
     }
 
     #[test]
@@ -326,21 +410,69 @@ mod tests {
         let now = crate::time::parse_rfc3339("2017-09-18T08:20:00Z").unwrap();
         let mut o = origin(Some("a \"quoted\" <cluster> & co\n"));
         o.channel = Some("#ops".into());
-        let p = o.render_notice(&notice(), now);
+        let p = o.render_seen(&notice(), Status::Active, now);
         crate::json::check(p.as_bytes()).unwrap();
-        assert!(p.starts_with("{\"channel\":\"#ops\",\"text\":\"Spot Termination (a \\\"quoted\\\" &lt;cluster&gt; &amp; co\\n): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a, Action: terminate, Deadline: 2017-09-18T08:22:00Z (120 s left)."), "{p}");
+        assert!(p.starts_with("{\"channel\":\"#ops\",\"text\":\"Spot Termination (a \\\"quoted\\\" &lt;cluster&gt; &amp; co\\n): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a, Action: terminate, Deadline: 2017-09-18T08:22:00Z (120 s left). Cordoning and draining the node.\""), "{p}");
         assert!(p.contains("\"color\":\"danger\""));
+        let late = crate::time::parse_rfc3339("2017-09-18T08:27:00Z").unwrap();
+        let p = o.render_seen(&notice(), Status::Active, late);
+        assert!(p.contains("Deadline: 2017-09-18T08:22:00Z (passed 300 s ago). The deadline has passed: cordoning and draining the node at once."), "{p}");
+    }
+
+    #[test]
+    fn other_kinds_say_what_and_when() {
+        let now = crate::time::parse_rfc3339("2019-01-20T09:00:00Z").unwrap();
+        let (sched, _) = crate::cloud::aws::parse_scheduled(
+            br#"[{"NotBefore":"21 Jan 2019 09:00:43 GMT","Code":"system-reboot","EventId":"instance-event-1","State":"active"}]"#,
+            None,
+            Action::Drain,
+            Duration::from_secs(900),
+        )
+        .unwrap();
+        let p = origin(None).render_seen(&sched[0], Status::Pending, now);
+        crate::json::check(p.as_bytes()).unwrap();
+        assert!(p.contains("Scheduled Maintenance: ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a, Action: system-reboot, Deadline: 2019-01-21T09:00:43Z (86443 s left). We will drain the node at 2019-01-21T08:45:43Z."), "{p}");
+        let reb = Notice {
+            provider: Provider::Aws,
+            kind: Kind::Rebalance,
+            id: "aws-rebalance/x".into(),
+            detail: "rebalance-recommendation".into(),
+            action: Action::Cordon,
+            act_at: None,
+            deadline: None,
+            deadline_given: false,
+            force: false,
+            undo: Undo::After(Duration::from_secs(60)),
+            time: None,
+        };
+        let p = origin(None).render_seen(&reb, Status::Active, now);
+        assert!(
+            p.contains("Signal: rebalance recommendation. Cordoning the node; its pods stay."),
+            "{p}"
+        );
+        let p = origin(None).render_back(&entry(&reb), "time to live passed", None);
+        assert!(p.contains("Rebalance Recommendation: ip-10-0-1-23.ec2.internal back in service (rebalance recommendation rebalance-recommendation: time to live passed): uncordoned, our taints and label removed."), "{p}");
+        let p = origin(None).render_back(
+            &entry(&reb),
+            "notice gone",
+            Some("it was cordoned before our notice"),
+        );
+        assert!(
+            p.contains("stays cordoned: it was cordoned before our notice."),
+            "{p}"
+        );
     }
 
     #[test]
     fn drained_payload_colors_and_failed_pods() {
         let o = origin(Some("prod"));
+        let e = entry(&notice());
         let ok = Report {
             evicted: 17,
             seconds: 12.34,
             ..Report::default()
         };
-        let p = o.render_drained(&notice(), &ok);
+        let p = o.render_drained(&e, &ok);
         crate::json::check(p.as_bytes()).unwrap();
         assert!(p.contains("\"text\":\"Spot Termination (prod): ip-10-0-1-23.ec2.internal drained: 17 evicted, 0 forced at the deadline, 0 failed in 12.3 s"), "{p}");
         assert!(p.contains("\"color\":\"good\""));
@@ -350,14 +482,14 @@ mod tests {
             ..Report::default()
         };
         assert!(o
-            .render_drained(&notice(), &forced)
+            .render_drained(&e, &forced)
             .contains("\"color\":\"warning\""));
         let failed = Report {
             failed: 12,
             failed_pods: (0..12).map(|i| format!("ns/p{i}")).collect(),
             ..Report::default()
         };
-        let p = o.render_drained(&notice(), &failed);
+        let p = o.render_drained(&e, &failed);
         assert!(
             p.contains("Failed: ns/p0, ns/p1") && p.contains("ns/p9, …") && !p.contains("ns/p10"),
             "{p}"

@@ -103,6 +103,58 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
+/// Parses the GMT dates of HTTP and the clouds: the HTTP `Date` header and Azure's `NotBefore`
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 7231 IMF-fixdate / RFC 1123) and AWS scheduled events
+/// (`21 Jan 2019 09:00:43 GMT`, `1 Jan 2021 02:00:00 GMT`: no weekday, day not zero-padded).
+/// The weekday, when present, is not checked. `None` for anything else.
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let rest = match s.split_once(", ") {
+        Some((wd, rest)) if wd.len() == 3 && wd.bytes().all(|b| b.is_ascii_alphabetic()) => rest,
+        Some(_) => return None,
+        None => s,
+    };
+    let mut parts = rest.split(' ');
+    let (day, mon, year, hms, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if parts.next().is_some() || zone != "GMT" || !(1..=2).contains(&day.len()) || year.len() != 4 {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == mon)? + 1;
+    let b = hms.as_bytes();
+    if b.len() != 8 || b[2] != b':' || b[5] != b':' {
+        return None;
+    }
+    let rfc3339 = format!("{year}-{month:02}-{:02}T{}Z", digits(day.as_bytes())?, hms);
+    parse_rfc3339(&rfc3339)
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 7231 IMF-fixdate).
+pub fn format_http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, m, d, s, _) = split(t);
+    let days = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(m - 1) as usize],
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 fn split(t: SystemTime) -> (i64, u32, u32, u64, u32) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
@@ -176,6 +228,8 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".to_string()
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
     } else if ms % 60_000 == 0 {
         format!("{}m", ms / 60_000)
     } else if ms % 1000 == 0 {
@@ -198,6 +252,43 @@ pub fn secs_until(t: SystemTime, now: SystemTime) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates() {
+        let t = parse_rfc3339("1994-11-06T08:49:37Z").unwrap();
+        let cases: &[(&str, Option<SystemTime>)] = &[
+            ("Sun, 06 Nov 1994 08:49:37 GMT", Some(t)),
+            ("6 Nov 1994 08:49:37 GMT", Some(t)),
+            ("06 Nov 1994 08:49:37 GMT", Some(t)),
+            (
+                "21 Jan 2019 09:00:43 GMT",
+                parse_rfc3339("2019-01-21T09:00:43Z"),
+            ),
+            (
+                "1 Jan 2021 02:00:00 GMT",
+                parse_rfc3339("2021-01-01T02:00:00Z"),
+            ),
+            (
+                "Tue, 05 Nov 2024 10:15:30 GMT",
+                parse_rfc3339("2024-11-05T10:15:30Z"),
+            ),
+            ("Sun, 06 Nov 1994 08:49:37 UTC", None),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", None),
+            ("31 Feb 2021 02:00:00 GMT", None),
+            ("1 Foo 2021 02:00:00 GMT", None),
+            ("1 Jan 2021 2:00:00 GMT", None),
+            ("", None),
+            ("1 Jan 2021 02:00:00 GMT extra", None),
+        ];
+        for (s, want) in cases {
+            assert_eq!(parse_http_date(s), *want, "{s:?}");
+        }
+        assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        let now = SystemTime::now();
+        let whole =
+            UNIX_EPOCH + Duration::from_secs(now.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        assert_eq!(parse_http_date(&format_http_date(now)), Some(whole));
+    }
 
     fn at(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)

@@ -41,10 +41,11 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         "{reqs:#?}"
     );
 
-    // Start-up, cordon, list; then one eviction per selected pod; then waiting LISTs; then the record.
+    // Start-up, cordon, taint, list; then one eviction per selected pod; then waiting LISTs;
+    // then the record.
     let line = |r: &stnh_sim::ApiRequest| format!("{} {}", r.method, r.path);
     let list = format!("GET /api/v1/pods?fieldSelector=spec.nodeName%3D{NODE}&limit=500");
-    let head: Vec<String> = reqs.iter().take(5).map(line).collect();
+    let head: Vec<String> = reqs.iter().take(6).map(line).collect();
     assert_eq!(
         head,
         [
@@ -52,10 +53,11 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
             format!("GET /api/v1/nodes/{NODE}"),
             "GET /api/v1".to_string(),
             format!("PATCH /api/v1/nodes/{NODE}"),
+            format!("PATCH /api/v1/nodes/{NODE}"),
             list.clone(),
         ]
     );
-    let evictions: Vec<_> = reqs[5..5 + MIXED_EVICTABLE.len()].iter().collect();
+    let evictions: Vec<_> = reqs[6..6 + MIXED_EVICTABLE.len()].iter().collect();
     let evicted: BTreeSet<String> = evictions
         .iter()
         .map(|r| {
@@ -70,7 +72,7 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
             .map(|s| s.to_string())
             .collect::<BTreeSet<_>>()
     );
-    let tail = &reqs[5 + MIXED_EVICTABLE.len()..];
+    let tail = &reqs[6 + MIXED_EVICTABLE.len()..];
     let (last, waits) = tail.split_last().unwrap();
     assert!(
         !waits.is_empty() && waits.iter().all(|r| line(r) == list),
@@ -79,7 +81,8 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
     );
     assert_eq!(line(last), format!("PATCH /api/v1/nodes/{NODE}"));
 
-    // The cordon: one merge patch, annotations and unschedulable together.
+    // The cordon: one merge patch without precondition, with the load-balancer label and our
+    // annotations; then the taint, with the resourceVersion the first patch returned.
     let cordon = &reqs[3];
     assert_eq!(
         cordon.content_type.as_deref(),
@@ -87,10 +90,33 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
     );
     let patch: serde_json::Value = serde_json::from_str(&cordon.body).unwrap();
     assert_eq!(patch["spec"]["unschedulable"], true);
+    assert!(
+        patch["metadata"].get("resourceVersion").is_none(),
+        "{patch}"
+    );
+    assert!(patch["spec"].get("taints").is_none(), "{patch}");
+    assert_eq!(
+        patch["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"],
+        "spot-termination-notice-handler"
+    );
     assert_eq!(
         patch["metadata"]["annotations"]["spot-termination-notice-handler/phase"],
         "draining"
     );
+    assert_eq!(
+        patch["metadata"]["annotations"]["spot-termination-notice-handler/before"],
+        r#"{"unschedulable":false,"lbLabel":null}"#
+    );
+    let taint: serde_json::Value = serde_json::from_str(&reqs[4].body).unwrap();
+    assert!(taint["metadata"]["resourceVersion"].is_string(), "{taint}");
+    assert_eq!(
+        taint["spec"]["taints"][0]["key"],
+        "spot-termination-notice-handler/spot-interruption"
+    );
+    assert!(taint["spec"]["taints"][0]["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("aws-spot.terminate.20"));
     // Evictions: policy/v1, grace no longer than the pod's own (web-2 has 60, debug 5).
     for r in &evictions {
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
@@ -112,9 +138,25 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         );
     }
 
-    // Final state: cordoned, annotated as drained; only DaemonSet, mirror and own pod remain.
+    // Final state: cordoned, tainted, labelled, annotated as drained; only DaemonSet, mirror
+    // and own pod remain.
     let node = sim.node(NODE).unwrap();
     assert_eq!(node["spec"]["unschedulable"], true);
+    let taints: Vec<&str> = node["spec"]["taints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        taints.contains(&"spot-termination-notice-handler/spot-interruption")
+            && taints.contains(&"node.kubernetes.io/unschedulable"),
+        "{taints:?}"
+    );
+    assert_eq!(
+        node["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"],
+        "spot-termination-notice-handler"
+    );
     assert_eq!(annotation(&node, "phase").as_deref(), Some("drained"));
     assert!(annotation(&node, "notice")
         .unwrap()
@@ -170,8 +212,9 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         1,
         "the token is reused"
     );
-    // Connections are kept open and reused: one for the start-up calls (closed while idle),
-    // then at most one per concurrent eviction; one metadata connection for all polls.
+    // API connections are kept open and reused: one for the start-up calls (closed while
+    // idle), then at most one per concurrent eviction. The metadata service is reached through
+    // minreq, which keeps no connection: one per request.
     assert!(
         sim.tls_connections() <= 1 + MIXED_EVICTABLE.len(),
         "{} TLS connections for {} requests",
@@ -180,9 +223,8 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
     );
     assert_eq!(
         sim.imds_connections(),
-        1,
-        "{} metadata requests on one connection",
-        imds.len()
+        imds.len(),
+        "one connection per metadata request"
     );
     // The webhook URL (the secret) appears in no log line.
     assert!(!h.dump().contains("XXXXSECRETXXXX"));

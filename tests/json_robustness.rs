@@ -7,9 +7,11 @@
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use spot_termination_notice_handler::cloud::aws;
 use spot_termination_notice_handler::json;
 use spot_termination_notice_handler::kube::model::{ApiResourceList, Node, Pod, PodList, Status};
-use spot_termination_notice_handler::notice::Notice;
+use spot_termination_notice_handler::notice::Action;
+use spot_termination_notice_handler::record;
 
 /// xorshift64*: deterministic, so a failure can be replayed from its seed.
 struct Rng(u64);
@@ -126,8 +128,15 @@ fn parse_everything(body: &[u8]) {
     let _ = json::parse::<Node>(body);
     let _ = json::parse::<Status>(body);
     let _ = json::parse::<ApiResourceList>(body);
-    let _ = Notice::from_instance_action(body, SystemTime::now());
-    let _ = Notice::from_notice_url(body, SystemTime::now());
+    let now = SystemTime::now();
+    let _ = aws::parse_instance_action(body, None, now);
+    let _ = aws::parse_notice_url(body, None, now);
+    let _ = aws::parse_rebalance(body, None, Action::Cordon, Duration::ZERO);
+    let _ = aws::parse_scheduled(body, None, Action::Drain, Duration::ZERO);
+    if let Ok(s) = std::str::from_utf8(body) {
+        let _ = record::ledger_from_json(s);
+        let _ = record::Before::parse(s);
+    }
 }
 
 /// Runs `parse_everything` on another thread, so that a hang fails instead of blocking.

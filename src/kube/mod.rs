@@ -381,21 +381,27 @@ impl Client {
         )
     }
 
-    /// JSON merge patch (RFC 7386) of a Node. The updated Node in the answer is not read.
+    /// JSON merge patch (RFC 7386) of a Node; returns the updated Node.
     pub fn patch_node(
         &self,
         name: &str,
         patch: &str,
         deadline: Option<Instant>,
-    ) -> Result<(), Error> {
+    ) -> Result<Node, Error> {
         let path = format!("/api/v1/nodes/{name}");
-        self.write(
-            &|| format!("patch node {name}"),
-            "PATCH",
-            &path,
-            ("application/merge-patch+json", patch),
+        let op = || format!("patch node {name}");
+        let c = Call {
+            op: &op,
+            method: "PATCH",
+            path: &path,
+            body: Some(("application/merge-patch+json", patch.as_bytes())),
             deadline,
-        )
+        };
+        let resp = self.call(&c)?;
+        json::parse(&resp.body).map_err(|m| Error {
+            op: op(),
+            kind: Box::new(ErrorKind::Decode(m)),
+        })
     }
 
     /// All pods bound to `node`, page by page; restarts once from the first page on 410 Expired.

@@ -121,7 +121,7 @@ pub struct PodList {
     pub items: Option<Vec<Pod>>,
 }
 
-/// Our own annotations on the Node (see `drain::annotations`).
+/// Our own annotations on the Node (see `record`).
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct NodeAnnotations {
     #[nserde(rename = "spot-termination-notice-handler/notice")]
@@ -130,23 +130,99 @@ pub struct NodeAnnotations {
     pub phase: Option<String>,
     #[nserde(rename = "spot-termination-notice-handler/deadline")]
     pub deadline: Option<String>,
+    #[nserde(rename = "spot-termination-notice-handler/notices")]
+    pub notices: Option<String>,
+    #[nserde(rename = "spot-termination-notice-handler/before")]
+    pub before: Option<String>,
+}
+
+/// The one node label we set.
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct NodeLabels {
+    #[nserde(rename = "node.kubernetes.io/exclude-from-external-load-balancers")]
+    pub exclude_lb: Option<String>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct NodeMeta {
     pub name: String,
+    #[nserde(rename = "resourceVersion")]
+    pub resource_version: Option<String>,
+    pub labels: Option<NodeLabels>,
     pub annotations: Option<NodeAnnotations>,
+}
+
+/// A node taint, every field kept so a taint list can be written back unchanged.
+#[derive(DeJson, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+    #[nserde(rename = "timeAdded")]
+    pub time_added: Option<String>,
+}
+
+impl Taint {
+    /// The taint as JSON, for a patch.
+    pub fn to_json(&self) -> String {
+        let mut out = format!("{{\"key\":{}", crate::json::escape(&self.key));
+        if let Some(v) = &self.value {
+            out.push_str(&format!(",\"value\":{}", crate::json::escape(v)));
+        }
+        out.push_str(&format!(
+            ",\"effect\":{}",
+            crate::json::escape(&self.effect)
+        ));
+        if let Some(t) = &self.time_added {
+            out.push_str(&format!(",\"timeAdded\":{}", crate::json::escape(t)));
+        }
+        out.push('}');
+        out
+    }
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct NodeSpec {
     pub unschedulable: Option<bool>,
+    pub taints: Option<Vec<Taint>>,
+    #[nserde(rename = "providerID")]
+    pub provider_id: Option<String>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct Node {
     pub metadata: NodeMeta,
     pub spec: Option<NodeSpec>,
+}
+
+impl Node {
+    pub fn unschedulable(&self) -> bool {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false)
+    }
+    pub fn taints(&self) -> &[Taint] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[])
+    }
+    pub fn provider_id(&self) -> &str {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .unwrap_or("")
+    }
+    pub fn exclude_lb_label(&self) -> Option<&str> {
+        self.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.exclude_lb.as_deref())
+    }
+    pub fn annotations(&self) -> NodeAnnotations {
+        self.metadata.annotations.clone().unwrap_or_default()
+    }
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
