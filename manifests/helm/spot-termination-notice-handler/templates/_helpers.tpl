@@ -72,6 +72,15 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.drainReserve }}{{ $env = append $env (list "DRAIN_RESERVE" $v.drainReserve) }}{{ end }}
 {{- if include "stnh.isSet" $v.forceDelete }}{{ $env = append $env (list "FORCE_DELETE" $v.forceDelete) }}{{ end }}
 {{- if include "stnh.isSet" $v.kubeApiUrl }}{{ $env = append $env (list "KUBE_API_URL" $v.kubeApiUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.rebalance }}{{ $env = append $env (list "REBALANCE" $v.rebalance) }}{{ end }}
+{{- if include "stnh.isSet" $v.rebalanceTtl }}{{ $env = append $env (list "REBALANCE_TTL" $v.rebalanceTtl) }}{{ end }}
+{{- if include "stnh.isSet" $v.scheduledEvents }}{{ $env = append $env (list "SCHEDULED_EVENTS" $v.scheduledEvents) }}{{ end }}
+{{- if include "stnh.isSet" $v.scheduledEventLead }}{{ $env = append $env (list "SCHEDULED_EVENT_LEAD" $v.scheduledEventLead) }}{{ end }}
+{{- if include "stnh.isSet" $v.asgLifecycle }}{{ $env = append $env (list "ASG_LIFECYCLE" $v.asgLifecycle) }}{{ end }}
+{{- if include "stnh.isSet" $v.asgLifecycleDeadline }}{{ $env = append $env (list "ASG_LIFECYCLE_DEADLINE" $v.asgLifecycleDeadline) }}{{ end }}
+{{- if include "stnh.isSet" $v.excludeFromLoadBalancers }}{{ $env = append $env (list "EXCLUDE_FROM_LOAD_BALANCERS" $v.excludeFromLoadBalancers) }}{{ end }}
+{{- if include "stnh.isSet" $v.evictionDelay }}{{ $env = append $env (list "EVICTION_DELAY" $v.evictionDelay) }}{{ end }}
+{{- if include "stnh.isSet" $v.uptimeFile }}{{ $env = append $env (list "UPTIME_FILE" $v.uptimeFile) }}{{ end }}
 {{- range $env }}
 - name: {{ index . 0 }}
   value: {{ index . 1 | toString | quote }}
