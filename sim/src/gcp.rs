@@ -538,6 +538,18 @@ impl crate::Sim {
         self.meta.gcp.waiters.load(Ordering::SeqCst)
     }
 
+    /// `key` takes `value` at instant `at` (a parked hanging GET answers then); the change is
+    /// recorded at `at`.
+    pub fn gcp_set_at(&self, at: Instant, key: &str, value: &str) {
+        self.meta.gcp.schedule(vec![(
+            at,
+            GcpStep::Set {
+                key: key.to_string(),
+                value: value.to_string(),
+            },
+        )]);
+    }
+
     /// Every value change so far, with its instant.
     pub fn gcp_changes(&self) -> Vec<GcpChange> {
         self.meta.gcp.state().changes.clone()

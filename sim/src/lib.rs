@@ -64,7 +64,7 @@ pub use metadata::{Cloud, MetaRequest, Reach, Script, Step};
 use api::{ApiControl, Fault};
 use discovery::Versions;
 use http::Server;
-use imds::{AwsStep, Identity, ImdsState, Notice};
+use imds::{Identity, ImdsState, Notice};
 use slack::SlackState;
 use store::{Store, StoreConfig};
 
@@ -493,15 +493,6 @@ impl Sim {
                 local_ipv4: "10.0.1.23".to_string(),
             },
         );
-        if let Some((after, action, deadline)) = &s.notice {
-            imds.pending.push(
-                start + *after,
-                AwsStep::Spot {
-                    action: action.clone(),
-                    deadline_in: *deadline,
-                },
-            );
-        }
         let meta = metadata::Fakes::start(
             &s.meta,
             &s.node_name,
@@ -509,6 +500,15 @@ impl Sim {
             s.observer.clone(),
             &mut imds,
         )?;
+        if let Some((after, action, deadline)) = &s.notice {
+            // Set now, visible later (so clear_notice before then cancels it); its time is
+            // on the metadata clock.
+            imds.notice = Some(Notice {
+                appear_at: start + *after,
+                action: action.clone(),
+                deadline: imds.clock.service_time(start + *after) + *deadline,
+            });
+        }
 
         let token = make_token(&s.sa_namespace);
         let (sa_dir, remove_sa_dir) = match &s.sa_dir {

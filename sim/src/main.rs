@@ -267,7 +267,14 @@ fn parse_signed_ms(v: &str) -> Option<i64> {
 }
 
 /// ~20 pods of every kind the handler must tell apart.
-fn demo(s: Scenario) -> Scenario {
+fn demo(s: Scenario, cloud: Cloud, node: &str) -> Scenario {
+    // The node's networking and storage DaemonSets, as that cloud's clusters name them.
+    let (net, csi) = match cloud {
+        Cloud::Aws => ("aws-node", "ebs-csi-node"),
+        Cloud::Gcp => ("netd", "pdcsi-node"),
+        Cloud::Azure => ("azure-cns", "csi-azuredisk-node"),
+        Cloud::Alibaba => ("terway-eniip", "csi-plugin"),
+    };
     let secs = |x: f64| Duration::from_secs_f64(x);
     let mut s = s.handler_pod();
     for (i, name) in [
@@ -340,13 +347,13 @@ fn demo(s: Scenario) -> Scenario {
             .shutdown(secs(1.5)),
     )
     .pod(
-        PodSpec::new("kube-system", "aws-node-8x2kd")
-            .daemonset("aws-node")
+        PodSpec::new("kube-system", &format!("{net}-8x2kd"))
+            .daemonset(net)
             .host_network(),
     )
-    .pod(PodSpec::new("kube-system", "ebs-csi-node-p7wqm").daemonset("ebs-csi-node"))
+    .pod(PodSpec::new("kube-system", &format!("{csi}-p7wqm")).daemonset(csi))
     .pod(
-        PodSpec::new("kube-system", "kube-proxy-ip-10-0-1-23.ec2.internal")
+        PodSpec::new("kube-system", &format!("kube-proxy-{node}"))
             .mirror()
             .host_network(),
     )
@@ -652,7 +659,7 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
     }
     s = match a.scenario.as_str() {
         "bench" => stnh_sim::presets::bench(s, a.pods),
-        _ => demo(s),
+        _ => demo(s, a.cloud, &a.node),
     };
     if !a.quiet {
         s = s.observer(printer(started));
@@ -856,7 +863,9 @@ mod tests {
 
     #[test]
     fn presets_have_the_promised_pods() {
-        let sim = Sim::start(demo(Scenario::new("n1"))).unwrap();
+        let sim = Sim::start(demo(Scenario::new("n1"), Cloud::Gcp, "n1")).unwrap();
+        assert!(sim.pod("kube-system", "kube-proxy-n1").is_some());
+        assert!(sim.pod("kube-system", "pdcsi-node-p7wqm").is_some());
         let pods = sim.pods_on("n1");
         assert!((18..=24).contains(&pods.len()), "{}", pods.len());
         assert!(sim.handler_pod_name().is_some());

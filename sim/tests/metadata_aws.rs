@@ -320,3 +320,29 @@ fn per_path_request_counts() {
     assert_eq!(sim.imds_count("/latest/meta-data/autoscaling"), 0);
     assert_eq!(sim.imds_count(""), 4);
 }
+
+#[test]
+fn notice_after_uses_the_metadata_clock_and_clear_still_cancels_it() {
+    let sim = Sim::start(Scenario::new("n1").clock_skew(120_000).notice_after(
+        Duration::ZERO,
+        "stop",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let a = get(&sim, ACTION).json();
+    let time = parse_rfc3339(a["time"].as_str().unwrap()).unwrap();
+    assert!(near(
+        time,
+        sim.started().1 + Duration::from_secs(180),
+        Duration::from_secs(1)
+    ));
+    let sim = Sim::start(Scenario::new("n1").notice_after(
+        Duration::from_millis(300),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    sim.clear_notice();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(get(&sim, ACTION).status, 404, "cleared before it appeared");
+}

@@ -275,6 +275,7 @@ fn scripted_change_wakes_the_waiter_at_its_instant() {
         &sim,
         &format!("{PREEMPTED}?wait_for_change=true&last_etag={e}&timeout_sec=30"),
     );
+    parked(&sim, 1);
     let base = Instant::now();
     sim.run_script(Script::new().at(Duration::from_millis(600), Step::gcp_preempted()));
     let (r, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -287,6 +288,27 @@ fn scripted_change_wakes_the_waiter_at_its_instant() {
         "recorded at its scheduled instant"
     );
     assert!(got >= ch[0].at);
+}
+
+#[test]
+fn value_change_at_an_instant() {
+    let sim = gcp_sim();
+    let e = etag(&get(&sim, MAINT));
+    let rx = get_async(
+        &sim,
+        &format!("{MAINT}?wait_for_change=true&last_etag={e}&timeout_sec=30"),
+    );
+    parked(&sim, 1);
+    let at = Instant::now() + Duration::from_millis(300);
+    sim.gcp_set_at(
+        at,
+        "instance/maintenance-event",
+        "TERMINATE_ON_HOST_MAINTENANCE",
+    );
+    let (r, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(r.text(), "TERMINATE_ON_HOST_MAINTENANCE");
+    assert!(Instant::now() >= at);
+    assert_eq!(sim.gcp_changes()[0].at, at);
 }
 
 #[test]
