@@ -45,7 +45,7 @@ pub enum Cloud {
 }
 
 impl Cloud {
-    /// All four, in the order the handler's auto-detection probes them last-to-first (AWS last).
+    /// All four, AWS last (the order in which the handler's auto-detection probes them).
     pub const ALL: [Cloud; 4] = [Cloud::Gcp, Cloud::Azure, Cloud::Alibaba, Cloud::Aws];
 
     /// `aws`, `gcp`, `azure`, `alibaba`.
@@ -566,7 +566,7 @@ impl Fakes {
         }
         alibaba.configure(plan.alibaba_mode, plan.alibaba_when_none);
         alibaba.state().silent = plan.reach_of(Cloud::Alibaba) == Reach::Silent;
-        let fakes = Fakes {
+        let mut fakes = Fakes {
             plan: plan.clone(),
             clock,
             servers: Vec::new(),
@@ -582,7 +582,6 @@ impl Fakes {
         fakes.gcp.schedule(split.gcp);
         fakes.azure.schedule(split.azure);
         fakes.alibaba.schedule(split.alibaba);
-        let mut fakes = fakes;
         let g = fakes.gcp.clone();
         let gs = Server::start("gcp", Arc::new(move |req, ctx| g.handle(req, ctx)), None)?;
         let a = fakes.azure.clone();
