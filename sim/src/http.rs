@@ -105,7 +105,8 @@ pub enum Action {
 pub struct Response {
     /// Status code.
     pub status: u16,
-    /// Extra headers (`Content-Length`/`Transfer-Encoding`/`Date` are added by the server).
+    /// Extra headers (`Content-Length`/`Transfer-Encoding` are added by the server, and `Date`
+    /// unless the handler set one).
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
@@ -566,7 +567,14 @@ pub fn encode_response(method: &str, resp: &Response) -> Vec<u8> {
     for (k, v) in &resp.headers {
         out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
     }
-    out.extend_from_slice(format!("Date: {}\r\n", http_date(SystemTime::now())).as_bytes());
+    // A handler may send its own Date (a metadata fake whose clock is skewed).
+    if !resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("date"))
+    {
+        out.extend_from_slice(format!("Date: {}\r\n", http_date(SystemTime::now())).as_bytes());
+    }
     if resp.close {
         out.extend_from_slice(b"Connection: close\r\n");
     }

@@ -11,11 +11,22 @@
 //! - Everything is `text/plain` (JSON documents included), errors are small XHTML pages.
 //! - `spot/instance-action` and `spot/termination-time` are 404 until the scripted notice time;
 //!   `termination-time` only exists for `terminate`, as on real IMDS.
+//! - `events/recommendations/rebalance` (`{"noticeTime": ...}`, 404 when absent),
+//!   `events/maintenance/scheduled` (a JSON array of `active` events with the
+//!   `D Mon YYYY HH:MM:SS GMT` date format, day not zero-padded; `[]` or 404 when there are
+//!   none, see [`EmptyEvents`]) and `events/maintenance/history` (completed and cancelled
+//!   events, Description prefixed `[Completed]`/`[Canceled]`), and
+//!   `autoscaling/target-lifecycle-state` (plain text, 404 until a transition).
+//! - Every response carries a `Date` header (IMF-fixdate) on the metadata [`Clock`], which may
+//!   be skewed from the machine's; times generated from relative offsets use that clock too.
+//! - Changes can be scripted ([`AwsStep`], applied when due at the next request).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::{reason, ConnCtx, Request, Response};
+use crate::metadata::{shift, Clock, Pending};
 use crate::util::{self, rfc3339};
 
 /// How long a hanging token PUT holds its socket.
@@ -45,6 +56,125 @@ pub struct Notice {
     pub action: String,
     /// The notice's `time` field.
     pub deadline: SystemTime,
+}
+
+/// What `events/maintenance/scheduled` (and `history`) answer when there are no events. Real
+/// IMDS is unverified: AWS documents neither; NTH treats any non-2xx as an error yet runs with
+/// this monitor on by default, which suggests `[]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyEvents {
+    /// `200` with body `[]` (default).
+    #[default]
+    EmptyArray,
+    /// `404` (XHTML page), like the other absent items.
+    NotFound,
+}
+
+/// A scheduled maintenance event to add, with times in whole seconds relative to the moment it
+/// is added (negative: in the past), on the metadata clock.
+#[derive(Debug, Clone)]
+pub struct MaintenanceEvent {
+    id: String,
+    code: String,
+    description: Option<String>,
+    not_before_in: i64,
+    not_after_in: Option<i64>,
+    deadline_in: Option<i64>,
+}
+
+impl MaintenanceEvent {
+    /// `code` (`system-reboot`, `instance-reboot`, `system-maintenance`, `instance-retirement`,
+    /// `instance-stop`) with `NotBefore` = now + `not_before_in` s, `NotAfter` = NotBefore + 1 h
+    /// (real events have one unless they are `instance-stop`s without an end), no
+    /// `NotBeforeDeadline`, Description `The instance is scheduled for <code>` (AEMM's wording)
+    /// and a random `instance-event-<17 hex>` id.
+    pub fn new(code: &str, not_before_in: i64) -> MaintenanceEvent {
+        MaintenanceEvent {
+            id: format!(
+                "instance-event-{}",
+                util::rand_string(17, b"0123456789abcdef")
+            ),
+            code: code.to_string(),
+            description: None,
+            not_before_in,
+            not_after_in: Some(not_before_in + 3600),
+            deadline_in: None,
+        }
+    }
+
+    /// Sets the `EventId`.
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = id.to_string();
+        self
+    }
+
+    /// The `EventId` (to cancel or complete it later).
+    pub fn event_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sets the `Description`.
+    pub fn description(mut self, d: &str) -> Self {
+        self.description = Some(d.to_string());
+        self
+    }
+
+    /// `NotAfter` = now + `secs` (`None`: no NotAfter field, as seen on a real `instance-stop`).
+    pub fn not_after(mut self, secs: Option<i64>) -> Self {
+        self.not_after_in = secs;
+        self
+    }
+
+    /// `NotBeforeDeadline` = now + `secs` (`None`: absent, the default).
+    pub fn not_before_deadline(mut self, secs: Option<i64>) -> Self {
+        self.deadline_in = secs;
+        self
+    }
+}
+
+/// A scheduled event as served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledEvent {
+    /// `EventId`.
+    pub id: String,
+    /// `Code`.
+    pub code: String,
+    /// `Description` (with the `[Completed]`/`[Canceled]` prefix once in history).
+    pub description: String,
+    /// `NotBefore`.
+    pub not_before: SystemTime,
+    /// `NotAfter`, when present.
+    pub not_after: Option<SystemTime>,
+    /// `NotBeforeDeadline`, when present.
+    pub deadline: Option<SystemTime>,
+    /// `active`, `completed` or `canceled`.
+    pub state: String,
+}
+
+/// A scripted AWS IMDS change.
+#[derive(Debug, Clone)]
+pub enum AwsStep {
+    /// Spot notice `action` with `time` = the step's instant + `deadline_in` (metadata clock).
+    Spot {
+        /// `terminate`, `stop` or `hibernate`.
+        action: String,
+        /// Time from the notice's appearance to its `time`.
+        deadline_in: Duration,
+    },
+    /// The spot notice goes (404).
+    SpotClear,
+    /// Rebalance recommendation with `noticeTime` = the step's instant.
+    Rebalance,
+    /// The rebalance recommendation goes (404).
+    RebalanceClear,
+    /// A scheduled maintenance event appears.
+    Scheduled(MaintenanceEvent),
+    /// Scheduled event `id` is cancelled.
+    Cancel(String),
+    /// Scheduled event `id` is completed.
+    Complete(String),
+    /// `autoscaling/target-lifecycle-state` becomes this (`None`: 404).
+    Lifecycle(Option<String>),
 }
 
 /// One IMDS request as the simulator saw it.
@@ -104,6 +234,22 @@ pub struct ImdsState {
     pub identity: Identity,
     /// Request log.
     pub log: Vec<ImdsRequest>,
+    /// The metadata clock (`Date` headers, generated times).
+    pub clock: Arc<Clock>,
+    /// Scripted changes not yet applied.
+    pub pending: Pending<AwsStep>,
+    /// Active scheduled maintenance events.
+    pub scheduled: Vec<ScheduledEvent>,
+    /// Completed and cancelled events.
+    pub history: Vec<ScheduledEvent>,
+    /// What the events paths answer when empty.
+    pub empty_events: EmptyEvents,
+    /// `autoscaling/target-lifecycle-state`.
+    pub lifecycle: Option<String>,
+    /// The address does not answer at all on this host (requests are held, bounded).
+    pub silent: bool,
+    /// When the instance launched (identity document `pendingTime`).
+    pub launched: SystemTime,
 }
 
 impl ImdsState {
@@ -118,7 +264,76 @@ impl ImdsState {
             tokens: HashMap::new(),
             identity,
             log: Vec::new(),
+            clock: Arc::new(Clock::new((Instant::now(), SystemTime::now()), 0)),
+            pending: Pending::default(),
+            scheduled: Vec::new(),
+            history: Vec::new(),
+            empty_events: EmptyEvents::default(),
+            lifecycle: None,
+            silent: false,
+            launched: SystemTime::now() - Duration::from_secs(3 * 86_400),
         }
+    }
+
+    /// Applies the scripted changes due at `now`.
+    pub fn tick(&mut self, now: Instant) {
+        for (at, step) in self.pending.due(now) {
+            self.apply(at, step);
+        }
+    }
+
+    /// Applies one change as of instant `at`.
+    pub fn apply(&mut self, at: Instant, step: AwsStep) {
+        let t = self.clock.service_time(at);
+        match step {
+            AwsStep::Spot {
+                action,
+                deadline_in,
+            } => {
+                self.notice = Some(Notice {
+                    appear_at: at,
+                    action,
+                    deadline: t + deadline_in,
+                })
+            }
+            AwsStep::SpotClear => self.notice = None,
+            AwsStep::Rebalance => self.rebalance = Some((at, t)),
+            AwsStep::RebalanceClear => self.rebalance = None,
+            AwsStep::Scheduled(ev) => {
+                let when = |s: i64| shift(t, s * 1000);
+                self.scheduled.retain(|e| e.id != ev.id);
+                self.scheduled.push(ScheduledEvent {
+                    description: ev
+                        .description
+                        .unwrap_or_else(|| format!("The instance is scheduled for {}", ev.code)),
+                    id: ev.id,
+                    code: ev.code,
+                    not_before: when(ev.not_before_in),
+                    not_after: ev.not_after_in.map(when),
+                    deadline: ev.deadline_in.map(when),
+                    state: "active".into(),
+                });
+            }
+            AwsStep::Cancel(id) => {
+                self.retire(&id, "canceled", "[Canceled]");
+            }
+            AwsStep::Complete(id) => {
+                self.retire(&id, "completed", "[Completed]");
+            }
+            AwsStep::Lifecycle(s) => self.lifecycle = s,
+        }
+    }
+
+    /// Moves an active event to history. False if there is no such active event.
+    pub fn retire(&mut self, id: &str, state: &str, prefix: &str) -> bool {
+        let Some(i) = self.scheduled.iter().position(|e| e.id == id) else {
+            return false;
+        };
+        let mut e = self.scheduled.remove(i);
+        e.state = state.to_string();
+        e.description = format!("{prefix} {}", e.description);
+        self.history.push(e);
+        true
     }
 
     fn active_notice(&self, now: Instant) -> Option<&Notice> {
@@ -148,6 +363,7 @@ fn text(body: impl Into<Vec<u8>>) -> Response {
 /// Handles one IMDS request; returns the response and the log entry to record.
 pub fn handle(st: &mut ImdsState, req: &Request, _ctx: &ConnCtx) -> (Response, ImdsRequest) {
     let now = Instant::now();
+    st.tick(now);
     let token = req.header("x-aws-ec2-metadata-token");
     let token_valid = token.is_some_and(|t| st.tokens.get(t).is_some_and(|exp| *exp > now));
     st.tokens.retain(|_, exp| *exp > now);
@@ -163,7 +379,11 @@ pub fn handle(st: &mut ImdsState, req: &Request, _ctx: &ConnCtx) -> (Response, I
         at: now,
         time: SystemTime::now(),
     };
-    let resp = respond(st, req, token.is_some(), token_valid, now);
+    let resp = if st.silent {
+        Response::hang(HANG_LIMIT)
+    } else {
+        respond(st, req, token.is_some(), token_valid, now).header("Date", &st.clock.date_header())
+    };
     entry.status = resp.status;
     (resp, entry)
 }
@@ -226,6 +446,7 @@ fn lookup(st: &ImdsState, path: &str, now: Instant) -> Option<Vec<u8>> {
     let notice = st.active_notice(now);
     let s = |v: &str| Some(v.as_bytes().to_vec());
     let trimmed = path.trim_end_matches('/');
+    let rebalance = st.rebalance.filter(|(at, _)| *at <= now);
     match trimmed {
         "/latest/meta-data/spot/instance-action" => {
             if let Some(raw) = &st.notice_body {
@@ -257,9 +478,20 @@ fn lookup(st: &ImdsState, path: &str, now: Instant) -> Option<Vec<u8>> {
             }
         }
         "/latest/meta-data/events/recommendations/rebalance" => {
-            let (_, t) = st.rebalance.filter(|(at, _)| *at <= now)?;
+            let (_, t) = rebalance?;
             s(&format!("{{\"noticeTime\": \"{}\"}}", rfc3339(t)))
         }
+        "/latest/meta-data/events/recommendations" => rebalance.and(s("rebalance")),
+        "/latest/meta-data/events/maintenance/scheduled" => events_body(st, &st.scheduled),
+        "/latest/meta-data/events/maintenance/history" => events_body(st, &st.history),
+        "/latest/meta-data/events/maintenance" => s("history\nscheduled"),
+        "/latest/meta-data/events" => s(if rebalance.is_some() {
+            "maintenance/\nrecommendations/"
+        } else {
+            "maintenance/"
+        }),
+        "/latest/meta-data/autoscaling/target-lifecycle-state" => s(st.lifecycle.as_deref()?),
+        "/latest/meta-data/autoscaling" => st.lifecycle.as_ref().and(s("target-lifecycle-state")),
         "/latest/meta-data/instance-id" => s(&id.instance_id),
         "/latest/meta-data/instance-type" => s(&id.instance_type),
         "/latest/meta-data/instance-life-cycle" => s("spot"),
@@ -273,8 +505,11 @@ fn lookup(st: &ImdsState, path: &str, now: Instant) -> Option<Vec<u8>> {
         "/latest/meta-data/local-ipv4" => s(&id.local_ipv4),
         "/latest/meta-data/ami-id" => s("ami-0b69ea66ff7391e80"),
         "/latest/meta-data" => {
-            let mut items = vec![
-                "ami-id",
+            let mut items = vec!["ami-id"];
+            if st.lifecycle.is_some() {
+                items.push("autoscaling/");
+            }
+            items.extend([
                 "events/",
                 "hostname",
                 "instance-action",
@@ -284,21 +519,158 @@ fn lookup(st: &ImdsState, path: &str, now: Instant) -> Option<Vec<u8>> {
                 "local-hostname",
                 "local-ipv4",
                 "placement/",
-            ];
+            ]);
             if notice.is_some() || st.notice_body.is_some() {
                 items.push("spot/");
             }
             s(&items.join("\n"))
         }
-        "/latest/meta-data/events" => s("recommendations/"),
         "/latest/dynamic/instance-identity/document" => s(&format!(
-            "{{\n  \"accountId\" : \"0123456789\",\n  \"architecture\" : \"x86_64\",\n  \"availabilityZone\" : \"{}\",\n  \"imageId\" : \"ami-0b69ea66ff7391e80\",\n  \"instanceId\" : \"{}\",\n  \"instanceType\" : \"{}\",\n  \"privateIp\" : \"{}\",\n  \"region\" : \"{}\",\n  \"version\" : \"2017-09-30\"\n}}",
-            id.zone, id.instance_id, id.instance_type, id.local_ipv4, id.region
+            "{{\n  \"accountId\" : \"0123456789\",\n  \"architecture\" : \"x86_64\",\n  \"availabilityZone\" : \"{}\",\n  \"billingProducts\" : null,\n  \"devpayProductCodes\" : null,\n  \"marketplaceProductCodes\" : null,\n  \"imageId\" : \"ami-0b69ea66ff7391e80\",\n  \"instanceId\" : \"{}\",\n  \"instanceType\" : \"{}\",\n  \"kernelId\" : null,\n  \"pendingTime\" : \"{}\",\n  \"privateIp\" : \"{}\",\n  \"ramdiskId\" : null,\n  \"region\" : \"{}\",\n  \"version\" : \"2017-09-30\"\n}}",
+            id.zone,
+            id.instance_id,
+            id.instance_type,
+            rfc3339(st.launched),
+            id.local_ipv4,
+            id.region
         )),
         "/latest/dynamic/instance-identity" => s("document"),
         "/latest/dynamic" => s("instance-identity/"),
         "/latest" => s("dynamic\nmeta-data"),
         "" => s("latest"),
         _ => None,
+    }
+}
+
+/// The events array as real IMDS pretty-prints it (AWS docs' example layout).
+fn events_body(st: &ImdsState, events: &[ScheduledEvent]) -> Option<Vec<u8>> {
+    if events.is_empty() {
+        return match st.empty_events {
+            EmptyEvents::EmptyArray => Some(b"[]".to_vec()),
+            EmptyEvents::NotFound => None,
+        };
+    }
+    let q = |v: &str| serde_json::Value::from(v).to_string();
+    let items: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let mut f = vec![
+                ("NotBefore", q(&event_date(e.not_before))),
+                ("Code", q(&e.code)),
+                ("Description", q(&e.description)),
+                ("EventId", q(&e.id)),
+            ];
+            if let Some(t) = e.not_after {
+                f.push(("NotAfter", q(&event_date(t))));
+            }
+            if let Some(t) = e.deadline {
+                f.push(("NotBeforeDeadline", q(&event_date(t))));
+            }
+            f.push(("State", q(&e.state)));
+            let fields: Vec<String> = f
+                .iter()
+                .map(|(k, v)| format!("    \"{k}\" : {v}"))
+                .collect();
+            format!("  {{\n{}\n  }}", fields.join(",\n"))
+        })
+        .collect();
+    Some(format!("[\n{}\n]", items.join(",\n")).into_bytes())
+}
+
+/// `21 Jan 2019 09:00:43 GMT`, `1 Jan 2021 02:00:00 GMT`: the scheduled-events date format
+/// (Go layout `2 Jan 2006 15:04:05 GMT`; the day is not zero-padded).
+pub fn event_date(t: SystemTime) -> String {
+    let s = rfc3339(t); // 2019-01-21T09:00:43Z
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m: usize = s[5..7].parse().unwrap_or(1);
+    let d: u32 = s[8..10].parse().unwrap_or(1);
+    format!("{d} {} {} {} GMT", months[m - 1], &s[0..4], &s[11..19])
+}
+
+/// Parses [`event_date`]'s format back (for tests and the CLI summary).
+pub fn parse_event_date(s: &str) -> Option<SystemTime> {
+    let mut it = s.split(' ');
+    let (d, mon, y, hms, gmt) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    if gmt != "GMT" || it.next().is_some() || d.len() > 2 || d.starts_with('0') {
+        return None;
+    }
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = months.iter().position(|x| *x == mon)? + 1;
+    let d: u32 = d.parse().ok()?;
+    util::parse_rfc3339(&format!("{y}-{m:02}-{d:02}T{hms}Z"))
+}
+
+/// AWS IMDS knobs beyond the spot notice (which lives in lib.rs with the original API).
+impl crate::Sim {
+    fn imds_state(&self) -> std::sync::MutexGuard<'_, ImdsState> {
+        let mut st = crate::lock(&self.shared.imds);
+        st.tick(Instant::now());
+        st
+    }
+
+    /// How many IMDS requests so far had a path (with query) starting with `path_prefix`
+    /// (`"/latest/meta-data/events/"`, `"/latest/api/token"`).
+    pub fn imds_count(&self, path_prefix: &str) -> usize {
+        let st = crate::lock(&self.shared.imds);
+        crate::metadata::count_prefix(st.log.iter().map(|r| r.path.as_str()), path_prefix)
+    }
+
+    /// Adds a scheduled maintenance event now (times relative to now on the metadata clock);
+    /// returns its `EventId`.
+    pub fn add_scheduled_event(&self, ev: MaintenanceEvent) -> String {
+        let id = ev.id.clone();
+        self.imds_state()
+            .apply(Instant::now(), AwsStep::Scheduled(ev));
+        id
+    }
+
+    /// Cancels an active scheduled event: it moves to `history` as `canceled` with
+    /// Description `[Canceled] ...`. False if no active event has this id.
+    pub fn cancel_scheduled_event(&self, id: &str) -> bool {
+        self.imds_state().retire(id, "canceled", "[Canceled]")
+    }
+
+    /// Completes an active scheduled event (`history`, `completed`, `[Completed] ...`).
+    pub fn complete_scheduled_event(&self, id: &str) -> bool {
+        self.imds_state().retire(id, "completed", "[Completed]")
+    }
+
+    /// The active scheduled events.
+    pub fn scheduled_events(&self) -> Vec<ScheduledEvent> {
+        self.imds_state().scheduled.clone()
+    }
+
+    /// The events in `events/maintenance/history`.
+    pub fn scheduled_history(&self) -> Vec<ScheduledEvent> {
+        self.imds_state().history.clone()
+    }
+
+    /// What the events paths answer when there are no events.
+    pub fn set_scheduled_events_when_empty(&self, e: EmptyEvents) {
+        self.imds_state().empty_events = e;
+    }
+
+    /// `autoscaling/target-lifecycle-state` (`InService`, `Terminated`, ...; `None`: 404).
+    pub fn set_lifecycle_state(&self, state: Option<&str>) {
+        self.imds_state().lifecycle = state.map(str::to_string);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_dates_are_not_zero_padded() {
+        let t = util::parse_rfc3339("2021-01-01T02:00:00Z").unwrap();
+        assert_eq!(event_date(t), "1 Jan 2021 02:00:00 GMT");
+        let t = util::parse_rfc3339("2019-01-21T09:00:43Z").unwrap();
+        assert_eq!(event_date(t), "21 Jan 2019 09:00:43 GMT");
+        assert_eq!(parse_event_date("21 Jan 2019 09:00:43 GMT"), Some(t));
+        assert_eq!(parse_event_date("01 Jan 2021 02:00:00 GMT"), None);
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! One in-process program serving, on 127.0.0.1 ports chosen by the OS:
 //!
-//! - a fake **AWS IMDS** (plain HTTP) with IMDSv1/v2, token TTLs and a scripted spot notice
-//!   ([`imds`]);
+//! - a fake **AWS IMDS** (plain HTTP) with IMDSv1/v2, token TTLs, the spot notice, rebalance,
+//!   scheduled maintenance and ASG lifecycle signals ([`imds`]);
+//! - fake **GCE**, **Azure** and **Alibaba** metadata services ([`gcp`], [`azure`],
+//!   [`alibaba`]); which one answers, a clock that can lie and a timeline script are in
+//!   [`metadata`];
 //! - a fake **kube-apiserver** over TLS (HTTP/1.1, keep-alive) with nodes, pods, PDBs,
 //!   DaemonSets and events, PATCH in all three flavours, paging, the eviction subresource with
 //!   real PDB arithmetic, a pod termination model and a few controllers ([`api`], [`store`]);
@@ -25,6 +28,11 @@ pub mod discovery;
 pub mod http;
 pub mod imds;
 pub mod patch;
+// The metadata side: one fake per cloud, and what they share.
+pub mod alibaba;
+pub mod azure;
+pub mod gcp;
+pub mod metadata;
 pub mod pki;
 pub mod presets;
 pub mod selector;
@@ -47,6 +55,11 @@ pub use imds::{ImdsMode, ImdsRequest};
 pub use pki::ServerCert;
 pub use slack::{SlackMessage, SlackMode};
 pub use store::{PdbStatus, PodSpec};
+// The metadata side.
+pub use alibaba::{AlibabaMode, WhenNone};
+pub use azure::AzureEvent;
+pub use imds::{EmptyEvents, MaintenanceEvent};
+pub use metadata::{Cloud, MetaRequest, Reach, Script, Step};
 
 use api::{ApiControl, Fault};
 use discovery::Versions;
@@ -71,6 +84,8 @@ pub enum SimEvent<'a> {
     Imds(&'a ImdsRequest),
     /// A Slack POST.
     Slack(&'a SlackMessage),
+    /// A GCE, Azure or Alibaba metadata request (IMDS ones are [`SimEvent::Imds`]).
+    Metadata(&'a MetaRequest),
 }
 
 /// A live observer, called on the serving thread after each request (keep it quick).
@@ -142,6 +157,7 @@ pub struct Scenario {
     node_taints: Vec<Value>,
     node_labels: Vec<(String, String)>,
     observer: Option<Observer>,
+    meta: metadata::MetaPlan,
 }
 
 impl Scenario {
@@ -172,6 +188,7 @@ impl Scenario {
             node_taints: Vec::new(),
             node_labels: Vec::new(),
             observer: None,
+            meta: metadata::MetaPlan::default(),
         }
     }
 
@@ -375,6 +392,7 @@ pub struct Sim {
     handler_pod: Option<String>,
     start: Instant,
     start_time: SystemTime,
+    meta: metadata::Fakes,
 }
 
 static SA_DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -434,6 +452,13 @@ impl Sim {
                 &[],
             );
         }
+        metadata::dress_nodes(
+            &mut store.nodes,
+            &s.meta,
+            &s.node_name,
+            &s.replacement_node,
+            &s.node_labels,
+        );
         for (ns, name) in &s.daemonsets {
             store.add_daemonset(ns, name);
         }
@@ -468,11 +493,20 @@ impl Sim {
                 local_ipv4: "10.0.1.23".to_string(),
             },
         );
+        let meta = metadata::Fakes::start(
+            &s.meta,
+            &s.node_name,
+            (start, start_time),
+            s.observer.clone(),
+            &mut imds,
+        )?;
         if let Some((after, action, deadline)) = &s.notice {
+            // Set now, visible later (so clear_notice before then cancels it); its time is
+            // on the metadata clock.
             imds.notice = Some(Notice {
                 appear_at: start + *after,
                 action: action.clone(),
-                deadline: start_time + *after + *deadline,
+                deadline: imds.clock.service_time(start + *after) + *deadline,
             });
         }
 
@@ -568,6 +602,7 @@ impl Sim {
             handler_pod: s.handler_pod,
             start,
             start_time,
+            meta,
         })
     }
 
@@ -624,12 +659,18 @@ impl Sim {
         (self.start, self.start_time)
     }
 
-    /// Environment for the handler: `IMDS_URL`, `KUBERNETES_SERVICE_HOST`,
-    /// `KUBERNETES_SERVICE_PORT`, `SERVICE_ACCOUNT_DIR`, `SLACK_URL`, `NODE_NAME`, `NAMESPACE`,
-    /// `CLUSTER`, and `POD_NAME` when the scenario has a handler pod.
+    /// Environment for the handler: `IMDS_URL`, `GCP_METADATA_URL`, `AZURE_METADATA_URL`,
+    /// `ALIBABA_METADATA_URL` (all four always, so no real metadata service can be reached
+    /// whichever cloud the handler detects or probes; see [`Sim::handler_metadata_url`]),
+    /// `KUBERNETES_SERVICE_HOST`, `KUBERNETES_SERVICE_PORT`, `SERVICE_ACCOUNT_DIR`,
+    /// `SLACK_URL`, `NODE_NAME`, `NAMESPACE`, `CLUSTER`, and `POD_NAME` when the scenario has a
+    /// handler pod.
     pub fn handler_env(&self) -> Vec<(String, String)> {
-        let mut env = vec![
-            ("IMDS_URL".to_string(), self.imds_url()),
+        let mut env: Vec<(String, String)> = [Cloud::Aws, Cloud::Gcp, Cloud::Azure, Cloud::Alibaba]
+            .into_iter()
+            .map(|c| (c.env_var().to_string(), self.handler_metadata_url(c)))
+            .collect();
+        env.extend([
             ("KUBERNETES_SERVICE_HOST".to_string(), self.api_host()),
             (
                 "KUBERNETES_SERVICE_PORT".to_string(),
@@ -643,7 +684,7 @@ impl Sim {
             ("NODE_NAME".to_string(), self.node_name.clone()),
             ("NAMESPACE".to_string(), self.sa_namespace.clone()),
             ("CLUSTER".to_string(), self.cluster.clone()),
-        ];
+        ]);
         if let Some(p) = &self.handler_pod {
             env.push(("POD_NAME".to_string(), p.clone()));
         }
@@ -912,6 +953,7 @@ impl Sim {
         self.api_server.take();
         self.imds_server.take();
         self.slack_server.take();
+        self.meta.stop();
     }
 }
 

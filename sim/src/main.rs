@@ -1,5 +1,5 @@
-//! `stnh-sim`: runs the simulator (fake IMDS + fake TLS kube-apiserver + Slack sink) on
-//! 127.0.0.1 with a preset scenario, prints one line per request, and optionally runs the handler
+//! `stnh-sim`: runs the simulator (fake metadata services of AWS, GCE, Azure and Alibaba + fake
+//! TLS kube-apiserver + Slack sink) on 127.0.0.1 with a preset scenario, prints one line per request, and optionally runs the handler
 //! (or anything else) against it with the right environment.
 //!
 //! Dev/test tool only: it never talks to a real service.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stnh_sim::store::{controller_of, is_terminating};
 use stnh_sim::util::{parse_duration, rfc3339};
-use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SimEvent};
+use stnh_sim::{Cloud, ImdsMode, MaintenanceEvent, PodSpec, Scenario, Sim, SimEvent};
 
 const HELP: &str = "\
 stnh-sim: development simulator for spot-termination-notice-handler
@@ -25,12 +25,25 @@ USAGE:
 
 OPTIONS:
   --scenario demo|bench   preset (default demo)
+  --cloud C               aws|gcp|azure|alibaba: the node's providerID and labels, and which
+                          metadata service answers (default aws)
   --pods N                bench: number of ReplicaSet pods (default 100)
-  --node NAME             node name (default ip-10-0-1-23.ec2.internal)
+  --node NAME             node name (default per cloud: ip-10-0-1-23.ec2.internal,
+                          gke-prod-spot-pool-4f2a9c1e-x7kq, aks-spotpool-12345678-vmss000003,
+                          cn-hangzhou.10.0.1.23)
   --latency D             API latency per request (default 2ms; 0 disables)
-  --notice-after D        spot notice appears D after start (demo default 5s; bench: none)
-  --deadline D            notice `time` = appearance + D (default 35s)
-  --action A              terminate|stop|hibernate (default terminate)
+  --notice-after D        the cloud's notice appears D after start (demo default 5s; bench: none):
+                          aws spot notice, gcp instance/preempted=TRUE, azure Preempt event,
+                          alibaba termination-time
+  --deadline D            aws notice `time` / azure NotBefore / alibaba termination-time =
+                          appearance + D (default aws 35s, azure 30s, alibaba 40s; gcp: the
+                          real ~30 s, not settable)
+  --action A              aws: terminate|stop|hibernate (default terminate)
+  --rebalance-after D     aws: a rebalance recommendation appears D after start
+  --scheduled-event E     aws: CODE@+NOTBEFORE (e.g. system-reboot@+15m), an active scheduled
+                          event from the start; repeatable
+  --asg-terminated-after D  aws: target-lifecycle-state InService, Terminated from D on
+  --clock-skew D          the metadata services' clock runs D ahead of this machine's (-D: behind)
   --imds MODE             optional|required|token-403|token-hang (default optional)
   --eviction-version V    v1 (default) or v1beta1 (old cluster)
   --replacement-ready D   replacement pods become Ready after D (default 2s; 'never')
@@ -49,12 +62,17 @@ Durations: 250ms, 2s, 1.5s, 3m.";
 
 struct Args {
     scenario: String,
+    cloud: Cloud,
     pods: usize,
     node: String,
     latency: Duration,
     notice_after: Option<Duration>,
     deadline: Duration,
     action: String,
+    rebalance_after: Option<Duration>,
+    scheduled: Vec<(String, i64)>,
+    asg_terminated_after: Option<Duration>,
+    clock_skew_ms: i64,
     imds: ImdsMode,
     eviction_version: String,
     replacement_ready: Option<Duration>,
@@ -70,12 +88,17 @@ struct Args {
 fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
     let mut a = Args {
         scenario: "demo".into(),
+        cloud: Cloud::Aws,
         pods: 100,
-        node: "ip-10-0-1-23.ec2.internal".into(),
+        node: String::new(),
         latency: Duration::from_millis(2),
         notice_after: None,
-        deadline: Duration::from_secs(35),
+        deadline: Duration::ZERO,
         action: "terminate".into(),
+        rebalance_after: None,
+        scheduled: Vec::new(),
+        asg_terminated_after: None,
+        clock_skew_ms: 0,
         imds: ImdsMode::Optional,
         eviction_version: "v1".into(),
         replacement_ready: Some(Duration::from_secs(2)),
@@ -99,6 +122,7 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         run: Vec::new(),
     };
     let mut notice_set = false;
+    let mut deadline_set = false;
     let mut it = raw.into_iter();
     let dur = |flag: &str, v: Option<String>| -> Result<Duration, String> {
         let v = v.ok_or_else(|| format!("{flag}: missing value"))?;
@@ -108,6 +132,26 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
             "--scenario" => a.scenario = it.next().ok_or("--scenario: missing value")?,
+            "--cloud" => {
+                let v = it.next().ok_or("--cloud: missing value")?;
+                a.cloud = Cloud::parse(&v).ok_or_else(|| {
+                    format!("--cloud: expected aws, gcp, azure or alibaba, got {v:?}")
+                })?;
+            }
+            "--rebalance-after" => a.rebalance_after = Some(dur("--rebalance-after", it.next())?),
+            "--asg-terminated-after" => {
+                a.asg_terminated_after = Some(dur("--asg-terminated-after", it.next())?)
+            }
+            "--scheduled-event" => {
+                let v = it.next().ok_or("--scheduled-event: missing value")?;
+                a.scheduled.push(parse_scheduled(&v)?);
+            }
+            "--clock-skew" => {
+                let v = it.next().ok_or("--clock-skew: missing value")?;
+                a.clock_skew_ms = parse_signed_ms(&v).ok_or_else(|| {
+                    format!("--clock-skew: expected a duration such as -5m or 30s, got {v:?}")
+                })?;
+            }
             "--pods" => {
                 let v = it.next().ok_or("--pods: missing value")?;
                 a.pods = v.parse().map_err(|_| format!("--pods: bad number {v:?}"))?;
@@ -118,7 +162,10 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                 a.notice_after = Some(dur("--notice-after", it.next())?);
                 notice_set = true;
             }
-            "--deadline" => a.deadline = dur("--deadline", it.next())?,
+            "--deadline" => {
+                a.deadline = dur("--deadline", it.next())?;
+                deadline_set = true;
+            }
             "--action" => a.action = it.next().ok_or("--action: missing value")?,
             "--imds" => {
                 let v = it.next().ok_or("--imds: missing value")?;
@@ -167,6 +214,16 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
     if !notice_set && a.scenario == "demo" {
         a.notice_after = Some(Duration::from_secs(5));
     }
+    if !deadline_set {
+        a.deadline = Duration::from_secs(match a.cloud {
+            Cloud::Aws => 35,
+            Cloud::Gcp | Cloud::Azure => 30,
+            Cloud::Alibaba => 40,
+        });
+    }
+    if a.node.is_empty() {
+        a.node = default_node(a.cloud).to_string();
+    }
     if !matches!(a.scenario.as_str(), "demo" | "bench") {
         return Err(format!("--scenario: unknown preset {:?}", a.scenario));
     }
@@ -176,8 +233,48 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
     Ok(Some(a))
 }
 
+/// The node name a cluster of that cloud would give the spot node.
+fn default_node(c: Cloud) -> &'static str {
+    match c {
+        Cloud::Aws => "ip-10-0-1-23.ec2.internal",
+        Cloud::Gcp => "gke-prod-spot-pool-4f2a9c1e-x7kq",
+        Cloud::Azure => "aks-spotpool-12345678-vmss000003",
+        Cloud::Alibaba => "cn-hangzhou.10.0.1.23",
+    }
+}
+
+/// `system-reboot@+15m` -> ("system-reboot", 900).
+fn parse_scheduled(v: &str) -> Result<(String, i64), String> {
+    let err = || {
+        format!("--scheduled-event: expected CODE@+NOTBEFORE such as system-reboot@+15m, got {v:?}")
+    };
+    let (code, when) = v.split_once('@').ok_or_else(err)?;
+    if code.is_empty() {
+        return Err(err());
+    }
+    let ms = parse_signed_ms(when).ok_or_else(err)?;
+    Ok((code.to_string(), ms / 1000))
+}
+
+/// `-5m`, `+30s`, `90s` -> milliseconds.
+fn parse_signed_ms(v: &str) -> Option<i64> {
+    let (neg, rest) = match v.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, v.strip_prefix('+').unwrap_or(v)),
+    };
+    let ms = parse_duration(rest)?.as_millis() as i64;
+    Some(if neg { -ms } else { ms })
+}
+
 /// ~20 pods of every kind the handler must tell apart.
-fn demo(s: Scenario) -> Scenario {
+fn demo(s: Scenario, cloud: Cloud, node: &str) -> Scenario {
+    // The node's networking and storage DaemonSets, as that cloud's clusters name them.
+    let (net, csi) = match cloud {
+        Cloud::Aws => ("aws-node", "ebs-csi-node"),
+        Cloud::Gcp => ("netd", "pdcsi-node"),
+        Cloud::Azure => ("azure-cns", "csi-azuredisk-node"),
+        Cloud::Alibaba => ("terway-eniip", "csi-plugin"),
+    };
     let secs = |x: f64| Duration::from_secs_f64(x);
     let mut s = s.handler_pod();
     for (i, name) in [
@@ -250,13 +347,13 @@ fn demo(s: Scenario) -> Scenario {
             .shutdown(secs(1.5)),
     )
     .pod(
-        PodSpec::new("kube-system", "aws-node-8x2kd")
-            .daemonset("aws-node")
+        PodSpec::new("kube-system", &format!("{net}-8x2kd"))
+            .daemonset(net)
             .host_network(),
     )
-    .pod(PodSpec::new("kube-system", "ebs-csi-node-p7wqm").daemonset("ebs-csi-node"))
+    .pod(PodSpec::new("kube-system", &format!("{csi}-p7wqm")).daemonset(csi))
     .pod(
-        PodSpec::new("kube-system", "kube-proxy-ip-10-0-1-23.ec2.internal")
+        PodSpec::new("kube-system", &format!("kube-proxy-{node}"))
             .mirror()
             .host_network(),
     )
@@ -292,6 +389,18 @@ fn printer(start: Instant) -> stnh_sim::Observer {
                 r.path,
                 if r.token_sent { " (v2)" } else { "" },
                 status_text(r.status)
+            ),
+            SimEvent::Metadata(r) => format!(
+                "[{}] {} {} -> {}{}",
+                r.cloud.name(),
+                r.method,
+                r.path,
+                status_text(r.status),
+                if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.note)
+                }
             ),
             SimEvent::Slack(m) => {
                 let text = m.text().unwrap_or_else(|| m.body.clone());
@@ -449,6 +558,14 @@ fn summary(sim: &Sim, started: Instant, child_code: Option<Option<i32>>) {
         sim.tls_connections(),
         sim.imds_requests().len()
     );
+    println!(
+        "metadata requests: aws {}, gcp {}, azure {}, alibaba {} (cloud {})",
+        sim.imds_requests().len(),
+        sim.gcp_requests().len(),
+        sim.azure_requests().len(),
+        sim.alibaba_requests().len(),
+        sim.cloud().name()
+    );
     if let Some(code) = child_code {
         match code {
             Some(c) => println!("child exit code: {c}"),
@@ -478,19 +595,71 @@ fn main() -> ExitCode {
     }
 }
 
+fn reach_text(sim: &Sim, c: Cloud) -> String {
+    match sim.reach(c) {
+        stnh_sim::Reach::Own => "this fake".into(),
+        stnh_sim::Reach::Host => format!("the {} fake at the same address", sim.cloud().name()),
+        stnh_sim::Reach::Refused => "connection refused".into(),
+        stnh_sim::Reach::Silent => "never answers".into(),
+    }
+}
+
+fn notice_text(a: &Args, sim: &Sim, d: Duration) -> String {
+    let t0 = sim.started().1;
+    let at = |x: Duration| format!("+{:.1}s ({})", x.as_secs_f64(), rfc3339(t0 + x));
+    match a.cloud {
+        Cloud::Aws => format!(
+            "{} visible at +{:.1}s, time = {}",
+            a.action,
+            d.as_secs_f64(),
+            at(d + a.deadline)
+        ),
+        Cloud::Gcp => format!(
+            "instance/preempted = TRUE at +{:.1}s (hard power-off about 30 s later)",
+            d.as_secs_f64()
+        ),
+        Cloud::Azure => format!(
+            "Preempt event at +{:.1}s, NotBefore = {}",
+            d.as_secs_f64(),
+            at(d + a.deadline)
+        ),
+        Cloud::Alibaba => format!(
+            "termination-time at +{:.1}s = {} (real notices come ~5 min ahead)",
+            d.as_secs_f64(),
+            at(d + a.deadline)
+        ),
+    }
+}
+
 fn run(a: Args) -> std::io::Result<ExitCode> {
     let started = Instant::now();
     let mut s = Scenario::new(&a.node)
+        .cloud(a.cloud)
+        .clock_skew(a.clock_skew_ms)
         .latency(a.latency)
         .imds_mode(a.imds)
         .eviction_version(&a.eviction_version)
         .replacement_ready_after(a.replacement_ready);
     if let Some(d) = a.notice_after {
-        s = s.notice_after(d, &a.action, a.deadline);
+        s = match a.cloud {
+            Cloud::Aws => s.notice_after(d, &a.action, a.deadline),
+            Cloud::Gcp => s.gcp_preempt_after(d),
+            Cloud::Azure => s.azure_event_after(d, "Preempt", a.deadline),
+            Cloud::Alibaba => s.alibaba_termination_after(d, a.deadline),
+        };
+    }
+    if let Some(d) = a.rebalance_after {
+        s = s.rebalance_after(d);
+    }
+    for (code, nb) in &a.scheduled {
+        s = s.scheduled_event_after(Duration::ZERO, MaintenanceEvent::new(code, *nb));
+    }
+    if let Some(d) = a.asg_terminated_after {
+        s = s.asg_terminated_after(d);
     }
     s = match a.scenario.as_str() {
         "bench" => stnh_sim::presets::bench(s, a.pods),
-        _ => demo(s),
+        _ => demo(s, a.cloud, &a.node),
     };
     if !a.quiet {
         s = s.observer(printer(started));
@@ -503,7 +672,25 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         sim.node_name(),
         sim.pods_on(sim.node_name()).len()
     );
-    println!("  IMDS        {}", sim.imds_url());
+    for c in [Cloud::Aws, Cloud::Gcp, Cloud::Azure, Cloud::Alibaba] {
+        println!(
+            "  {:<11} {}  ({} -> {})",
+            match c {
+                Cloud::Aws => "IMDS",
+                Cloud::Gcp => "GCE md",
+                Cloud::Azure => "Azure IMDS",
+                Cloud::Alibaba => "Alibaba md",
+            },
+            match c {
+                Cloud::Aws => sim.imds_url(),
+                Cloud::Gcp => sim.gcp_metadata_url(),
+                Cloud::Azure => sim.azure_metadata_url(),
+                Cloud::Alibaba => sim.alibaba_metadata_url(),
+            },
+            c.env_var(),
+            reach_text(&sim, c)
+        );
+    }
     println!(
         "  API server  {}  (CA {}, token {})",
         sim.api_url(),
@@ -512,14 +699,14 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
     );
     println!("  Slack       {}", sim.slack_url());
     match a.notice_after {
-        Some(d) => println!(
-            "  notice      {} visible at +{:.1}s, time = +{:.1}s ({})",
-            a.action,
-            d.as_secs_f64(),
-            (d + a.deadline).as_secs_f64(),
-            rfc3339(sim.started().1 + d + a.deadline)
-        ),
+        Some(d) => println!("  notice      {}", notice_text(&a, &sim, d)),
         None => println!("  notice      none"),
+    }
+    if a.clock_skew_ms != 0 {
+        println!(
+            "  clock       metadata services run {:+.1}s from this machine's clock",
+            a.clock_skew_ms as f64 / 1000.0
+        );
     }
     let env = sim.handler_env();
     if let Some(path) = &a.env_file {
@@ -561,8 +748,15 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
             notice_announced = true;
             if !a.quiet {
                 println!(
-                    "[{:7.3}s] [sim] spot notice is now visible at /latest/meta-data/spot/instance-action",
-                    started.elapsed().as_secs_f64()
+                    "[{:7.3}s] [sim] {}",
+                    started.elapsed().as_secs_f64(),
+                    match a.cloud {
+                        Cloud::Aws =>
+                            "spot notice is now visible at /latest/meta-data/spot/instance-action",
+                        Cloud::Gcp => "instance/preempted is now TRUE (about 30 s left)",
+                        Cloud::Azure => "a Preempt event is now in /metadata/scheduledevents",
+                        Cloud::Alibaba => "instance/spot/termination-time is now set",
+                    }
                 );
             }
         }
@@ -635,12 +829,43 @@ mod tests {
         assert_eq!(a.notice_after, Some(Duration::from_secs(5)));
         assert_eq!(a.exit_after, Some(Duration::from_secs(60)));
         assert!(parse_args(vec!["--bogus".into()]).is_err());
+        assert_eq!(a.node, "ip-10-0-1-23.ec2.internal");
+        assert_eq!(a.deadline, Duration::from_secs(35));
+        let a = args("--cloud azure --clock-skew -5m --scheduled-event system-reboot@+15m --scheduled-event instance-stop@-30s --rebalance-after 2s --asg-terminated-after 9s");
+        assert_eq!(a.cloud, Cloud::Azure);
+        assert_eq!(a.node, "aks-spotpool-12345678-vmss000003");
+        assert_eq!(a.deadline, Duration::from_secs(30));
+        assert_eq!(a.clock_skew_ms, -300_000);
+        assert_eq!(
+            a.scheduled,
+            vec![
+                ("system-reboot".to_string(), 900),
+                ("instance-stop".to_string(), -30)
+            ]
+        );
+        assert_eq!(a.rebalance_after, Some(Duration::from_secs(2)));
+        assert_eq!(a.asg_terminated_after, Some(Duration::from_secs(9)));
+        let a = args("--cloud alibaba --deadline 5m");
+        assert_eq!(a.deadline, Duration::from_secs(300));
+        for bad in [
+            "--cloud oracle",
+            "--scheduled-event system-reboot",
+            "--scheduled-event @+5m",
+            "--clock-skew soon",
+        ] {
+            assert!(
+                parse_args(bad.split(' ').map(String::from).collect()).is_err(),
+                "{bad}"
+            );
+        }
         assert!(parse_args(vec!["--help".into()]).unwrap().is_none());
     }
 
     #[test]
     fn presets_have_the_promised_pods() {
-        let sim = Sim::start(demo(Scenario::new("n1"))).unwrap();
+        let sim = Sim::start(demo(Scenario::new("n1"), Cloud::Gcp, "n1")).unwrap();
+        assert!(sim.pod("kube-system", "kube-proxy-n1").is_some());
+        assert!(sim.pod("kube-system", "pdcsi-node-p7wqm").is_some());
         let pods = sim.pods_on("n1");
         assert!((18..=24).contains(&pods.len()), "{}", pods.len());
         assert!(sim.handler_pod_name().is_some());
