@@ -83,7 +83,7 @@ pub const SETTINGS: &[Setting] = &[
         env: "REBALANCE",
         value: "ACTION",
         default: "cordon",
-        meaning: "AWS rebalance recommendation (polled every 5s): `off`, `cordon` (no eviction) or `drain` (within budgets, never forced, no deadline)",
+        meaning: "AWS rebalance recommendation (polled every 5 × POLL_INTERVAL): `off`, `cordon` (no eviction) or `drain` (within budgets, never forced, no deadline)",
     },
     Setting {
         flag: "--rebalance-ttl",
@@ -97,7 +97,7 @@ pub const SETTINGS: &[Setting] = &[
         env: "SCHEDULED_EVENTS",
         value: "ACTION",
         default: "drain",
-        meaning: "AWS scheduled maintenance events (polled every 30s): `off`, `cordon` or `drain`, at NotBefore minus SCHEDULED_EVENT_LEAD; a message when first seen",
+        meaning: "AWS scheduled maintenance events (polled every 30 × POLL_INTERVAL): `off`, `cordon` or `drain`, at NotBefore minus SCHEDULED_EVENT_LEAD; a message when first seen",
     },
     Setting {
         flag: "--scheduled-event-lead",
@@ -111,7 +111,7 @@ pub const SETTINGS: &[Setting] = &[
         env: "ASG_LIFECYCLE",
         value: "ACTION",
         default: "drain",
-        meaning: "AWS Auto Scaling target-lifecycle-state `Terminated` (polled every 5s): `off` or `drain`",
+        meaning: "AWS Auto Scaling target-lifecycle-state `Terminated` (polled every 5 × POLL_INTERVAL): `off` or `drain`",
     },
     Setting {
         flag: "--asg-lifecycle-deadline",

@@ -1,9 +1,10 @@
 //! The decision step: live notices + what we did before → what the node should be now.
 //!
-//! Pure: no clock, no I/O. The caller passes the notices its sources report (each source's last
-//! good answer: a source in error keeps what it said last, so a metadata outage never undoes
-//! anything), the ledger of notices we have seen (kept on the Node, so it survives restarts),
-//! the wall-clock time and the machine's boot time. [`decide`] updates the ledger and says what
+//! Pure: no clock, no I/O. The caller passes what each source last said (its last good answer: a
+//! source in error keeps what it said last, and a source that has not answered yet is absent, so
+//! neither a metadata outage nor a restart ever undoes anything), the names of the sources the
+//! configuration runs, the ledger of notices we have seen (kept on the Node, so it survives
+//! restarts), the wall-clock time and the machine's boot time. [`decide`] updates the ledger and says what
 //! the node should be ([`Desired`]) and what happened ([`Change`]: what to announce).
 //!
 //! Rules:
@@ -83,6 +84,8 @@ pub struct Sent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub id: String,
+    /// The source (watcher) that reported it: only that source can say it is gone.
+    pub source: String,
     pub kind: Kind,
     /// The cloud's own word (`terminate`, `system-reboot`, …), for messages.
     pub detail: String,
@@ -185,18 +188,34 @@ fn undo_reason(
     }
 }
 
+/// What one source last said (absent: it has not answered yet).
+pub type Observed<'a> = (&'a str, &'a [Notice]);
+
 /// One step. Updates `ledger` in place and returns what the node should be and what changed.
+/// `observed` holds each source that has answered and its notices; `configured` names every
+/// source the configuration runs (an entry from a source that no longer runs counts as gone).
 pub fn decide(
     ledger: &mut Ledger,
-    notices: &[Notice],
+    observed: &[Observed],
+    configured: &[&str],
     now: SystemTime,
     boot: Option<SystemTime>,
 ) -> (Desired, Vec<Change>) {
-    let live: Vec<&Notice> = notices.iter().filter(|n| !n.is_stale(boot)).collect();
-    let is_live = |id: &str| live.iter().any(|n| n.id == id);
+    let live: Vec<(&str, &Notice)> = observed
+        .iter()
+        .flat_map(|(src, ns)| ns.iter().map(move |n| (*src, n)))
+        .filter(|(_, n)| !n.is_stale(boot))
+        .collect();
+    let is_live = |id: &str| live.iter().any(|(_, n)| n.id == id);
+    // Gone: its source answered (or no longer runs) and did not show it.
+    let is_gone = |e: &Entry| {
+        let answered = observed.iter().any(|(s, _)| *s == e.source)
+            || !configured.contains(&e.source.as_str());
+        answered && !is_live(&e.id)
+    };
     let mut changes = Vec::new();
 
-    for n in &live {
+    for (source, n) in &live {
         match ledger.iter_mut().find(|e| e.id == n.id) {
             None => {
                 let status = if n.action == Action::Notify {
@@ -208,6 +227,7 @@ pub fn decide(
                 };
                 ledger.push(Entry {
                     id: n.id.clone(),
+                    source: source.to_string(),
                     kind: n.kind,
                     detail: n.detail.clone(),
                     action: n.action,
@@ -242,10 +262,10 @@ pub fn decide(
     }
 
     for e in ledger.iter_mut() {
-        let live = is_live(&e.id);
+        let gone = is_gone(e);
         let why = match e.status {
-            s if s.holds() => undo_reason(e, live, now, boot),
-            Status::Pending if !live => Some("cancelled before it started"),
+            s if s.holds() => undo_reason(e, !gone, now, boot),
+            Status::Pending if gone => Some("cancelled before it started"),
             _ => None,
         };
         if let Some(why) = why {
@@ -258,7 +278,7 @@ pub fn decide(
     }
 
     ledger.retain(|e| {
-        let keep = is_live(&e.id) || e.status.holds() || e.status == Status::Pending;
+        let keep = !is_gone(e) || e.status.holds() || e.status == Status::Pending;
         if !keep {
             changes.push(Change::Forgotten { id: e.id.clone() });
         }
@@ -401,11 +421,21 @@ mod tests {
 
     /// Runs `steps` of (time, visible notices) and returns the desired state and changes of
     /// each step.
+    /// One source, `src`, saying `ns`.
+    fn step(
+        ledger: &mut Ledger,
+        ns: &[Notice],
+        now: SystemTime,
+        boot: Option<SystemTime>,
+    ) -> (Desired, Vec<Change>) {
+        decide(ledger, &[("src", ns)], &["src"], now, boot)
+    }
+
     fn run(steps: &[(u64, Vec<Notice>)], boot: u64) -> Vec<(Desired, Vec<Change>)> {
         let mut ledger = Ledger::new();
         steps
             .iter()
-            .map(|(now, ns)| decide(&mut ledger, ns, t(*now), Some(t(boot))))
+            .map(|(now, ns)| step(&mut ledger, ns, t(*now), Some(t(boot))))
             .collect()
     }
 
@@ -652,13 +682,13 @@ mod tests {
 
         // A reboot after we acted: undone even while the event is still listed.
         let mut ledger = Ledger::new();
-        decide(
+        step(
             &mut ledger,
             std::slice::from_ref(&ev),
             t(1100),
             Some(t(BOOT)),
         );
-        let (d, ch) = decide(
+        let (d, ch) = step(
             &mut ledger,
             std::slice::from_ref(&ev),
             t(2300),
@@ -679,7 +709,7 @@ mod tests {
             ]
         );
         // ... and never applied again while it stays listed.
-        let (d, _) = decide(&mut ledger, &[ev], t(2400), Some(t(2200)));
+        let (d, _) = step(&mut ledger, &[ev], t(2400), Some(t(2200)));
         assert!(d.is_clear());
 
         // A pending event cancelled before it was due: nothing applied, nothing to undo.
@@ -693,7 +723,7 @@ mod tests {
     fn stop_notice_undone_when_the_machine_comes_back() {
         let stop = spot("stop", 120);
         let mut ledger = Ledger::new();
-        decide(
+        step(
             &mut ledger,
             std::slice::from_ref(&stop),
             t(1),
@@ -701,7 +731,7 @@ mod tests {
         );
         drain_finished(&mut ledger, &["aws-spot/stop/120".into()], true);
         // Restarted after the stop/start: the notice is still served but older than the boot.
-        let (d, ch) = decide(
+        let (d, ch) = step(
             &mut ledger,
             std::slice::from_ref(&stop),
             t(600),
@@ -723,9 +753,52 @@ mod tests {
         // A terminate notice is never undone.
         let term = spot("terminate", 120);
         let mut ledger = Ledger::new();
-        decide(&mut ledger, &[term], t(1), Some(t(BOOT)));
-        let (d, _) = decide(&mut ledger, &[], t(600), Some(t(500)));
+        step(&mut ledger, &[term], t(1), Some(t(BOOT)));
+        let (d, _) = step(&mut ledger, &[], t(600), Some(t(500)));
         assert!(d.cordon);
+    }
+
+    #[test]
+    fn a_source_that_has_not_answered_cannot_say_a_notice_is_gone() {
+        let reb = rebalance(1, Action::Cordon, 1800);
+        let mut ledger = Ledger::new();
+        decide(
+            &mut ledger,
+            &[("aws-rebalance", std::slice::from_ref(&reb))],
+            &["aws-rebalance", "aws-spot"],
+            t(1),
+            Some(t(BOOT)),
+        );
+        assert_eq!(ledger[0].source, "aws-rebalance");
+        // After a restart: only the spot source has answered yet.
+        let (d, ch) = decide(
+            &mut ledger,
+            &[("aws-spot", &[])],
+            &["aws-rebalance", "aws-spot"],
+            t(2),
+            Some(t(BOOT)),
+        );
+        assert!(d.cordon && ch.is_empty(), "{d:?} {ch:?}");
+        // It answers without the notice: gone.
+        let (d, _) = decide(
+            &mut ledger,
+            &[("aws-spot", &[]), ("aws-rebalance", &[])],
+            &["aws-rebalance", "aws-spot"],
+            t(3),
+            Some(t(BOOT)),
+        );
+        assert!(d.is_clear());
+        // A source the configuration no longer runs counts as gone.
+        let mut ledger = Ledger::new();
+        decide(
+            &mut ledger,
+            &[("aws-rebalance", std::slice::from_ref(&reb))],
+            &["aws-rebalance"],
+            t(1),
+            Some(t(BOOT)),
+        );
+        let (d, _) = decide(&mut ledger, &[], &["aws-spot"], t(2), Some(t(BOOT)));
+        assert!(d.is_clear());
     }
 
     #[test]
@@ -739,16 +812,16 @@ mod tests {
     fn undo_when_gone_and_drained_state() {
         let m = gone("gcp-maintenance/1");
         let mut ledger = Ledger::new();
-        let (d, _) = decide(&mut ledger, std::slice::from_ref(&m), t(1), Some(t(BOOT)));
+        let (d, _) = step(&mut ledger, std::slice::from_ref(&m), t(1), Some(t(BOOT)));
         let ids = d.drain.unwrap().ids;
         drain_finished(&mut ledger, &ids, false);
         assert_eq!(ledger[0].status, Status::Incomplete);
-        let (d, _) = decide(&mut ledger, std::slice::from_ref(&m), t(2), Some(t(BOOT)));
+        let (d, _) = step(&mut ledger, std::slice::from_ref(&m), t(2), Some(t(BOOT)));
         assert!(
             d.cordon && d.drain.is_none(),
             "drained: held, not drained again"
         );
-        let (d, ch) = decide(&mut ledger, &[], t(3), Some(t(BOOT)));
+        let (d, ch) = step(&mut ledger, &[], t(3), Some(t(BOOT)));
         assert!(d.is_clear());
         assert_eq!(ch.len(), 2);
     }
@@ -760,16 +833,16 @@ mod tests {
             ..gone("azure/2")
         };
         let mut ledger = Ledger::new();
-        decide(&mut ledger, &[a.clone()], t(1), Some(t(BOOT)));
+        step(&mut ledger, &[a.clone()], t(1), Some(t(BOOT)));
         a.deadline = Some(t(50));
-        let (d, _) = decide(&mut ledger, &[a.clone()], t(2), Some(t(BOOT)));
+        let (d, _) = step(&mut ledger, &[a.clone()], t(2), Some(t(BOOT)));
         assert_eq!(d.drain.unwrap().deadline, Some(t(50)));
         // A default deadline (none given) is fixed when first seen.
         let mut b = gone("gcp-maintenance/3");
         let mut ledger = Ledger::new();
-        decide(&mut ledger, &[b.clone()], t(1), Some(t(BOOT)));
+        step(&mut ledger, &[b.clone()], t(1), Some(t(BOOT)));
         b.deadline = Some(t(2000));
-        let (d, _) = decide(&mut ledger, &[b], t(2), Some(t(BOOT)));
+        let (d, _) = step(&mut ledger, &[b], t(2), Some(t(BOOT)));
         assert_eq!(d.drain.unwrap().deadline, Some(t(1000)));
     }
 }

@@ -130,7 +130,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
     let boot = boot_time(&cfg.uptime_file, SystemTime::now());
     let (tx, rx) = mpsc::channel::<Event>();
     let watchers = cloud.watchers();
-    let names: Vec<&str> = watchers.iter().map(|w| w.name()).collect();
+    let names: Vec<&'static str> = watchers.iter().map(|w| w.name()).collect();
     info!("watching", sources = names.join(","));
     for w in watchers {
         if let Err(e) = cloud::spawn(w, tx.clone()) {
@@ -162,6 +162,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         boot,
         snapshots: BTreeMap::new(),
         errors: BTreeMap::new(),
+        sources: names,
         stale_logged: HashSet::new(),
         drain: None,
         tx,
@@ -202,6 +203,8 @@ struct Loop<'a> {
     /// Each source's last good answer.
     snapshots: BTreeMap<&'static str, Vec<Notice>>,
     errors: BTreeMap<&'static str, SourceErrors>,
+    /// Every source the configuration runs.
+    sources: Vec<&'static str>,
     stale_logged: HashSet<String>,
     drain: Option<Running>,
     tx: Sender<Event>,
@@ -295,7 +298,14 @@ impl<'a> Loop<'a> {
         }
         let before = self.ledger.clone();
         let now = SystemTime::now();
-        let (desired, changes) = decision::decide(&mut self.ledger, &notices, now, self.boot);
+        let observed: Vec<decision::Observed> = self
+            .snapshots
+            .iter()
+            .map(|(s, ns)| (*s, ns.as_slice()))
+            .collect();
+        let configured: Vec<&str> = self.sources.clone();
+        let (desired, changes) =
+            decision::decide(&mut self.ledger, &observed, &configured, now, self.boot);
         let mut undone = Vec::new();
         let mut acting = false;
         for c in &changes {
@@ -326,7 +336,7 @@ impl<'a> Loop<'a> {
         if !refresh_identity {
             self.queue_seen_messages(&notices, now);
         }
-        let mut written = self.reconcile(&desired, &undone);
+        let mut written = self.reconcile(&desired, &undone, &before);
         self.manage_drain(scope, &desired);
         if refresh_identity {
             let fresh = self.cloud.identity();
@@ -397,7 +407,12 @@ impl<'a> Loop<'a> {
 
     /// Makes the node what the decision says; on failure the next step tries again. Returns
     /// whether the ledger was written to the node.
-    fn reconcile(&mut self, desired: &Desired, undone: &[(String, &'static str)]) -> bool {
+    fn reconcile(
+        &mut self,
+        desired: &Desired,
+        undone: &[(String, &'static str)],
+        previous: &Ledger,
+    ) -> bool {
         let deadline = Instant::now() + NODE_WRITE_TIMEOUT;
         if desired.is_clear() {
             let touched = self.keeper.before.is_some()
@@ -413,17 +428,19 @@ impl<'a> Loop<'a> {
                 return false;
             }
             // The back-in-service messages this gives rise to, marked sent in what we write.
+            // An undone notice may already be forgotten (gone from the ledger): its entry as it
+            // was before this step says what to tell.
             let mut ledger = self.ledger.clone();
             let mut messages = Vec::new();
             for (id, why) in undone {
-                if let Some(e) = ledger.iter_mut().find(|e| &e.id == id) {
-                    if !e.sent.back
-                        && e.acted.is_some()
-                        && e.action >= crate::notice::Action::Cordon
-                    {
-                        e.sent.back = true;
-                        messages.push((e.clone(), *why));
+                let Some(e) = previous.iter().find(|e| &e.id == id) else {
+                    continue;
+                };
+                if !e.sent.back && e.acted.is_some() && e.action >= crate::notice::Action::Cordon {
+                    if let Some(kept) = ledger.iter_mut().find(|k| &k.id == id) {
+                        kept.sent.back = true;
                     }
+                    messages.push((e.clone(), *why));
                 }
             }
             return match self.keeper.give_back(&ledger, deadline) {
@@ -620,9 +637,30 @@ impl<'a> Loop<'a> {
         let Some(running) = self.drain.take() else {
             return;
         };
+        let cancelled = running.control.is_cancelled();
         let complete = report.is_complete();
-        let summary = report.summary();
-        let (level, msg) = if running.control.is_cancelled() {
+        let mut send = false;
+        let mut governing = None;
+        if !cancelled {
+            // Recorded first, so that no log line or message runs ahead of the node.
+            self.last_report = Some(report.summary());
+            decision::drain_finished(&mut self.ledger, &running.ids, complete);
+            let primary = running.control.primary();
+            governing = self
+                .ledger
+                .iter()
+                .find(|e| e.id == primary)
+                .or_else(|| self.ledger.iter().find(|e| running.ids.contains(&e.id)))
+                .cloned();
+            for e in self.ledger.iter_mut() {
+                if running.ids.contains(&e.id) && !e.sent.drained {
+                    e.sent.drained = true;
+                    send = true;
+                }
+            }
+            self.record();
+        }
+        let (level, msg) = if cancelled {
             (log::Level::Info, "drain stopped")
         } else if complete {
             (log::Level::Info, "drain finished")
@@ -644,26 +682,6 @@ impl<'a> Loop<'a> {
                 ("seconds", &seconds),
             ],
         );
-        if running.control.is_cancelled() {
-            return;
-        }
-        self.last_report = Some(summary);
-        decision::drain_finished(&mut self.ledger, &running.ids, complete);
-        let primary = running.control.primary();
-        let governing = self
-            .ledger
-            .iter()
-            .find(|e| e.id == primary)
-            .or_else(|| self.ledger.iter().find(|e| running.ids.contains(&e.id)))
-            .cloned();
-        let mut send = false;
-        for e in self.ledger.iter_mut() {
-            if running.ids.contains(&e.id) && !e.sent.drained {
-                e.sent.drained = true;
-                send = true;
-            }
-        }
-        self.record();
         if let (true, Some(g)) = (send, governing) {
             self.notifier
                 .send("drained", self.origin.render_drained(&g, &report));

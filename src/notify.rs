@@ -382,6 +382,7 @@ mod tests {
     fn entry(n: &Notice) -> Entry {
         Entry {
             id: n.id.clone(),
+            source: "aws-spot".into(),
             kind: n.kind,
             detail: n.detail.clone(),
             action: n.action,

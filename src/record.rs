@@ -67,6 +67,7 @@ impl Before {
 #[derive(DeJson)]
 struct RawEntry {
     id: String,
+    source: Option<String>,
     kind: String,
     detail: Option<String>,
     action: String,
@@ -135,8 +136,9 @@ fn sent_from_str(s: &str) -> Sent {
 fn entry_to_json(e: &Entry) -> String {
     let time = |t: Option<SystemTime>| t.map_or("null".to_string(), |t| escape(&format_rfc3339(t)));
     format!(
-        "{{\"id\":{},\"kind\":\"{}\",\"detail\":{},\"action\":\"{}\",\"status\":\"{}\",\"seen\":{},\"acted\":{},\"act_at\":{},\"deadline\":{},\"force\":{},\"undo\":{},\"sent\":\"{}\"}}",
+        "{{\"id\":{},\"source\":{},\"kind\":\"{}\",\"detail\":{},\"action\":\"{}\",\"status\":\"{}\",\"seen\":{},\"acted\":{},\"act_at\":{},\"deadline\":{},\"force\":{},\"undo\":{},\"sent\":\"{}\"}}",
         escape(&e.id),
+        escape(&e.source),
         e.kind.slug(),
         escape(&e.detail),
         e.action.as_str(),
@@ -165,6 +167,7 @@ fn entry_from_raw(r: RawEntry) -> Option<Entry> {
         force: r.force.unwrap_or(false),
         undo: undo_from_str(&r.undo)?,
         sent: sent_from_str(r.sent.as_deref().unwrap_or("")),
+        source: r.source.unwrap_or_default(),
         id: r.id,
     })
 }
@@ -226,6 +229,7 @@ mod tests {
         let ledger = vec![
             Entry {
                 id: "aws-spot/terminate/2027-01-15T08:00:00Z".into(),
+                source: "aws-spot".into(),
                 kind: Kind::SpotInterruption,
                 detail: "terminate".into(),
                 action: Action::Drain,
@@ -243,6 +247,7 @@ mod tests {
             },
             Entry {
                 id: "aws-scheduled/instance-event-0d59937288b749b32".into(),
+                source: "aws-scheduled".into(),
                 kind: Kind::ScheduledMaintenance,
                 detail: "system-reboot".into(),
                 action: Action::Drain,
@@ -261,6 +266,7 @@ mod tests {
             },
             Entry {
                 id: "aws-rebalance/2027-01-15T07:58:00Z".into(),
+                source: "aws-rebalance".into(),
                 kind: Kind::Rebalance,
                 detail: String::new(),
                 action: Action::Cordon,

@@ -5,9 +5,9 @@
 //! | watcher | path | notice | period |
 //! |---|---|---|---|
 //! | `aws-spot` | `spot/instance-action` | `terminate`/`stop`/`hibernate` by `time`: drain | `POLL_INTERVAL` (1 s) |
-//! | `aws-rebalance` | `events/recommendations/rebalance` | `REBALANCE` (cordon), no deadline, undone after `REBALANCE_TTL` | 5 s (AWS: "every 5 seconds") |
-//! | `aws-scheduled` | `events/maintenance/scheduled` | each `active` event: `SCHEDULED_EVENTS` (drain) at `NotBefore − SCHEDULED_EVENT_LEAD` | 30 s (events come days ahead) |
-//! | `aws-asg` | `autoscaling/target-lifecycle-state` | `Terminated`: drain by now + `ASG_LIFECYCLE_DEADLINE` | 5 s |
+//! | `aws-rebalance` | `events/recommendations/rebalance` | `REBALANCE` (cordon), no deadline, undone after `REBALANCE_TTL` | 5 × `POLL_INTERVAL` (5 s: AWS says "every 5 seconds") |
+//! | `aws-scheduled` | `events/maintenance/scheduled` | each `active` event: `SCHEDULED_EVENTS` (drain) at `NotBefore − SCHEDULED_EVENT_LEAD` | 30 × `POLL_INTERVAL` (30 s: events come days ahead) |
+//! | `aws-asg` | `autoscaling/target-lifecycle-state` | `Terminated`: drain by now + `ASG_LIFECYCLE_DEADLINE` | 5 × `POLL_INTERVAL` (5 s) |
 //! | `notice-url` | `NOTICE_URL` (seed mode, instead of all of the above) | HTTP 200: drain | `POLL_INTERVAL` |
 //!
 //! IMDSv2 first: a session token from `PUT /latest/api/token`, shared by the watchers, reused
@@ -46,13 +46,14 @@ const TOKEN_RETRY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// When a notice carries no usable time, AWS's documented lead time applies.
 pub const DEFAULT_LEAD: Duration = Duration::from_secs(120);
+/// Periods of the other signals, in multiples of `POLL_INTERVAL` (the spot notice's period):
 /// AWS recommends checking for rebalance recommendations every 5 seconds.
-pub const REBALANCE_PERIOD: Duration = Duration::from_secs(5);
+pub const REBALANCE_PERIODS: u32 = 5;
 /// Scheduled events are announced days ahead and acted on `SCHEDULED_EVENT_LEAD` before they
-/// start: a poll every 30 s is plenty.
-pub const SCHEDULED_PERIOD: Duration = Duration::from_secs(30);
+/// start: every 30 polls is plenty.
+pub const SCHEDULED_PERIODS: u32 = 30;
 /// The ASG lifecycle state changes to `Terminated` when a termination hook holds the instance.
-pub const LIFECYCLE_PERIOD: Duration = Duration::from_secs(5);
+pub const LIFECYCLE_PERIODS: u32 = 5;
 
 const KNOWN_ACTIONS: [&str; 3] = ["terminate", "stop", "hibernate"];
 
@@ -337,6 +338,7 @@ impl Cloud for Aws {
                 imds: imds(),
                 action,
                 ttl: s.rebalance_ttl,
+                period: s.poll_interval * REBALANCE_PERIODS,
             }));
         }
         if let Some(action) = s.scheduled {
@@ -344,6 +346,8 @@ impl Cloud for Aws {
                 imds: imds(),
                 action,
                 lead: s.scheduled_lead,
+                period: s.poll_interval * SCHEDULED_PERIODS,
+                retry: s.poll_interval * REBALANCE_PERIODS,
             }));
         }
         if s.asg_lifecycle {
@@ -351,6 +355,7 @@ impl Cloud for Aws {
                 imds: imds(),
                 deadline_after: s.asg_deadline,
                 deadline: None,
+                period: s.poll_interval * LIFECYCLE_PERIODS,
             }));
         }
         out
@@ -666,6 +671,7 @@ struct Rebalance {
     imds: Arc<Imds>,
     action: Action,
     ttl: Duration,
+    period: Duration,
 }
 
 impl Watcher for Rebalance {
@@ -673,7 +679,7 @@ impl Watcher for Rebalance {
         "aws-rebalance"
     }
     fn period(&self) -> Duration {
-        REBALANCE_PERIOD
+        self.period
     }
     fn poll(&mut self) -> Result<Vec<Notice>, String> {
         let a = self.imds.get(REBALANCE_PATH)?;
@@ -689,6 +695,8 @@ struct Scheduled {
     imds: Arc<Imds>,
     action: Action,
     lead: Duration,
+    period: Duration,
+    retry: Duration,
 }
 
 impl Watcher for Scheduled {
@@ -696,10 +704,10 @@ impl Watcher for Scheduled {
         "aws-scheduled"
     }
     fn period(&self) -> Duration {
-        SCHEDULED_PERIOD
+        self.period
     }
     fn retry_period(&self) -> Duration {
-        REBALANCE_PERIOD
+        self.retry
     }
     fn poll(&mut self) -> Result<Vec<Notice>, String> {
         let a = self.imds.get(SCHEDULED_PATH)?;
@@ -723,6 +731,7 @@ struct Lifecycle {
     deadline_after: Duration,
     /// Fixed when `Terminated` is first seen.
     deadline: Option<SystemTime>,
+    period: Duration,
 }
 
 impl Watcher for Lifecycle {
@@ -730,7 +739,7 @@ impl Watcher for Lifecycle {
         "aws-asg"
     }
     fn period(&self) -> Duration {
-        LIFECYCLE_PERIOD
+        self.period
     }
     fn poll(&mut self) -> Result<Vec<Notice>, String> {
         let a = self.imds.get(LIFECYCLE_PATH)?;
