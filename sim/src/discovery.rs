@@ -17,6 +17,8 @@ use crate::util::{human_age, parse_rfc3339};
 pub struct Versions {
     /// `v1` (1.22+, default) or `v1beta1` (an old 1.21 cluster).
     pub eviction: String,
+    /// Whether `events.k8s.io/v1` is served (default; off: a cluster older than 1.19).
+    pub events_v1: bool,
 }
 
 impl Versions {
@@ -113,16 +115,19 @@ fn group(name: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis`.
 pub fn api_groups(v: &Versions) -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-        group("apps", &["v1"]),
-        group("policy", &v.policy_versions()),
-    ]})
+    let mut groups = vec![group("apps", &["v1"])];
+    if v.events_v1 {
+        groups.push(group("events.k8s.io", &["v1"]));
+    }
+    groups.push(group("policy", &v.policy_versions()));
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}`.
 pub fn api_group(v: &Versions, name: &str) -> Option<Value> {
     let mut g = match name {
         "apps" => group("apps", &["v1"]),
+        "events.k8s.io" if v.events_v1 => group("events.k8s.io", &["v1"]),
         "policy" => group("policy", &v.policy_versions()),
         _ => return None,
     };
@@ -148,6 +153,11 @@ pub fn group_version(v: &Versions, group: &str, version: &str) -> Option<Value> 
                     &["get", "patch", "update"],
                 ),
             ]
+        }
+        ("events.k8s.io", "v1") if v.events_v1 => {
+            let mut ev = res("events", "event", true, "Event", RW);
+            ev["shortNames"] = json!(["ev"]);
+            vec![ev]
         }
         ("policy", ver) if v.policy_versions().contains(&ver) => {
             let mut pdb = res(

@@ -22,8 +22,10 @@
 pub mod api;
 pub mod child;
 pub mod discovery;
+pub mod events;
 pub mod http;
 pub mod imds;
+pub mod kubetime;
 pub mod patch;
 pub mod pki;
 pub mod presets;
@@ -142,6 +144,8 @@ pub struct Scenario {
     node_taints: Vec<Value>,
     node_labels: Vec<(String, String)>,
     observer: Option<Observer>,
+    // Kubernetes/webhook-side additions; their builders live in `events`, `workloads`, `webhook`.
+    events_v1: bool,
 }
 
 impl Scenario {
@@ -172,6 +176,7 @@ impl Scenario {
             node_taints: Vec::new(),
             node_labels: Vec::new(),
             observer: None,
+            events_v1: true,
         }
     }
 
@@ -509,6 +514,7 @@ impl Sim {
             }),
             versions: Versions {
                 eviction: s.eviction_version.clone(),
+                events_v1: s.events_v1,
             },
             user: format!("system:serviceaccount:{}:{SA_NAME}", s.sa_namespace),
             observer: s.observer.clone(),

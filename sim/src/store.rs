@@ -265,8 +265,10 @@ pub struct Store {
     pub pdbs: BTreeMap<String, PdbEntry>,
     /// DaemonSets by `namespace/name`.
     pub daemonsets: BTreeMap<String, Value>,
-    /// Events by `namespace/name`.
+    /// Events by `namespace/name`, in the core v1 shape (see [`crate::events`]).
     pub events: BTreeMap<String, Value>,
+    /// Which group each Event came through, and how often it was updated.
+    pub event_meta: BTreeMap<String, crate::events::EventMeta>,
     replicas: HashMap<String, i64>,
     owner_uids: HashMap<String, String>,
     node_jobs: Vec<(Instant, String)>,
@@ -405,6 +407,7 @@ impl Store {
             pdbs: BTreeMap::new(),
             daemonsets: BTreeMap::new(),
             events: BTreeMap::new(),
+            event_meta: BTreeMap::new(),
             replicas: HashMap::new(),
             owner_uids: HashMap::new(),
             node_jobs: Vec::new(),
@@ -412,7 +415,7 @@ impl Store {
         }
     }
 
-    fn next_rv(&mut self) -> String {
+    pub(crate) fn next_rv(&mut self) -> String {
         self.rv += 1;
         self.rv.to_string()
     }
@@ -1410,145 +1413,6 @@ impl Store {
                 self.node_jobs.push((now + d, name.to_string()));
             }
         }
-        Ok(new)
-    }
-
-    /// POST an Event.
-    pub fn create_event(
-        &mut self,
-        ns: &str,
-        mut ev: Value,
-        now: Instant,
-    ) -> Result<Value, ApiError> {
-        if !ev.is_object() {
-            return Err(status::bad_request("the body must be an Event object"));
-        }
-        if !ev["kind"].is_null() && ev["kind"] != "Event" {
-            return Err(status::bad_request(&format!(
-                "the API version in the data ({}) does not match the expected API version (v1)",
-                ev["apiVersion"].as_str().unwrap_or("")
-            )));
-        }
-        if !ev["metadata"].is_object() {
-            ev["metadata"] = json!({});
-        }
-        match ev["metadata"]["namespace"].as_str() {
-            Some(n) if !n.is_empty() && n != ns => {
-                return Err(status::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ))
-            }
-            _ => {}
-        }
-        let name = match ev["metadata"]["name"].as_str() {
-            Some(n) if !n.is_empty() => n.to_string(),
-            _ => match ev["metadata"]["generateName"].as_str() {
-                Some(g) if !g.is_empty() => format!("{g}{}", util::name_suffix()),
-                _ => {
-                    return Err(status::invalid(
-                        "Event",
-                        "events",
-                        "",
-                        "metadata.name",
-                        "FieldValueRequired",
-                        "Required value: name or generateName is required",
-                    ))
-                }
-            },
-        };
-        let involved_ns = ev["involvedObject"]["namespace"].as_str().unwrap_or("");
-        let event_time_set = ev.get("eventTime").is_some_and(|v| !v.is_null() && v != "");
-        if !event_time_set {
-            let ok = if involved_ns.is_empty() {
-                ns.is_empty() || ns == "default"
-            } else {
-                involved_ns == ns
-            };
-            if !ok {
-                return Err(status::invalid(
-                    "Event",
-                    "events",
-                    &name,
-                    "involvedObject.namespace",
-                    "FieldValueInvalid",
-                    &format!("Invalid value: {involved_ns:?}: does not match event.namespace"),
-                ));
-            }
-        } else {
-            for f in [
-                "reportingComponent",
-                "reportingInstance",
-                "action",
-                "reason",
-            ] {
-                if ev[f].as_str().unwrap_or("").is_empty() {
-                    return Err(status::invalid(
-                        "Event",
-                        "events",
-                        &name,
-                        f,
-                        "FieldValueRequired",
-                        "Required value",
-                    ));
-                }
-            }
-        }
-        let k = key(ns, &name);
-        if self.events.contains_key(&k) {
-            return Err(status::already_exists("events", "", &name));
-        }
-        let created = rfc3339(self.sys(now));
-        ev["kind"] = json!("Event");
-        ev["apiVersion"] = json!("v1");
-        ev["metadata"]["name"] = json!(name);
-        ev["metadata"]["namespace"] = json!(ns);
-        ev["metadata"]["uid"] = json!(util::uuid());
-        ev["metadata"]["resourceVersion"] = json!(self.next_rv());
-        ev["metadata"]["creationTimestamp"] = json!(created);
-        self.events.insert(k, ev.clone());
-        Ok(ev)
-    }
-
-    /// PATCH an Event (merge or strategic merge).
-    pub fn patch_event(
-        &mut self,
-        ns: &str,
-        name: &str,
-        media_type: &str,
-        body: &[u8],
-    ) -> Result<Value, ApiError> {
-        let k = key(ns, name);
-        let current = self
-            .events
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| status::not_found("events", "", name))?;
-        let mut new = current.clone();
-        if media_type == "application/json-patch+json" {
-            patch::json_patch(&mut new, body).map_err(|e| match e {
-                PatchError::BadRequest(m) => status::bad_request(&m),
-                PatchError::Failed(m) => status::patch_failed(&m),
-            })?;
-        } else {
-            let p: Value = serde_json::from_slice(body)
-                .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
-            patch::merge_patch(&mut new, &p);
-        }
-        if !new.is_object() || !new["metadata"].is_object() {
-            return Err(status::bad_request(
-                "the patched Event must be an object with metadata",
-            ));
-        }
-        if let Some(Value::String(rv)) = new.pointer("/metadata/resourceVersion") {
-            if *rv != meta_str(&current, "resourceVersion") {
-                return Err(status::conflict_modified("events", "", name));
-            }
-        }
-        for f in ["name", "namespace", "uid", "creationTimestamp"] {
-            new["metadata"][f] = current["metadata"][f].clone();
-        }
-        new["metadata"]["resourceVersion"] = json!(self.next_rv());
-        self.events.insert(k, new.clone());
         Ok(new)
     }
 
