@@ -381,6 +381,18 @@ fn resource(
                 .patch_node(t.name.unwrap(), &mt, &req.body, dry_run, now)
                 .map(ok)
         }
+        ("nodes", "patch", Some("status")) => {
+            let mt = patch_type(req)?;
+            store
+                .patch_node_status(t.name.unwrap(), &mt, &req.body, dry_run)
+                .map(ok)
+        }
+        ("nodes", "update", Some("status")) => {
+            json_body_type(req)?;
+            store
+                .put_node_status(t.name.unwrap(), &req.body, dry_run)
+                .map(ok)
+        }
         ("nodes", "update", None) => {
             json_body_type(req)?;
             store

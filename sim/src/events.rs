@@ -34,7 +34,6 @@ use std::time::{Instant, SystemTime};
 use serde_json::{json, Map, Value};
 
 use crate::kubetime::{format_micro_time, format_time, parse_micro_time, parse_time};
-use crate::patch::{self, PatchError};
 use crate::selector::{is_dns_subdomain, qualified_name_errors};
 use crate::status::{self, ApiError, FieldError};
 use crate::store::{ListQuery, Store};
@@ -806,28 +805,7 @@ impl Store {
             .cloned()
             .ok_or_else(|| not_found(api, name))?;
         let mut doc = render(api, &current);
-        match media_type {
-            "application/json-patch+json" => {
-                patch::json_patch(&mut doc, body).map_err(|e| match e {
-                    PatchError::BadRequest(m) => status::bad_request(&m),
-                    PatchError::Failed(m) => status::patch_failed(&m),
-                })?;
-            }
-            _ => {
-                let p: Value = serde_json::from_slice(body)
-                    .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
-                if !p.is_object() {
-                    return Err(status::bad_request(
-                        "json: cannot unmarshal into Go value of type map[string]interface {}",
-                    ));
-                }
-                if media_type == "application/strategic-merge-patch+json" {
-                    patch::strategic_merge_patch(&mut doc, &p);
-                } else {
-                    patch::merge_patch(&mut doc, &p);
-                }
-            }
-        }
+        crate::store::apply_patch(&mut doc, media_type, body)?;
         self.update_event(api, &k, current, doc, dry_run)
     }
 

@@ -691,6 +691,19 @@ impl Sim {
         self.shared.store().nodes.get(name).cloned()
     }
 
+    /// A node's `status.conditions` entry of this `type` (e.g. `Ready`, `TerminationNotice`).
+    pub fn node_condition(&self, node: &str, type_: &str) -> Option<Value> {
+        self.shared
+            .store()
+            .nodes
+            .get(node)?
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
+    }
+
     /// All current pods (every node), in namespace/name order.
     pub fn pods(&self) -> Vec<Value> {
         self.shared

@@ -1314,29 +1314,86 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let current = self.get_node(name)?;
         let mut patched = current.clone();
-        match media_type {
-            "application/json-patch+json" => {
-                patch::json_patch(&mut patched, body).map_err(|e| match e {
-                    PatchError::BadRequest(m) => status::bad_request(&m),
-                    PatchError::Failed(m) => status::patch_failed(&m),
-                })?;
+        apply_patch(&mut patched, media_type, body)?;
+        self.update_node(name, current, patched, dry_run, now)
+    }
+
+    /// PATCH `nodes/{name}/status`: only `status` (and metadata) changes, `spec` is kept, as
+    /// the node status strategy does. Condition times must decode as `metav1.Time` and are
+    /// stored as the server writes them (UTC, whole seconds); nothing else touches them.
+    pub fn patch_node_status(
+        &mut self,
+        name: &str,
+        media_type: &str,
+        body: &[u8],
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let current = self.get_node(name)?;
+        let mut patched = current.clone();
+        apply_patch(&mut patched, media_type, body)?;
+        self.update_node_status(name, current, patched, dry_run, true)
+    }
+
+    /// PUT `nodes/{name}/status`.
+    pub fn put_node_status(
+        &mut self,
+        name: &str,
+        body: &[u8],
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let current = self.get_node(name)?;
+        let new: Value = serde_json::from_slice(body)
+            .map_err(|e| status::bad_request(&format!("error decoding body: {e}")))?;
+        let new_name = new.pointer("/metadata/name").and_then(Value::as_str);
+        if new_name != Some(name) {
+            return Err(status::bad_request(&format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                new_name.unwrap_or("")
+            )));
+        }
+        self.update_node_status(name, current, new, dry_run, false)
+    }
+
+    fn update_node_status(
+        &mut self,
+        name: &str,
+        current: Value,
+        patched: Value,
+        dry_run: bool,
+        from_patch: bool,
+    ) -> Result<Value, ApiError> {
+        let cur_rv = meta_str(&current, "resourceVersion").to_string();
+        if let Some(Value::String(rv)) = patched.pointer("/metadata/resourceVersion") {
+            if !rv.is_empty() && *rv != cur_rv {
+                return Err(status::conflict_modified("nodes", "", name));
             }
-            _ => {
-                let p: Value = serde_json::from_slice(body)
-                    .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
-                if !p.is_object() {
-                    return Err(status::bad_request(
-                        "json: cannot unmarshal into Go value of type map[string]interface {}",
-                    ));
-                }
-                if media_type == "application/strategic-merge-patch+json" {
-                    patch::strategic_merge_patch(&mut patched, &p);
-                } else {
-                    patch::merge_patch(&mut patched, &p);
+        }
+        let mut st = patched.get("status").cloned().unwrap_or_else(|| json!({}));
+        if let Err(e) = normalize_node_status(&mut st) {
+            return Err(if from_patch {
+                status::patch_decode_invalid(&patched.to_string(), &e)
+            } else {
+                status::decode_error("Node", "v1", &e)
+            });
+        }
+        let mut new = current.clone();
+        new["status"] = st;
+        for f in ["labels", "annotations"] {
+            match patched["metadata"].get(f) {
+                Some(v) if !v.is_null() => new["metadata"][f] = v.clone(),
+                _ => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(f);
+                    }
                 }
             }
         }
-        self.update_node(name, current, patched, dry_run, now)
+        if new == current || dry_run {
+            return Ok(new);
+        }
+        new["metadata"]["resourceVersion"] = json!(self.next_rv());
+        self.nodes.insert(name.to_string(), new.clone());
+        Ok(new)
     }
 
     /// PUT a node (full replacement; `metadata.resourceVersion` is required to match if set).
@@ -1436,6 +1493,86 @@ impl Store {
         e.obj["metadata"]["resourceVersion"] = json!(rv);
         true
     }
+}
+
+/// Applies a PATCH body of `media_type` (validated by the router) to `doc`.
+pub(crate) fn apply_patch(doc: &mut Value, media_type: &str, body: &[u8]) -> Result<(), ApiError> {
+    match media_type {
+        "application/json-patch+json" => {
+            patch::json_patch(doc, body).map_err(|e| match e {
+                PatchError::BadRequest(m) => status::bad_request(&m),
+                PatchError::Failed(m) => status::patch_failed(&m),
+            })?;
+        }
+        _ => {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
+            if !p.is_object() {
+                return Err(status::bad_request(
+                    "json: cannot unmarshal into Go value of type map[string]interface {}",
+                ));
+            }
+            if media_type == "application/strategic-merge-patch+json" {
+                patch::strategic_merge_patch(doc, &p);
+            } else {
+                patch::merge_patch(doc, &p);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the types of a NodeStatus' conditions (a list of objects with string `type`,
+/// `status`, `reason`, `message` and `metav1.Time` timestamps) and rewrites the timestamps the
+/// way the server encodes them. Errors read like the JSON decoder's.
+fn normalize_node_status(st: &mut Value) -> Result<(), String> {
+    if !st.is_object() {
+        return Err(
+            "json: cannot unmarshal into Go struct field Node.status of type v1.NodeStatus".into(),
+        );
+    }
+    let Some(conds) = st.get_mut("conditions") else {
+        return Ok(());
+    };
+    if conds.is_null() {
+        return Ok(());
+    }
+    let Some(list) = conds.as_array_mut() else {
+        return Err("json: cannot unmarshal object into Go struct field NodeStatus.status.conditions of type []v1.NodeCondition".into());
+    };
+    for c in list.iter_mut() {
+        let Some(o) = c.as_object_mut() else {
+            return Err("json: cannot unmarshal into Go struct field NodeStatus.status.conditions of type v1.NodeCondition".into());
+        };
+        for f in ["type", "status", "reason", "message"] {
+            match o.get(f) {
+                None | Some(Value::Null) | Some(Value::String(_)) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "json: cannot unmarshal into Go struct field NodeCondition.status.conditions.{f} of type string"
+                    ))
+                }
+            }
+        }
+        for f in ["lastHeartbeatTime", "lastTransitionTime"] {
+            match o.get(f).cloned() {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t.is_empty() => {
+                    o.insert(f.into(), Value::Null);
+                }
+                Some(Value::String(t)) => {
+                    let parsed = crate::kubetime::parse_time(&t)?;
+                    o.insert(f.into(), json!(crate::kubetime::format_time(parsed)));
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "json: cannot unmarshal into Go struct field NodeCondition.status.conditions.{f} of type string"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_preconditions(pod: &Value, opts: &DeleteOpts, name: &str) -> Result<(), ApiError> {

@@ -476,3 +476,157 @@ fn label_selector_full_syntax_over_http() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["reason"], "BadRequest");
 }
+
+#[test]
+fn node_status_conditions_merge_by_type() {
+    let sim = Sim::start(Scenario::new(NODE)).unwrap();
+    let status = format!("/api/v1/nodes/{NODE}/status");
+    let r = get(&sim, &status);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["kind"], "Node");
+    let cond = json!({"type": "TerminationNotice", "status": "True", "reason": "SpotInterruption",
+        "message": "spot interruption notice; instance terminates at 2024-05-01T10:02:00Z",
+        "lastHeartbeatTime": "2024-05-01T10:00:05Z", "lastTransitionTime": "2024-05-01T10:00:05Z"});
+    let r = smp(&sim, &status, &json!({"status": {"conditions": [cond]}}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let conds = r.json()["status"]["conditions"].as_array().unwrap().clone();
+    assert_eq!(conds.len(), 5, "merged into the kubelet's four by type");
+    assert_eq!(sim.node_condition(NODE, "TerminationNotice").unwrap(), cond);
+    assert_eq!(sim.node_condition(NODE, "Ready").unwrap()["status"], "True");
+    // An update of the same type merges in place; times are what the client sent.
+    let r = smp(
+        &sim,
+        &status,
+        &json!({"status": {"conditions": [{"type": "TerminationNotice", "status": "False",
+            "reason": "NoticeWithdrawn", "lastTransitionTime": "2024-05-01T10:05:00Z"}]}}),
+    );
+    assert_eq!(
+        r.json()["status"]["conditions"].as_array().unwrap().len(),
+        5
+    );
+    let c = sim.node_condition(NODE, "TerminationNotice").unwrap();
+    assert_eq!(
+        (
+            c["status"].as_str(),
+            c["reason"].as_str(),
+            c["lastTransitionTime"].as_str(),
+            c["lastHeartbeatTime"].as_str()
+        ),
+        (
+            Some("False"),
+            Some("NoticeWithdrawn"),
+            Some("2024-05-01T10:05:00Z"),
+            Some("2024-05-01T10:00:05Z")
+        )
+    );
+    // The server writes metav1.Time in UTC whole seconds.
+    smp(
+        &sim,
+        &status,
+        &json!({"status": {"conditions": [{"type": "TerminationNotice", "lastHeartbeatTime": "2024-05-01T12:06:00.75+02:00"}]}}),
+    );
+    assert_eq!(
+        sim.node_condition(NODE, "TerminationNotice").unwrap()["lastHeartbeatTime"],
+        "2024-05-01T10:06:00Z"
+    );
+    // A time that does not decode is refused and nothing changes.
+    let rv = sim.node(NODE).unwrap()["metadata"]["resourceVersion"].clone();
+    let r = smp(
+        &sim,
+        &status,
+        &json!({"status": {"conditions": [{"type": "TerminationNotice", "lastTransitionTime": "now"}]}}),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(sim.node(NODE).unwrap()["metadata"]["resourceVersion"], rv);
+    // JSON patch works on the subresource too.
+    let r = call(
+        &sim,
+        "PATCH",
+        &status,
+        Some("application/json-patch+json"),
+        r#"[{"op":"add","path":"/status/conditions/-","value":{"type":"Other","status":"Unknown"}}]"#,
+    );
+    assert_eq!(r.status, 200);
+    assert!(sim.node_condition(NODE, "Other").is_some());
+    // A merge patch replaces the whole list (no merge key): the trap is real.
+    let r = merge(
+        &sim,
+        &status,
+        &json!({"status": {"conditions": [{"type": "TerminationNotice", "status": "True"}]}}),
+    );
+    assert_eq!(r.status, 200);
+    assert!(sim.node_condition(NODE, "Ready").is_none());
+}
+
+#[test]
+fn node_status_and_main_resource_stay_apart() {
+    let sim = Sim::start(Scenario::new(NODE)).unwrap();
+    let status = format!("/api/v1/nodes/{NODE}/status");
+    // spec through /status is ignored ...
+    let r = smp(
+        &sim,
+        &status,
+        &json!({"spec": {"unschedulable": true}, "status": {"conditions": [{"type": "TerminationNotice", "status": "True"}]}}),
+    );
+    assert_eq!(r.status, 200);
+    assert!(sim.node(NODE).unwrap()["spec"]
+        .get("unschedulable")
+        .is_none());
+    assert!(sim.node_condition(NODE, "TerminationNotice").is_some());
+    // ... and status through the main resource is ignored.
+    let r = smp(
+        &sim,
+        &format!("/api/v1/nodes/{NODE}"),
+        &json!({"status": {"conditions": [{"type": "Sneaky", "status": "True"}]}}),
+    );
+    assert_eq!(r.status, 200);
+    assert!(sim.node_condition(NODE, "Sneaky").is_none());
+    // PUT on /status.
+    let mut n = get(&sim, &status).json();
+    n["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+    let r = call(
+        &sim,
+        "PUT",
+        &status,
+        Some("application/json"),
+        &n.to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        sim.node(NODE).unwrap()["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // RBAC on the subresource, separate from the node itself.
+    sim.deny("patch", "nodes", "status");
+    let r = smp(&sim, &status, &json!({"status": {}}));
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.json()["message"],
+        format!("nodes \"{NODE}\" is forbidden: User \"system:serviceaccount:kube-system:spot-termination-notice-handler\" cannot patch resource \"nodes/status\" in API group \"\" at the cluster scope")
+    );
+    let r = smp(
+        &sim,
+        &format!("/api/v1/nodes/{NODE}"),
+        &json!({"spec": {"unschedulable": true}}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        get(&sim, &status).status,
+        200,
+        "get nodes/status is not denied"
+    );
+    sim.deny("get", "nodes", "status");
+    assert_eq!(get(&sim, &status).status, 403);
+    assert_eq!(
+        smp(&sim, "/api/v1/nodes/nope/status", &json!({})).status,
+        403
+    );
+    sim.allow_all();
+    assert_eq!(
+        smp(&sim, "/api/v1/nodes/nope/status", &json!({})).status,
+        404
+    );
+}
