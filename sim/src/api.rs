@@ -11,8 +11,12 @@
 //! | `/api/v1/pods`, `/api/v1/namespaces/{ns}/pods[/{p}]` | GET; DELETE on a pod |
 //! | `/api/v1/namespaces/{ns}/pods/{p}/eviction` | POST |
 //! | `/api/v1/namespaces[/{ns}]` | GET |
-//! | `/api/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH |
+//! | `/api/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH, PUT |
 //! | `/apis/apps/v1/[namespaces/{ns}/]daemonsets[/{d}]` | GET |
+//! | `/apis/apps/v1/[namespaces/{ns}/]deployments[/{d}]` | GET; PATCH on a Deployment |
+//! | `/apis/apps/v1/[namespaces/{ns}/]replicasets[/{r}]` | GET |
+//! | `/api/v1/nodes/{n}/status` | GET, PATCH, PUT |
+//! | `/apis/events.k8s.io/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH, PUT |
 //! | `/apis/policy/{v}/[namespaces/{ns}/]poddisruptionbudgets[/{p}]` | GET |
 
 use std::time::{Duration, Instant, SystemTime};
@@ -264,7 +268,8 @@ fn known(group: &str, resource: &str) -> Option<bool> {
     match (group, resource) {
         ("", "pods") | ("", "events") | ("events.k8s.io", "events") => Some(true),
         ("", "nodes") | ("", "namespaces") => Some(false),
-        ("apps", "daemonsets") | ("policy", "poddisruptionbudgets") => Some(true),
+        ("apps", "daemonsets" | "deployments" | "replicasets")
+        | ("policy", "poddisruptionbudgets") => Some(true),
         _ => None,
     }
 }
@@ -452,6 +457,24 @@ fn resource(
             .cloned()
             .map(ok)
             .ok_or_else(|| status::not_found("daemonsets", "apps", t.name.unwrap())),
+        ("deployments", "list", None) => store
+            .list_deployments(&list_query(req, t.namespace)?)
+            .map(ok),
+        ("deployments", "get", None | Some("status")) => {
+            store.get_deployment(ns, t.name.unwrap()).map(ok)
+        }
+        ("deployments", "patch", None) => {
+            let mt = patch_type(req)?;
+            store
+                .patch_deployment(ns, t.name.unwrap(), &mt, &req.body, dry_run, now)
+                .map(ok)
+        }
+        ("replicasets", "list", None) => store
+            .list_replicasets(&list_query(req, t.namespace)?)
+            .map(ok),
+        ("replicasets", "get", None | Some("status")) => {
+            store.get_replicaset(ns, t.name.unwrap()).map(ok)
+        }
         ("poddisruptionbudgets", "list", None) => store
             .list_pdbs(
                 &list_query(req, t.namespace)?,
@@ -493,6 +516,8 @@ fn resource(
             "events" => "Event",
             "namespaces" => "Namespace",
             "daemonsets" => "DaemonSet",
+            "deployments" => "Deployment",
+            "replicasets" => "ReplicaSet",
             _ => "PodDisruptionBudget",
         };
         return Ok(json_response(

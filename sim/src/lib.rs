@@ -35,6 +35,7 @@ pub mod status;
 pub mod store;
 pub mod testclient;
 pub mod util;
+pub mod workloads;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,7 @@ pub use imds::{ImdsMode, ImdsRequest};
 pub use pki::ServerCert;
 pub use slack::{SlackMessage, SlackMode};
 pub use store::{PdbStatus, PodSpec};
+pub use workloads::{AvailabilityRow, Strategy};
 
 use api::{ApiControl, Fault};
 use discovery::Versions;
@@ -146,6 +148,7 @@ pub struct Scenario {
     observer: Option<Observer>,
     // Kubernetes/webhook-side additions; their builders live in `events`, `workloads`, `webhook`.
     events_v1: bool,
+    deployments: Vec<workloads::DeploymentDef>,
 }
 
 impl Scenario {
@@ -177,6 +180,7 @@ impl Scenario {
             node_labels: Vec::new(),
             observer: None,
             events_v1: true,
+            deployments: Vec::new(),
         }
     }
 
@@ -450,6 +454,9 @@ impl Sim {
                 .grace(30);
             store.add_pod(&p, start);
         }
+        for d in &s.deployments {
+            store.add_deployment(d, start);
+        }
         for p in &s.pods {
             store.add_pod(p, start);
         }
@@ -461,6 +468,7 @@ impl Sim {
                 e.processing = true;
             }
         }
+        store.reconcile(start);
 
         let mut imds = ImdsState::new(
             s.imds_mode,
@@ -883,7 +891,10 @@ impl Sim {
 
     /// Adds a pod at runtime.
     pub fn add_pod(&self, p: PodSpec) {
-        self.shared.store().add_pod(&p, Instant::now());
+        let now = Instant::now();
+        let mut st = self.shared.store();
+        st.add_pod(&p, now);
+        st.reconcile(now);
     }
 
     /// Deletes a DaemonSet object (pods keep their ownerRef).

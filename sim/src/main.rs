@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stnh_sim::store::{controller_of, is_terminating};
 use stnh_sim::util::{parse_duration, rfc3339};
-use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SimEvent};
+use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SimEvent, Strategy};
 
 const HELP: &str = "\
 stnh-sim: development simulator for spot-termination-notice-handler
@@ -34,6 +34,10 @@ OPTIONS:
   --imds MODE             optional|required|token-403|token-hang (default optional)
   --eviction-version V    v1 (default) or v1beta1 (old cluster)
   --replacement-ready D   replacement pods become Ready after D (default 2s; 'never')
+  --deployment NS/NAME:N[:SURGE,UNAVAILABLE|:recreate]
+                          add an apps/v1 Deployment of N pods on the node (repeatable;
+                          default strategy RollingUpdate 25%/25%), e.g. shop/web:3:1,0
+  --no-events-v1          serve no events.k8s.io/v1 (a cluster older than 1.19)
   --env-file PATH         write KEY=VALUE lines for the handler
   --kubeconfig PATH       write a kubeconfig for real kubectl
   --api-log PATH          at exit, write every API request as a JSON line
@@ -58,6 +62,8 @@ struct Args {
     imds: ImdsMode,
     eviction_version: String,
     replacement_ready: Option<Duration>,
+    deployments: Vec<(String, String, i64, Strategy)>,
+    events_v1: bool,
     env_file: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     api_log: Option<PathBuf>,
@@ -79,6 +85,8 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         imds: ImdsMode::Optional,
         eviction_version: "v1".into(),
         replacement_ready: Some(Duration::from_secs(2)),
+        deployments: Vec::new(),
+        events_v1: true,
         env_file: None,
         kubeconfig: None,
         api_log: None,
@@ -144,6 +152,11 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                     Some(parse_duration(&v).ok_or(format!("--replacement-ready: bad {v:?}"))?)
                 };
             }
+            "--deployment" => {
+                let v = it.next().ok_or("--deployment: missing value")?;
+                a.deployments.push(parse_deployment(&v)?);
+            }
+            "--no-events-v1" => a.events_v1 = false,
             "--env-file" => a.env_file = Some(it.next().ok_or("--env-file: missing value")?.into()),
             "--kubeconfig" => {
                 a.kubeconfig = Some(it.next().ok_or("--kubeconfig: missing value")?.into())
@@ -174,6 +187,35 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         a.exit_after = Some(Duration::from_secs(60));
     }
     Ok(Some(a))
+}
+
+/// `NS/NAME:N[:SURGE,UNAVAILABLE|:recreate]`.
+fn parse_deployment(v: &str) -> Result<(String, String, i64, Strategy), String> {
+    let bad =
+        || format!("--deployment: expected NS/NAME:N[:SURGE,UNAVAILABLE|:recreate], got {v:?}");
+    let mut parts = v.split(':');
+    let (ns, name) = parts
+        .next()
+        .and_then(|p| p.split_once('/'))
+        .ok_or_else(bad)?;
+    let n: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let strategy = match parts.next() {
+        None => Strategy::default(),
+        Some("recreate") => Strategy::recreate(),
+        Some(fp) => {
+            let (s, u) = fp.split_once(',').ok_or_else(bad)?;
+            let iop = |x: &str| -> Value {
+                x.parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(x))
+            };
+            Strategy::rolling_update(iop(s), iop(u))
+        }
+    };
+    if parts.next().is_some() || ns.is_empty() || name.is_empty() || n < 0 {
+        return Err(bad());
+    }
+    Ok((ns.to_string(), name.to_string(), n, strategy))
 }
 
 /// ~20 pods of every kind the handler must tell apart.
@@ -484,7 +526,18 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         .latency(a.latency)
         .imds_mode(a.imds)
         .eviction_version(&a.eviction_version)
-        .replacement_ready_after(a.replacement_ready);
+        .replacement_ready_after(a.replacement_ready)
+        .events_k8s_io(a.events_v1);
+    for (ns, name, n, strategy) in &a.deployments {
+        s = s.deployment(
+            ns,
+            name,
+            *n,
+            strategy.clone(),
+            &[("app", name)],
+            PodSpec::new(ns, name).shutdown(Duration::from_secs(1)),
+        );
+    }
     if let Some(d) = a.notice_after {
         s = s.notice_after(d, &a.action, a.deadline);
     }
@@ -635,6 +688,12 @@ mod tests {
         assert_eq!(a.notice_after, Some(Duration::from_secs(5)));
         assert_eq!(a.exit_after, Some(Duration::from_secs(60)));
         assert!(parse_args(vec!["--bogus".into()]).is_err());
+        let a = args("--deployment shop/web:3:1,0 --deployment a/b:1:recreate --no-events-v1");
+        assert_eq!(a.deployments[0].2, 3);
+        assert_eq!(a.deployments[0].3, Strategy::rolling_update(1, 0));
+        assert_eq!(a.deployments[1].3, Strategy::recreate());
+        assert!(!a.events_v1);
+        assert!(parse_args(vec!["--deployment".into(), "web:3".into()]).is_err());
         assert!(parse_args(vec!["--help".into()]).unwrap().is_none());
     }
 

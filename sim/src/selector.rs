@@ -320,9 +320,11 @@ pub fn qualified_name_errors(v: &str) -> Vec<String> {
 }
 
 fn check_key(k: &str) -> Result<(), String> {
-    match qualified_name_errors(k).first() {
-        None => Ok(()),
-        Some(e) => Err(format!("key: Invalid value: {k:?}: {e}")),
+    let errs = qualified_name_errors(k);
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("key: Invalid value: {k:?}: {}", errs.join("; ")))
     }
 }
 
@@ -419,7 +421,7 @@ impl Parser {
             Tok::In | Tok::NotIn => {
                 if self.next() != Tok::Open {
                     return Err(format!(
-                        "found '{}', expected: '('",
+                        "found '{}' expected: '('",
                         self.toks[self.pos - 1].text()
                     ));
                 }
@@ -503,7 +505,10 @@ pub fn parse_labels(s: &str) -> Result<Vec<LabelReq>, String> {
         return Ok(out);
     }
     loop {
-        out.push(p.requirement()?);
+        out.push(
+            p.requirement()
+                .map_err(|e| format!("unable to parse requirement: {e}"))?,
+        );
         match p.next() {
             Tok::End => return Ok(out),
             Tok::Comma => {

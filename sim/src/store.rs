@@ -77,6 +77,8 @@ pub struct PodSpec {
     pub(crate) phase: String,
     pub(crate) ready: bool,
     pub(crate) host_network: bool,
+    pub(crate) priority_class: Option<String>,
+    pub(crate) priority: Option<i64>,
 }
 
 impl PodSpec {
@@ -95,6 +97,8 @@ impl PodSpec {
             phase: "Running".to_string(),
             ready: true,
             host_network: false,
+            priority_class: None,
+            priority: None,
         }
     }
     /// Controller ownerRef apps/v1 ReplicaSet `rs`.
@@ -169,6 +173,26 @@ impl PodSpec {
     pub fn host_network(mut self) -> Self {
         self.host_network = true;
         self
+    }
+    /// `spec.priorityClassName`. `spec.priority` follows the class as the Priority admission
+    /// plugin resolves it: `system-cluster-critical` 2000000000, `system-node-critical`
+    /// 2000001000; any other class gets the value of [`PodSpec::priority`] (default 0).
+    pub fn priority_class(mut self, name: &str) -> Self {
+        self.priority_class = Some(name.to_string());
+        self
+    }
+    /// `spec.priority` (for a custom class, or without a class).
+    pub fn priority(mut self, n: i64) -> Self {
+        self.priority = Some(n);
+        self
+    }
+    /// The `spec.priority` this pod gets.
+    pub fn priority_value(&self) -> i64 {
+        match (self.priority_class.as_deref(), self.priority) {
+            (_, Some(n)) => n,
+            (Some(c), None) => crate::workloads::class_priority(c).unwrap_or(0),
+            (None, None) => 0,
+        }
     }
 }
 
@@ -270,6 +294,11 @@ pub struct Store {
     /// Which group each Event came through, and how often it was updated.
     pub event_meta: BTreeMap<String, crate::events::EventMeta>,
     replicas: HashMap<String, i64>,
+    /// apps/v1 Deployments by `namespace/name`.
+    pub deployments: BTreeMap<String, Value>,
+    /// apps/v1 ReplicaSets by `namespace/name`.
+    pub replicasets: BTreeMap<String, Value>,
+    pub(crate) workloads: crate::workloads::WorkloadState,
     owner_uids: HashMap<String, String>,
     node_jobs: Vec<(Instant, String)>,
     ip_counter: u32,
@@ -328,12 +357,12 @@ pub fn controller_of(pod: &Value) -> Option<(String, String)> {
         })
 }
 
-fn healthy(pod: &Value) -> bool {
+pub(crate) fn healthy(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running" && is_ready(pod) && !is_terminating(pod)
 }
 
 /// Resolves an int-or-percent against `total` (percentages round up, like the controller).
-fn scaled(v: &Value, total: i64) -> Option<i64> {
+pub(crate) fn scaled(v: &Value, total: i64) -> Option<i64> {
     if let Some(n) = v.as_i64() {
         return Some(n);
     }
@@ -341,7 +370,13 @@ fn scaled(v: &Value, total: i64) -> Option<i64> {
     Some((pct * total + 99) / 100)
 }
 
-fn pod_status(phase: &str, ready: bool, host_ip: &str, pod_ip: &str, start: &str) -> Value {
+pub(crate) fn pod_status(
+    phase: &str,
+    ready: bool,
+    host_ip: &str,
+    pod_ip: &str,
+    start: &str,
+) -> Value {
     let t = |b: bool| if b { "True" } else { "False" };
     let running = phase == "Running";
     let done = phase == "Succeeded" || phase == "Failed";
@@ -409,6 +444,9 @@ impl Store {
             events: BTreeMap::new(),
             event_meta: BTreeMap::new(),
             replicas: HashMap::new(),
+            deployments: BTreeMap::new(),
+            replicasets: BTreeMap::new(),
+            workloads: Default::default(),
             owner_uids: HashMap::new(),
             node_jobs: Vec::new(),
             ip_counter: 10,
@@ -438,14 +476,14 @@ impl Store {
         }
     }
 
-    fn owner_uid(&mut self, ns: &str, kind: &str, name: &str) -> String {
+    pub(crate) fn owner_uid(&mut self, ns: &str, kind: &str, name: &str) -> String {
         self.owner_uids
             .entry(format!("{ns}/{kind}/{name}"))
             .or_insert_with(util::uuid)
             .clone()
     }
 
-    fn node_ip(&self, node: &str) -> String {
+    pub(crate) fn node_ip(&self, node: &str) -> String {
         self.nodes
             .get(node)
             .and_then(|n| n.pointer("/status/addresses/0/address"))
@@ -454,7 +492,7 @@ impl Store {
             .to_string()
     }
 
-    fn next_pod_ip(&mut self, node: &str) -> String {
+    pub(crate) fn next_pod_ip(&mut self, node: &str) -> String {
         self.ip_counter += 1;
         let net = if node == self.cfg.main_node { 1 } else { 2 };
         format!("10.244.{net}.{}", self.ip_counter % 250 + 2)
@@ -614,8 +652,19 @@ impl Store {
         if let Owner::DaemonSet(ds) = &spec.owner {
             self.add_daemonset(&spec.namespace, ds);
         }
+        if let Owner::ReplicaSet(rs) = &spec.owner {
+            let active = !matches!(spec.phase.as_str(), "Succeeded" | "Failed");
+            self.count_bare_rs_pod(spec, rs, active);
+        }
+        self.insert_pod(spec, &node, now)
+    }
+
+    /// Inserts a pod object built from `spec` on `node` (created an hour before `now`), without
+    /// any controller bookkeeping.
+    pub(crate) fn insert_pod(&mut self, spec: &PodSpec, node: &str, now: Instant) -> String {
+        let node = node.to_string();
         let created = self.sys(now) - Duration::from_secs(3600);
-        let obj = self.make_pod(spec, &node, created);
+        let (obj, _) = self.make_pod(spec, &node, created);
         let k = key(&spec.namespace, &spec.name);
         self.pods.insert(
             k.clone(),
@@ -630,7 +679,13 @@ impl Store {
         k
     }
 
-    fn make_pod(&mut self, spec: &PodSpec, node: &str, created: SystemTime) -> Value {
+    /// Builds a pod object; returns it and its pod IP.
+    pub(crate) fn make_pod(
+        &mut self,
+        spec: &PodSpec,
+        node: &str,
+        created: SystemTime,
+    ) -> (Value, String) {
         let ns = spec.namespace.as_str();
         let created_s = rfc3339(created);
         let mut labels = Map::new();
@@ -723,6 +778,12 @@ impl Store {
             pspec["priorityClassName"] = json!("system-node-critical");
             pspec["priority"] = json!(2_000_001_000);
         }
+        if let Some(c) = &spec.priority_class {
+            pspec["priorityClassName"] = json!(c);
+        }
+        if spec.priority_class.is_some() || spec.priority.is_some() {
+            pspec["priority"] = json!(spec.priority_value());
+        }
         let host_ip = self.node_ip(node);
         let pod_ip = if spec.host_network {
             pspec["hostNetwork"] = json!(true);
@@ -747,45 +808,78 @@ impl Store {
             meta["generateName"] = json!(format!("{rs}-"));
         }
         let status = pod_status(&spec.phase, spec.ready, &host_ip, &pod_ip, &created_s);
-        json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": pspec, "status": status})
+        (
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": pspec, "status": status}),
+            pod_ip,
+        )
     }
 
-    /// Applies everything that became due up to `now` (see the module docs).
+    /// Applies everything that became due up to `now` (see the module docs), one event at a
+    /// time in time order (at equal instants: terminations, then readiness, then the node
+    /// controller), running the workload controllers after each at that event's instant. So the
+    /// state and the availability history do not depend on how often anyone looks.
     pub fn tick(&mut self, now: Instant) {
-        // 1. Terminating pods whose time is up, earliest first.
-        let mut due: Vec<(Instant, String)> = self
-            .pods
-            .iter()
-            .filter_map(|(k, e)| e.gone_at.filter(|t| *t <= now).map(|t| (t, k.clone())))
-            .collect();
-        due.sort();
-        for (at, k) in due {
-            self.remove_pod(&k, at);
+        enum Due {
+            Gone(String),
+            Ready(String),
+            Node(usize),
         }
-        // 2. Replacements that became ready.
-        let ready: Vec<(Instant, String)> = self
-            .pods
-            .iter()
-            .filter_map(|(k, e)| e.ready_at.filter(|t| *t <= now).map(|t| (t, k.clone())))
-            .collect();
-        for (at, k) in ready {
-            let rv = self.next_rv();
-            let start = rfc3339(self.sys(at));
-            let e = self.pods.get_mut(&k).expect("pod");
-            e.ready_at = None;
-            if is_terminating(&e.obj) {
-                continue;
+        loop {
+            let mut next: Option<(Instant, u8, Due)> = None;
+            let consider =
+                |t: Instant, class: u8, d: Due, next: &mut Option<(Instant, u8, Due)>| {
+                    if t <= now
+                        && next
+                            .as_ref()
+                            .is_none_or(|(nt, nc, _)| (t, class) < (*nt, *nc))
+                    {
+                        *next = Some((t, class, d));
+                    }
+                };
+            for (k, e) in &self.pods {
+                if let Some(t) = e.gone_at {
+                    consider(t, 0, Due::Gone(k.clone()), &mut next);
+                }
+                if let Some(t) = e.ready_at {
+                    consider(t, 1, Due::Ready(k.clone()), &mut next);
+                }
             }
-            let host_ip = e.obj["status"]["hostIP"].as_str().unwrap_or("").to_string();
-            e.obj["status"] = pod_status("Running", true, &host_ip, &e.pending_ip, &start);
-            e.obj["metadata"]["resourceVersion"] = json!(rv);
+            for (i, (t, _)) in self.node_jobs.iter().enumerate() {
+                consider(*t, 2, Due::Node(i), &mut next);
+            }
+            let Some((at, _, due)) = next else {
+                break;
+            };
+            match due {
+                Due::Gone(k) => {
+                    self.remove_pod(&k, at);
+                }
+                Due::Ready(k) => self.become_ready(&k, at),
+                Due::Node(i) => {
+                    let (_, node) = self.node_jobs.remove(i);
+                    self.sync_unschedulable_taint(&node, at);
+                }
+            }
+            self.reconcile(at);
         }
-        // 3. Node lifecycle controller.
-        let (jobs, rest): (Vec<_>, Vec<_>) = self.node_jobs.drain(..).partition(|(t, _)| *t <= now);
-        self.node_jobs = rest;
-        for (at, node) in jobs {
-            self.sync_unschedulable_taint(&node, at);
+    }
+
+    /// A Pending pod starts running and turns Ready.
+    fn become_ready(&mut self, k: &str, at: Instant) {
+        let rv = self.next_rv();
+        let start = rfc3339(self.sys(at));
+        let Some(e) = self.pods.get_mut(k) else {
+            return;
+        };
+        e.ready_at = None;
+        if is_terminating(&e.obj) {
+            return;
         }
+        let host_ip = e.obj["status"]["hostIP"].as_str().unwrap_or("").to_string();
+        e.obj["status"] = pod_status("Running", true, &host_ip, &e.pending_ip, &start);
+        e.obj["metadata"]["resourceVersion"] = json!(rv);
+        let obj = e.obj.clone();
+        self.log_pod(at, &obj, crate::workloads::Change::PodReady);
     }
 
     fn sync_unschedulable_taint(&mut self, node: &str, at: Instant) {
@@ -820,6 +914,7 @@ impl Store {
     fn remove_pod(&mut self, k: &str, at: Instant) -> Option<Value> {
         let e = self.pods.remove(k)?;
         self.rv += 1;
+        self.log_pod(at, &e.obj, crate::workloads::Change::PodGone);
         if controller_of(&e.obj).is_some_and(|(kind, _)| kind == "StatefulSet") {
             let mut fresh = e.obj.clone();
             let ip = self.make_replacement(&mut fresh, meta_str(&e.obj, "name").to_string(), at);
@@ -866,25 +961,6 @@ impl Store {
         );
     }
 
-    fn replace_replicaset_pod(&mut self, old: &Value, shutdown: Duration, at: Instant) {
-        let Some((kind, rs)) = controller_of(old) else {
-            return;
-        };
-        if kind != "ReplicaSet" {
-            return;
-        }
-        let ns = meta_str(old, "namespace").to_string();
-        let name = loop {
-            let n = format!("{rs}-{}", util::name_suffix());
-            if !self.pods.contains_key(&key(&ns, &n)) {
-                break n;
-            }
-        };
-        let mut fresh = old.clone();
-        let ip = self.make_replacement(&mut fresh, name, at);
-        self.insert_replacement(fresh, shutdown, ip, at);
-    }
-
     /// GET one pod.
     pub fn get_pod(&self, ns: &str, name: &str) -> Result<Value, ApiError> {
         self.pods
@@ -911,6 +987,21 @@ impl Store {
     }
 
     fn delete_inner(&mut self, k: &str, grace: Option<i64>, now: Instant, eviction: bool) -> Value {
+        let out = self.mark_deleted(k, grace, now, eviction, "api");
+        self.reconcile(now);
+        out
+    }
+
+    /// Starts a pod's graceful termination (see the module docs) without running the
+    /// controllers. `by` says who asked (for the workload log).
+    pub(crate) fn mark_deleted(
+        &mut self,
+        k: &str,
+        grace: Option<i64>,
+        now: Instant,
+        eviction: bool,
+        by: &'static str,
+    ) -> Value {
         let now_sys = self.sys(now);
         let e = self.pods.get(k).expect("pod").clone();
         let obj = &e.obj;
@@ -964,11 +1055,18 @@ impl Store {
         ent.obj["metadata"]["resourceVersion"] = json!(rv);
         ent.gone_at = Some(now + e.shutdown.min(Duration::from_secs(grace as u64)));
         let out = ent.obj.clone();
-        let shutdown = ent.shutdown;
+        self.log_pod(
+            now,
+            &out,
+            crate::workloads::Change::PodTerminating {
+                by,
+                eviction,
+                grace,
+            },
+        );
         if grace == 0 {
             self.remove_pod(k, now);
         }
-        self.replace_replicaset_pod(&out, shutdown, now);
         out
     }
 
@@ -999,6 +1097,12 @@ impl Store {
             let mut n = 0;
             for p in &selected {
                 match controller_of(p) {
+                    Some((kind, name)) if kind == "ReplicaSet" => {
+                        let (k, scale) = self.replicaset_scale(ns, &name);
+                        if seen.insert(("scale".to_string(), k)) {
+                            n += scale;
+                        }
+                    }
                     Some((kind, name)) if kind != "Node" => {
                         if seen.insert((kind.clone(), name.clone())) {
                             n += self
@@ -1105,26 +1209,12 @@ impl Store {
     /// Lists pods (see [`ListQuery`]), paging like the etcd3 store does.
     pub fn list_pods(&self, q: &ListQuery) -> Result<Value, ApiError> {
         let items = self.pods.iter().map(|(k, e)| (k, &e.obj));
-        self.list(
-            "PodList",
-            "v1",
-            items,
-            q,
-            selector::pod_field,
-            "/v1, Resource=pods",
-        )
+        self.list("PodList", "v1", items, q, selector::pod_field)
     }
 
     /// Lists nodes.
     pub fn list_nodes(&self, q: &ListQuery) -> Result<Value, ApiError> {
-        self.list(
-            "NodeList",
-            "v1",
-            self.nodes.iter(),
-            q,
-            selector::node_field,
-            "/v1, Resource=nodes",
-        )
+        self.list("NodeList", "v1", self.nodes.iter(), q, selector::node_field)
     }
 
     /// Lists events.
@@ -1135,7 +1225,6 @@ impl Store {
             self.events.iter(),
             q,
             selector::event_field,
-            "/v1, Resource=events",
         )
     }
 
@@ -1147,7 +1236,6 @@ impl Store {
             self.daemonsets.iter(),
             q,
             selector::meta_field,
-            "apps/v1, Resource=daemonsets",
         )
     }
 
@@ -1168,7 +1256,6 @@ impl Store {
             objs.iter(),
             q,
             selector::meta_field,
-            "policy/v1, Resource=poddisruptionbudgets",
         )
     }
 
@@ -1202,29 +1289,20 @@ impl Store {
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn list<'a>(
+    pub(crate) fn list<'a>(
         &self,
         kind: &str,
         api_version: &str,
         items: impl Iterator<Item = (&'a String, &'a Value)>,
         q: &ListQuery,
         field_of: fn(&Value, &str) -> Option<String>,
-        resource_desc: &str,
     ) -> Result<Value, ApiError> {
-        let bad_selector = |e: String| {
-            status::bad_request(&format!(
-                "Unable to find {resource_desc:?} that match label selector {:?}, field selector {:?}: {e}",
-                q.label, q.field
-            ))
-        };
+        // The apiserver answers the selector parser's own message (kubectl wraps it in
+        // `Unable to find "/v1, Resource=pods" that match label selector ...`).
+        let bad_selector = |e: String| status::bad_request(&e);
         let fields: Vec<FieldTerm> = selector::parse_fields(&q.field).map_err(bad_selector)?;
-        let labels: Vec<LabelReq> = selector::parse_labels(&q.label).map_err(|e| {
-            status::bad_request(&format!(
-                "unable to parse requirement: {e} (labelSelector {:?})",
-                q.label
-            ))
-        })?;
+        let labels: Vec<LabelReq> =
+            selector::parse_labels(&q.label).map_err(|e| status::bad_request(&e))?;
         // Validate field names once even when nothing is listed.
         selector::match_fields(&fields, |f| field_of(&json!({}), f)).map_err(bad_selector)?;
         let prefix = q
@@ -1491,6 +1569,7 @@ impl Store {
             .to_string();
         e.obj["status"] = pod_status(&phase, ready, &host, &ip, &start);
         e.obj["metadata"]["resourceVersion"] = json!(rv);
+        self.reconcile(Instant::now());
         true
     }
 }

@@ -475,6 +475,15 @@ fn label_selector_full_syntax_over_http() {
     let r = get(&sim, "/api/v1/namespaces/shop/pods?labelSelector=e+in+x");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["reason"], "BadRequest");
+    assert_eq!(
+        r.json()["message"],
+        "unable to parse requirement: found 'x' expected: '('"
+    );
+    let r = get(&sim, "/api/v1/pods?fieldSelector=metadata.labels%3Dx");
+    assert_eq!(
+        r.json()["message"],
+        "field label not supported: metadata.labels"
+    );
 }
 
 #[test]
