@@ -29,12 +29,14 @@ pub mod kubetime;
 pub mod patch;
 pub mod pki;
 pub mod presets;
+pub mod proxy;
 pub mod selector;
 pub mod slack;
 pub mod status;
 pub mod store;
 pub mod testclient;
 pub mod util;
+pub mod webhook;
 pub mod workloads;
 
 use std::io;
@@ -48,8 +50,10 @@ use serde_json::{json, Value};
 pub use api::{ApiRequest, FaultAction};
 pub use imds::{ImdsMode, ImdsRequest};
 pub use pki::ServerCert;
+pub use proxy::{ConnectProxy, ProxyRequest};
 pub use slack::{SlackMessage, SlackMode};
 pub use store::{PdbStatus, PodSpec};
+pub use webhook::{SinkTls, WebhookKind, WebhookMode, WebhookRequest, WebhookSink};
 pub use workloads::{AvailabilityRow, Strategy};
 
 use api::{ApiControl, Fault};
@@ -75,6 +79,8 @@ pub enum SimEvent<'a> {
     Imds(&'a ImdsRequest),
     /// A Slack POST.
     Slack(&'a SlackMessage),
+    /// A request to one of the scenario's webhook sinks.
+    Webhook(WebhookKind, &'a WebhookRequest),
 }
 
 /// A live observer, called on the serving thread after each request (keep it quick).
@@ -149,6 +155,8 @@ pub struct Scenario {
     // Kubernetes/webhook-side additions; their builders live in `events`, `workloads`, `webhook`.
     events_v1: bool,
     deployments: Vec<workloads::DeploymentDef>,
+    webhook_sinks: Vec<(WebhookKind, SinkTls, WebhookMode)>,
+    proxy_auth: Option<Option<(String, String)>>,
 }
 
 impl Scenario {
@@ -181,6 +189,8 @@ impl Scenario {
             observer: None,
             events_v1: true,
             deployments: Vec::new(),
+            webhook_sinks: Vec::new(),
+            proxy_auth: None,
         }
     }
 
@@ -384,6 +394,9 @@ pub struct Sim {
     handler_pod: Option<String>,
     start: Instant,
     start_time: SystemTime,
+    // Webhook-side additions (see `webhook`, `proxy`).
+    webhooks: Vec<WebhookSink>,
+    proxy: Option<ConnectProxy>,
 }
 
 static SA_DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -569,6 +582,25 @@ impl Sim {
             }),
             None,
         )?;
+        let sink_observer: Option<webhook::SinkObserver> = s.observer.clone().map(|o| {
+            let f: webhook::SinkObserver = Arc::new(move |k, r| o(&SimEvent::Webhook(k, r)));
+            f
+        });
+        let mut webhooks = Vec::new();
+        for (kind, tls, mode) in &s.webhook_sinks {
+            webhooks.push(WebhookSink::start_observed(
+                *kind,
+                *tls,
+                mode.clone(),
+                sink_observer.clone(),
+            )?);
+        }
+        let proxy = match &s.proxy_auth {
+            Some(auth) => Some(ConnectProxy::start(
+                auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            )?),
+            None => None,
+        };
         Ok(Sim {
             shared,
             api_server: Some(api_server),
@@ -582,6 +614,8 @@ impl Sim {
             handler_pod: s.handler_pod,
             start,
             start_time,
+            webhooks,
+            proxy,
         })
     }
 
@@ -942,6 +976,8 @@ impl Sim {
         self.api_server.take();
         self.imds_server.take();
         self.slack_server.take();
+        self.webhooks.clear();
+        self.proxy.take();
     }
 }
 

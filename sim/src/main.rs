@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stnh_sim::store::{controller_of, is_terminating};
 use stnh_sim::util::{parse_duration, rfc3339};
-use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SimEvent, Strategy};
+use stnh_sim::{ImdsMode, PodSpec, Scenario, Sim, SimEvent, Strategy, WebhookKind};
 
 const HELP: &str = "\
 stnh-sim: development simulator for spot-termination-notice-handler
@@ -38,6 +38,9 @@ OPTIONS:
                           add an apps/v1 Deployment of N pods on the node (repeatable;
                           default strategy RollingUpdate 25%/25%), e.g. shop/web:3:1,0
   --no-events-v1          serve no events.k8s.io/v1 (a cluster older than 1.19)
+  --webhook KIND          start a webhook sink: generic|teams|googlechat|discord|pagerduty
+                          (repeatable; URLs are printed, requests logged)
+  --proxy                 start an HTTP CONNECT proxy (127.0.0.1 targets only)
   --env-file PATH         write KEY=VALUE lines for the handler
   --kubeconfig PATH       write a kubeconfig for real kubectl
   --api-log PATH          at exit, write every API request as a JSON line
@@ -64,6 +67,8 @@ struct Args {
     replacement_ready: Option<Duration>,
     deployments: Vec<(String, String, i64, Strategy)>,
     events_v1: bool,
+    webhooks: Vec<WebhookKind>,
+    proxy: bool,
     env_file: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     api_log: Option<PathBuf>,
@@ -87,6 +92,8 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         replacement_ready: Some(Duration::from_secs(2)),
         deployments: Vec::new(),
         events_v1: true,
+        webhooks: Vec::new(),
+        proxy: false,
         env_file: None,
         kubeconfig: None,
         api_log: None,
@@ -157,6 +164,15 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                 a.deployments.push(parse_deployment(&v)?);
             }
             "--no-events-v1" => a.events_v1 = false,
+            "--webhook" => {
+                let v = it.next().ok_or("--webhook: missing value")?;
+                a.webhooks.push(WebhookKind::parse(&v).ok_or_else(|| {
+                    format!(
+                        "--webhook: expected generic|teams|googlechat|discord|pagerduty, got {v:?}"
+                    )
+                })?);
+            }
+            "--proxy" => a.proxy = true,
             "--env-file" => a.env_file = Some(it.next().ok_or("--env-file: missing value")?.into()),
             "--kubeconfig" => {
                 a.kubeconfig = Some(it.next().ok_or("--kubeconfig: missing value")?.into())
@@ -344,6 +360,20 @@ fn printer(start: Instant) -> stnh_sim::Observer {
                     format!("[slack] ({}) {text}", status_text(m.status))
                 }
             }
+            SimEvent::Webhook(kind, r) => {
+                let verdict = match &r.check {
+                    Ok(()) => "shape ok".to_string(),
+                    Err(p) => format!("shape: {}", p.join("; ")),
+                };
+                let body: String = r.body.chars().take(200).collect();
+                format!(
+                    "[{}] {} -> {} ({verdict}) {}",
+                    kind.name(),
+                    r.method,
+                    status_text(r.status),
+                    body.replace('\n', " ")
+                )
+            }
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "[{t:7.3}s] {line}");
@@ -528,6 +558,12 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         .eviction_version(&a.eviction_version)
         .replacement_ready_after(a.replacement_ready)
         .events_k8s_io(a.events_v1);
+    for k in &a.webhooks {
+        s = s.webhook_sink(*k);
+    }
+    if a.proxy {
+        s = s.connect_proxy(None);
+    }
     for (ns, name, n, strategy) in &a.deployments {
         s = s.deployment(
             ns,
@@ -564,6 +600,12 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         sa.join("token").display()
     );
     println!("  Slack       {}", sim.slack_url());
+    for w in sim.webhook_sinks() {
+        println!("  {:<11} {}", w.kind().name(), w.url());
+    }
+    if let Some(p) = sim.proxy() {
+        println!("  proxy       {} (CONNECT to 127.0.0.1 only)", p.url());
+    }
     match a.notice_after {
         Some(d) => println!(
             "  notice      {} visible at +{:.1}s, time = +{:.1}s ({})",
@@ -693,6 +735,10 @@ mod tests {
         assert_eq!(a.deployments[0].3, Strategy::rolling_update(1, 0));
         assert_eq!(a.deployments[1].3, Strategy::recreate());
         assert!(!a.events_v1);
+        let a = args("--webhook teams --webhook pd --proxy");
+        assert_eq!(a.webhooks, vec![WebhookKind::Teams, WebhookKind::PagerDuty]);
+        assert!(a.proxy);
+        assert!(parse_args(vec!["--webhook".into(), "irc".into()]).is_err());
         assert!(parse_args(vec!["--deployment".into(), "web:3".into()]).is_err());
         assert!(parse_args(vec!["--help".into()]).unwrap().is_none());
     }
