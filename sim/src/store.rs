@@ -329,7 +329,8 @@ fn meta_str<'a>(o: &'a Value, field: &str) -> &'a str {
 
 /// True when the pod's Ready condition is True.
 pub fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
+    pod.get("status")
+        .and_then(|s| s.get("conditions"))
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter()
@@ -339,13 +340,15 @@ pub fn is_ready(pod: &Value) -> bool {
 
 /// True when the pod has a deletionTimestamp.
 pub fn is_terminating(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp")
+    pod.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
         .is_some_and(|v| !v.is_null())
 }
 
 /// The controller ownerRef's kind and name.
 pub fn controller_of(pod: &Value) -> Option<(String, String)> {
-    pod.pointer("/metadata/ownerReferences")?
+    pod.get("metadata")?
+        .get("ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| r["controller"] == true)
@@ -666,6 +669,7 @@ impl Store {
         let created = self.sys(now) - Duration::from_secs(3600);
         let (obj, _) = self.make_pod(spec, &node, created);
         let k = key(&spec.namespace, &spec.name);
+        self.index_pod(&k, &obj);
         self.pods.insert(
             k.clone(),
             PodEntry {
@@ -822,45 +826,55 @@ impl Store {
         enum Due {
             Gone(String),
             Ready(String),
-            Node(usize),
+            Node(String),
         }
         loop {
-            let mut next: Option<(Instant, u8, Due)> = None;
-            let consider =
-                |t: Instant, class: u8, d: Due, next: &mut Option<(Instant, u8, Due)>| {
-                    if t <= now
-                        && next
-                            .as_ref()
-                            .is_none_or(|(nt, nc, _)| (t, class) < (*nt, *nc))
-                    {
-                        *next = Some((t, class, d));
-                    }
-                };
+            let mut due: Vec<(Instant, u8, Due)> = Vec::new();
             for (k, e) in &self.pods {
-                if let Some(t) = e.gone_at {
-                    consider(t, 0, Due::Gone(k.clone()), &mut next);
+                if let Some(t) = e.gone_at.filter(|t| *t <= now) {
+                    due.push((t, 0, Due::Gone(k.clone())));
                 }
-                if let Some(t) = e.ready_at {
-                    consider(t, 1, Due::Ready(k.clone()), &mut next);
-                }
-            }
-            for (i, (t, _)) in self.node_jobs.iter().enumerate() {
-                consider(*t, 2, Due::Node(i), &mut next);
-            }
-            let Some((at, _, due)) = next else {
-                break;
-            };
-            match due {
-                Due::Gone(k) => {
-                    self.remove_pod(&k, at);
-                }
-                Due::Ready(k) => self.become_ready(&k, at),
-                Due::Node(i) => {
-                    let (_, node) = self.node_jobs.remove(i);
-                    self.sync_unschedulable_taint(&node, at);
+                if let Some(t) = e.ready_at.filter(|t| *t <= now) {
+                    due.push((t, 1, Due::Ready(k.clone())));
                 }
             }
-            self.reconcile(at);
+            for (t, node) in &self.node_jobs {
+                if *t <= now {
+                    due.push((*t, 2, Due::Node(node.clone())));
+                }
+            }
+            if due.is_empty() {
+                return;
+            }
+            due.sort_by_key(|(t, class, _)| (*t, *class));
+            let mut rescan = false;
+            for (at, _, d) in due {
+                match d {
+                    Due::Gone(k) => {
+                        self.remove_pod(&k, at);
+                    }
+                    Due::Ready(k) => self.become_ready(&k, at),
+                    Due::Node(node) => {
+                        if let Some(i) = self
+                            .node_jobs
+                            .iter()
+                            .position(|(t, n)| *t == at && *n == node)
+                        {
+                            self.node_jobs.remove(i);
+                        }
+                        self.sync_unschedulable_taint(&node, at);
+                    }
+                }
+                // A controller that created or retired pods may have scheduled new events at
+                // or before `now`: collect again from here.
+                if self.reconcile(at) {
+                    rescan = true;
+                    break;
+                }
+            }
+            if !rescan {
+                return;
+            }
         }
     }
 
@@ -879,6 +893,7 @@ impl Store {
         e.obj["status"] = pod_status("Running", true, &host_ip, &e.pending_ip, &start);
         e.obj["metadata"]["resourceVersion"] = json!(rv);
         let obj = e.obj.clone();
+        self.touch_pod(&obj);
         self.log_pod(at, &obj, crate::workloads::Change::PodReady);
     }
 
@@ -913,6 +928,7 @@ impl Store {
 
     fn remove_pod(&mut self, k: &str, at: Instant) -> Option<Value> {
         let e = self.pods.remove(k)?;
+        self.unindex_pod(k, &e.obj);
         self.rv += 1;
         self.log_pod(at, &e.obj, crate::workloads::Change::PodGone);
         if controller_of(&e.obj).is_some_and(|(kind, _)| kind == "StatefulSet") {
@@ -949,6 +965,7 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(self.next_rv());
         let k = key(meta_str(&obj, "namespace"), meta_str(&obj, "name"));
         let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
+        self.index_pod(&k, &obj);
         self.pods.insert(
             k,
             PodEntry {
@@ -1055,6 +1072,7 @@ impl Store {
         ent.obj["metadata"]["resourceVersion"] = json!(rv);
         ent.gone_at = Some(now + e.shutdown.min(Duration::from_secs(grace as u64)));
         let out = ent.obj.clone();
+        self.touch_pod(&out);
         self.log_pod(
             now,
             &out,
@@ -1569,6 +1587,8 @@ impl Store {
             .to_string();
         e.obj["status"] = pod_status(&phase, ready, &host, &ip, &start);
         e.obj["metadata"]["resourceVersion"] = json!(rv);
+        let obj = e.obj.clone();
+        self.touch_pod(&obj);
         self.reconcile(Instant::now());
         true
     }

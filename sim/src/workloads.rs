@@ -35,7 +35,7 @@
 //! `spec.replicas`. [`Store::availability_deficit`] integrates `max(0, desired − ready)` over a
 //! window: replica-seconds below the desired Ready count.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -205,6 +205,13 @@ pub struct WorkloadState {
     pub(crate) history: BTreeMap<String, Vec<ReadyPoint>>,
     /// The workload log.
     pub(crate) log: Vec<WorkloadEvent>,
+    /// Pod keys by the `ns/name` of the ReplicaSet that controls them.
+    pub(crate) rs_pods: HashMap<String, BTreeSet<String>>,
+    /// ReplicaSet keys by their Deployment's `ns/name`.
+    pub(crate) deploy_rs: HashMap<String, BTreeSet<String>>,
+    /// ReplicaSets and Deployments changed since the controllers last ran.
+    pub(crate) dirty_rs: BTreeSet<String>,
+    pub(crate) dirty_deploy: BTreeSet<String>,
 }
 
 fn key(ns: &str, name: &str) -> String {
@@ -320,7 +327,45 @@ struct RsStats {
     alive: i64,
 }
 
+/// The `ns/name` of the ReplicaSet controlling a pod.
+fn pod_rs_key(pod: &Value) -> Option<String> {
+    controller_of(pod)
+        .filter(|(k, _)| k == "ReplicaSet")
+        .map(|(_, n)| key(ms(pod, "namespace"), &n))
+}
+
 impl Store {
+    // ---- indexes ----------------------------------------------------------------------
+
+    /// Notes a new pod object under its ReplicaSet.
+    pub(crate) fn index_pod(&mut self, k: &str, pod: &Value) {
+        if let Some(rk) = pod_rs_key(pod) {
+            self.workloads
+                .rs_pods
+                .entry(rk.clone())
+                .or_default()
+                .insert(k.to_string());
+            self.workloads.dirty_rs.insert(rk);
+        }
+    }
+
+    /// Forgets a removed pod object.
+    pub(crate) fn unindex_pod(&mut self, k: &str, pod: &Value) {
+        if let Some(rk) = pod_rs_key(pod) {
+            if let Some(set) = self.workloads.rs_pods.get_mut(&rk) {
+                set.remove(k);
+            }
+            self.workloads.dirty_rs.insert(rk);
+        }
+    }
+
+    /// Marks the pod's ReplicaSet for the next controller pass.
+    pub(crate) fn touch_pod(&mut self, pod: &Value) {
+        if let Some(rk) = pod_rs_key(pod) {
+            self.workloads.dirty_rs.insert(rk);
+        }
+    }
+
     // ---- building -------------------------------------------------------------------
 
     /// Creates a Deployment, its ReplicaSet (revision 1) and `replicas` Running, Ready pods.
@@ -351,6 +396,7 @@ impl Store {
         });
         let dk = key(ns, &d.name);
         self.deployments.insert(dk.clone(), dep);
+        self.workloads.dirty_deploy.insert(dk.clone());
         self.workloads
             .templates
             .insert(format!("{ns}/Deployment/{}", d.name), d.template.clone());
@@ -411,6 +457,7 @@ impl Store {
             let n = r["spec"]["replicas"].as_i64().unwrap_or(0);
             r["spec"]["replicas"] = json!(n + 1);
         }
+        self.workloads.dirty_rs.insert(rk);
     }
 
     /// Creates the Deployment's ReplicaSet for its current template.
@@ -450,7 +497,15 @@ impl Store {
                     "uid": ms(&d, "uid"), "controller": true, "blockOwnerDeletion": true}]},
             "spec": {"replicas": replicas, "selector": sel, "template": template},
             "status": {"replicas": 0}});
-        self.replicasets.insert(key(&ns, &name), rs);
+        let rk = key(&ns, &name);
+        self.replicasets.insert(rk.clone(), rs);
+        self.workloads
+            .deploy_rs
+            .entry(dk.to_string())
+            .or_default()
+            .insert(rk.clone());
+        self.workloads.dirty_rs.insert(rk);
+        self.workloads.dirty_deploy.insert(dk.to_string());
         self.workloads.log.push(WorkloadEvent {
             at,
             namespace: ns.clone(),
@@ -541,6 +596,7 @@ impl Store {
         let k = key(&spec.namespace, &spec.name);
         let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
         self.log_pod(at, &obj, Change::PodCreated);
+        self.index_pod(&k, &obj);
         self.pods.insert(
             k,
             PodEntry {
@@ -578,45 +634,47 @@ impl Store {
 
     // ---- controllers ----------------------------------------------------------------
 
-    fn rs_stats(&self) -> HashMap<String, RsStats> {
+    /// Pod counts of these ReplicaSets, from the pod index.
+    fn rs_stats(&self, rks: &BTreeSet<String>) -> HashMap<String, RsStats> {
         let mut out: HashMap<String, RsStats> = HashMap::new();
-        for (k, e) in &self.pods {
-            let Some((kind, rs)) = controller_of(&e.obj) else {
-                continue;
-            };
-            if kind != "ReplicaSet" {
-                continue;
-            }
-            let st = out.entry(key(ms(&e.obj, "namespace"), &rs)).or_default();
-            let terminal = matches!(
-                e.obj["status"]["phase"].as_str(),
-                Some("Succeeded" | "Failed")
-            );
-            if !terminal {
-                st.alive += 1;
-                if !is_terminating(&e.obj) {
-                    st.active.push(k.clone());
+        for rk in rks {
+            let mut st = RsStats::default();
+            for k in self.workloads.rs_pods.get(rk).into_iter().flatten() {
+                let Some(e) = self.pods.get(k) else {
+                    continue;
+                };
+                let terminal = matches!(
+                    e.obj["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed")
+                );
+                if !terminal {
+                    st.alive += 1;
+                    if !is_terminating(&e.obj) {
+                        st.active.push(k.clone());
+                    }
+                }
+                if healthy(&e.obj) {
+                    st.ready += 1;
                 }
             }
-            if healthy(&e.obj) {
-                st.ready += 1;
-            }
+            out.insert(rk.clone(), st);
         }
         out
     }
 
     /// The ReplicaSets a Deployment controls, oldest first.
     fn owned_replicasets(&self, dk: &str) -> Vec<String> {
-        let d = &self.deployments[dk];
-        let (ns, name) = (ms(d, "namespace"), ms(d, "name"));
         let mut v: Vec<(String, String)> = self
-            .replicasets
-            .iter()
-            .filter(|(_, rs)| {
-                ms(rs, "namespace") == ns
-                    && controller_of(rs).is_some_and(|(k, n)| k == "Deployment" && n == name)
+            .workloads
+            .deploy_rs
+            .get(dk)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| {
+                self.replicasets
+                    .get(k)
+                    .map(|rs| (ms(rs, "creationTimestamp").to_string() + k, k.clone()))
             })
-            .map(|(k, rs)| (ms(rs, "creationTimestamp").to_string() + k, k.clone()))
             .collect();
         v.sort();
         v.into_iter().map(|(_, k)| k).collect()
@@ -633,6 +691,7 @@ impl Store {
         if from == n {
             return;
         }
+        self.workloads.dirty_rs.insert(rk.to_string());
         let rv = self.next_rv();
         let rs = self.replicasets.get_mut(rk).expect("rs");
         rs["spec"]["replicas"] = json!(n);
@@ -652,31 +711,65 @@ impl Store {
         });
     }
 
-    /// Runs the deployment and ReplicaSet controllers until nothing changes, then updates
-    /// the status fields and the availability history.
-    pub(crate) fn reconcile(&mut self, at: Instant) {
-        if self.replicasets.is_empty() && self.deployments.is_empty() {
-            return;
-        }
+    /// Runs the deployment and ReplicaSet controllers over whatever changed since they last
+    /// ran, until nothing changes, then updates those objects' status fields and the
+    /// availability history. Returns true when pods were created or retired (new simulated
+    /// events may be due).
+    pub(crate) fn reconcile(&mut self, at: Instant) -> bool {
+        let mut any = false;
+        let mut rss: BTreeSet<String> = BTreeSet::new();
+        let mut deps: BTreeSet<String> = BTreeSet::new();
         for _ in 0..64 {
-            let stats = self.rs_stats();
+            let new_rs = std::mem::take(&mut self.workloads.dirty_rs);
+            let new_dep = std::mem::take(&mut self.workloads.dirty_deploy);
+            if new_rs.is_empty() && new_dep.is_empty() && !rss.is_empty() {
+                break;
+            }
+            for rk in &new_rs {
+                if let Some((_, d)) = self
+                    .replicasets
+                    .get(rk)
+                    .and_then(controller_of)
+                    .filter(|(k, _)| k == "Deployment")
+                {
+                    deps.insert(key(rk.split_once('/').map_or("", |(n, _)| n), &d));
+                }
+            }
+            rss.extend(new_rs);
+            deps.extend(new_dep);
+            for dk in &deps {
+                rss.extend(self.owned_replicasets(dk));
+            }
+            rss.retain(|rk| self.replicasets.contains_key(rk));
+            deps.retain(|dk| self.deployments.contains_key(dk));
+            if rss.is_empty() && deps.is_empty() {
+                return any;
+            }
+            let stats = self.rs_stats(&rss);
             let mut changed = false;
-            let dks: Vec<String> = self.deployments.keys().cloned().collect();
-            for dk in &dks {
+            for dk in &deps.clone() {
                 changed |= self.sync_deployment(dk, &stats, at);
             }
-            let stats = if changed { self.rs_stats() } else { stats };
-            let rks: Vec<String> = self.replicasets.keys().cloned().collect();
-            for rk in &rks {
+            if changed {
+                for dk in &deps {
+                    rss.extend(self.owned_replicasets(dk));
+                }
+            }
+            let stats = if changed { self.rs_stats(&rss) } else { stats };
+            for rk in &rss.clone() {
                 changed |= self.sync_replicaset(rk, stats.get(rk), at);
             }
             if !changed {
                 break;
             }
+            any = true;
         }
-        let stats = self.rs_stats();
-        self.update_statuses(&stats, at);
-        self.record_availability(&stats, at);
+        self.workloads.dirty_rs.clear();
+        self.workloads.dirty_deploy.clear();
+        let stats = self.rs_stats(&rss);
+        self.update_statuses(&rss, &deps, &stats, at);
+        self.record_availability(&deps, &stats, at);
+        any
     }
 
     fn sync_replicaset(&mut self, rk: &str, st: Option<&RsStats>, at: Instant) -> bool {
@@ -849,10 +942,15 @@ impl Store {
         scaled > 0
     }
 
-    fn update_statuses(&mut self, stats: &HashMap<String, RsStats>, at: Instant) {
+    fn update_statuses(
+        &mut self,
+        rks: &BTreeSet<String>,
+        dks: &BTreeSet<String>,
+        stats: &HashMap<String, RsStats>,
+        at: Instant,
+    ) {
         let now_s = rfc3339(self.sys(at));
-        let rks: Vec<String> = self.replicasets.keys().cloned().collect();
-        for rk in &rks {
+        for rk in rks {
             let st = stats.get(rk).cloned().unwrap_or_default();
             let rs = &self.replicasets[rk];
             let n = st.active.len() as i64;
@@ -877,8 +975,7 @@ impl Store {
                 rs["metadata"]["resourceVersion"] = json!(rv);
             }
         }
-        let dks: Vec<String> = self.deployments.keys().cloned().collect();
-        for dk in &dks {
+        for dk in dks {
             let d = self.deployments[dk].clone();
             let owned = self.owned_replicasets(dk);
             let template = without_hash(&d["spec"]["template"]);
@@ -989,9 +1086,13 @@ impl Store {
         }
     }
 
-    fn record_availability(&mut self, stats: &HashMap<String, RsStats>, at: Instant) {
-        let dks: Vec<String> = self.deployments.keys().cloned().collect();
-        for dk in dks {
+    fn record_availability(
+        &mut self,
+        dks: &BTreeSet<String>,
+        stats: &HashMap<String, RsStats>,
+        at: Instant,
+    ) {
+        for dk in dks.iter().cloned() {
             let ready: i64 = self
                 .owned_replicasets(&dk)
                 .iter()
@@ -1124,7 +1225,8 @@ impl Store {
             return Ok(new);
         }
         new["metadata"]["resourceVersion"] = json!(self.next_rv());
-        self.deployments.insert(k, new.clone());
+        self.deployments.insert(k.clone(), new.clone());
+        self.workloads.dirty_deploy.insert(k);
         self.reconcile(now);
         Ok(new)
     }
