@@ -4,10 +4,12 @@
 //!
 //! - a fake **AWS IMDS** (plain HTTP) with IMDSv1/v2, token TTLs and a scripted spot notice
 //!   ([`imds`]);
-//! - a fake **kube-apiserver** over TLS (HTTP/1.1, keep-alive) with nodes, pods, PDBs,
-//!   DaemonSets and events, PATCH in all three flavours, paging, the eviction subresource with
-//!   real PDB arithmetic, a pod termination model and a few controllers ([`api`], [`store`]);
-//! - a **Slack webhook sink** ([`slack`]).
+//! - a fake **kube-apiserver** over TLS (HTTP/1.1, keep-alive) with nodes (and `nodes/status`),
+//!   pods, PDBs, DaemonSets, Deployments and ReplicaSets, Events in both groups, PATCH in all
+//!   three flavours, paging, the eviction subresource with real PDB arithmetic, a pod termination
+//!   model and the controllers a drain meets ([`api`], [`store`], [`events`], [`workloads`]);
+//! - a **Slack webhook sink** ([`slack`]), generic and service-shaped **webhook sinks**
+//!   ([`webhook`]) and an HTTP **CONNECT proxy** ([`proxy`]).
 //!
 //! Tests describe a [`Scenario`], [`Sim::start`] it, point the handler at
 //! [`Sim::handler_env`], and then assert on the request logs and the final cluster state.

@@ -3,24 +3,28 @@
 //!
 //! Objects are `serde_json::Value`s shaped like the real API objects. Every change bumps a global
 //! `resourceVersion`. Time moves lazily: every access first calls [`Store::tick`], which applies
-//! whatever became due since the last access, in this order:
+//! whatever became due since the last access one event at a time, in time order, running the
+//! workload controllers after each at that event's own instant (so nothing depends on how often
+//! anyone looks):
 //!
 //! 1. **Pod termination.** Eviction or DELETE sets `deletionTimestamp` (= request time + grace)
 //!    and `deletionGracePeriodSeconds`; the object disappears at request time +
 //!    min(app shutdown time, grace). A shorter grace on an already-terminating pod shortens it; a
 //!    longer one does not extend it. Grace 0, terminal pods and unscheduled pods go at once.
-//! 2. **Controllers.** A ReplicaSet pod gets a replacement (new name suffix, new uid, same labels)
-//!    on the replacement node as soon as it is marked for deletion; a StatefulSet pod gets a
-//!    same-name replacement (new uid) once the old object is gone. Replacements start Pending and
-//!    become Running+Ready after `replacement_ready_after` (never, if `None`). DaemonSet, Job,
-//!    mirror and unmanaged pods are not replaced.
+//! 2. **Controllers.** ReplicaSets keep `spec.replicas` active pods and Deployments roll their
+//!    ReplicaSets ([`crate::workloads`]): a ReplicaSet pod marked for deletion is replaced at once
+//!    (new name suffix, new uid, the template's labels) on the replacement node. A StatefulSet
+//!    pod gets a same-name replacement (new uid) once the old object is gone. New pods start
+//!    Pending and become Running+Ready after `replacement_ready_after` (never, if `None`).
+//!    DaemonSet, Job, mirror and unmanaged pods are not replaced.
 //! 3. **Node lifecycle controller.** Shortly after `spec.unschedulable` flips, the
 //!    `node.kubernetes.io/unschedulable:NoSchedule` taint is added or removed (with its own
 //!    resourceVersion bump), like TaintNodesByCondition does.
 //!
 //! PDB arithmetic follows the disruption controller: `minAvailable` as an integer compares the
 //! healthy count (Running, Ready, no deletionTimestamp) against the number itself; percentages and
-//! `maxUnavailable` scale against the owning controllers' replica counts.
+//! `maxUnavailable` scale against the owning controllers' replica counts (a Deployment's
+//! `spec.replicas` for its pods, counted once however many ReplicaSets it has).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime};
