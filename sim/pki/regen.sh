@@ -5,6 +5,8 @@
 #   server.crt / server.key      kube-apiserver cert signed by ca: SAN IP:127.0.0.1, DNS:localhost
 #   dns-only.crt / dns-only.key  signed by ca, SAN DNS:localhost only (for "IP SAN missing" tests)
 #   other-ca.crt / other-ca.key  an unrelated CA (for "wrong CA" tests)
+#   untrusted.crt / untrusted.key  signed by other-ca, SAN IP:127.0.0.1, DNS:localhost (webhook
+#                                sinks whose certificate no client trusts: a TLS failure)
 #
 # EC P-256 keys in PKCS#8 ("BEGIN PRIVATE KEY"), valid for ~100 years.
 # Usage: sh sim/pki/regen.sh   (needs the openssl CLI)
@@ -24,7 +26,8 @@ ca() { # name CN
         -addext "subjectKeyIdentifier=hash"
 }
 
-leaf() { # name CN SAN
+leaf() { # name CN SAN [CA]
+    CA=${4:-ca}
     newkey "$1.key"
     openssl req -new -key "$1.key" -out "$TMP/$1.csr" -subj "/CN=$2"
     cat >"$TMP/$1.ext" <<EXT
@@ -35,7 +38,7 @@ subjectAltName=$3
 authorityKeyIdentifier=keyid
 subjectKeyIdentifier=hash
 EXT
-    openssl x509 -req -in "$TMP/$1.csr" -CA ca.crt -CAkey ca.key -CAserial "$TMP/ca.srl" -CAcreateserial \
+    openssl x509 -req -in "$TMP/$1.csr" -CA "$CA.crt" -CAkey "$CA.key" -CAserial "$TMP/$CA.srl" -CAcreateserial \
         -out "$1.crt" -days "$DAYS" -sha256 -extfile "$TMP/$1.ext"
 }
 
@@ -43,5 +46,6 @@ ca ca "stnh-sim test CA"
 ca other-ca "stnh-sim unrelated CA"
 leaf server kube-apiserver "IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc"
 leaf dns-only kube-apiserver-dns-only "DNS:localhost"
+leaf untrusted webhook-untrusted "IP:127.0.0.1,DNS:localhost" other-ca
 chmod 644 ./*.key ./*.crt
 echo "regenerated test PKI in $(pwd)"

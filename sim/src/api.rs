@@ -11,8 +11,12 @@
 //! | `/api/v1/pods`, `/api/v1/namespaces/{ns}/pods[/{p}]` | GET; DELETE on a pod |
 //! | `/api/v1/namespaces/{ns}/pods/{p}/eviction` | POST |
 //! | `/api/v1/namespaces[/{ns}]` | GET |
-//! | `/api/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH |
+//! | `/api/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH, PUT |
 //! | `/apis/apps/v1/[namespaces/{ns}/]daemonsets[/{d}]` | GET |
+//! | `/apis/apps/v1/[namespaces/{ns}/]deployments[/{d}]` | GET; PATCH on a Deployment |
+//! | `/apis/apps/v1/[namespaces/{ns}/]replicasets[/{r}]` | GET |
+//! | `/api/v1/nodes/{n}/status` | GET, PATCH, PUT |
+//! | `/apis/events.k8s.io/v1/[namespaces/{ns}/]events[/{e}]` | GET, POST, PATCH, PUT |
 //! | `/apis/policy/{v}/[namespaces/{ns}/]poddisruptionbudgets[/{p}]` | GET |
 
 use std::time::{Duration, Instant, SystemTime};
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::discovery::{self, IncludeObject};
+use crate::events::EventApi;
 use crate::http::{ConnCtx, Request, Response};
 use crate::status::{self, ApiError};
 use crate::store::{DeleteOpts, ListQuery};
@@ -261,9 +266,10 @@ struct Target<'a> {
 /// (group, resource) → namespaced?
 fn known(group: &str, resource: &str) -> Option<bool> {
     match (group, resource) {
-        ("", "pods") | ("", "events") => Some(true),
+        ("", "pods") | ("", "events") | ("events.k8s.io", "events") => Some(true),
         ("", "nodes") | ("", "namespaces") => Some(false),
-        ("apps", "daemonsets") | ("policy", "poddisruptionbudgets") => Some(true),
+        ("apps", "daemonsets" | "deployments" | "replicasets")
+        | ("policy", "poddisruptionbudgets") => Some(true),
         _ => None,
     }
 }
@@ -323,11 +329,17 @@ fn resource(
         User::Anonymous => "system:anonymous".to_string(),
         User::ServiceAccount => sh.user.clone(),
     };
+    // A deny rule names `resource[/sub]` (any group) or `resource.group[/sub]` (that group).
+    let qualified_full = match t.sub {
+        Some(s) if !t.group.is_empty() => format!("{}.{}/{s}", t.resource, t.group),
+        None if !t.group.is_empty() => format!("{}.{}", t.resource, t.group),
+        _ => full.clone(),
+    };
     let denied = matches!(user, User::Anonymous)
         || lock(&sh.api)
             .deny
             .iter()
-            .any(|(v, r)| (v == "*" || v == verb) && *r == full);
+            .any(|(v, r)| (v == "*" || v == verb) && (*r == full || *r == qualified_full));
     if denied {
         return Err(status::forbidden(
             &user_name,
@@ -348,6 +360,11 @@ fn resource(
     let mut store = sh.store();
     let dry_run = req.query_param("dryRun") == Some("All");
     let ns = t.namespace.unwrap_or("");
+    let event_api = if t.group == "events.k8s.io" {
+        EventApi::EventsV1
+    } else {
+        EventApi::Core
+    };
     let out: Result<(u16, Value), ApiError> = match (t.resource, verb, t.sub) {
         ("pods", "list", None) => store.list_pods(&list_query(req, t.namespace)?).map(ok),
         ("pods", "get", None | Some("status")) => store.get_pod(ns, t.name.unwrap()).map(ok),
@@ -367,6 +384,18 @@ fn resource(
             let mt = patch_type(req)?;
             store
                 .patch_node(t.name.unwrap(), &mt, &req.body, dry_run, now)
+                .map(ok)
+        }
+        ("nodes", "patch", Some("status")) => {
+            let mt = patch_type(req)?;
+            store
+                .patch_node_status(t.name.unwrap(), &mt, &req.body, dry_run)
+                .map(ok)
+        }
+        ("nodes", "update", Some("status")) => {
+            json_body_type(req)?;
+            store
+                .put_node_status(t.name.unwrap(), &req.body, dry_run)
                 .map(ok)
         }
         ("nodes", "update", None) => {
@@ -397,24 +426,26 @@ fn resource(
                 Err(status::not_found("namespaces", "", n))
             }
         }
-        ("events", "list", None) => store.list_events(&list_query(req, t.namespace)?).map(ok),
-        ("events", "get", None) => store
-            .events
-            .get(&format!("{ns}/{}", t.name.unwrap()))
-            .cloned()
-            .map(ok)
-            .ok_or_else(|| status::not_found("events", "", t.name.unwrap())),
+        ("events", "list", None) => store
+            .list_events_via(event_api, &list_query(req, t.namespace)?)
+            .map(ok),
+        ("events", "get", None) => store.get_event_via(event_api, ns, t.name.unwrap()).map(ok),
         ("events", "create", None) if t.name.is_none() && t.namespace.is_some() => {
             json_body_type(req)?;
-            let body: Value = serde_json::from_slice(&req.body).map_err(|e| {
-                status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
-            })?;
-            store.create_event(ns, body, now).map(|v| (201, v))
+            store
+                .create_event_via(event_api, ns, &req.body, dry_run, now)
+                .map(|v| (201, v))
         }
-        ("events", "patch", None) if t.name.is_some() => {
+        ("events", "patch", None) if t.namespace.is_some() => {
             let mt = patch_type(req)?;
             store
-                .patch_event(ns, t.name.unwrap(), &mt, &req.body)
+                .patch_event_via(event_api, ns, t.name.unwrap(), &mt, &req.body, dry_run)
+                .map(ok)
+        }
+        ("events", "update", None) if t.namespace.is_some() => {
+            json_body_type(req)?;
+            store
+                .put_event_via(event_api, ns, t.name.unwrap(), &req.body, dry_run)
                 .map(ok)
         }
         ("daemonsets", "list", None) => store
@@ -426,6 +457,24 @@ fn resource(
             .cloned()
             .map(ok)
             .ok_or_else(|| status::not_found("daemonsets", "apps", t.name.unwrap())),
+        ("deployments", "list", None) => store
+            .list_deployments(&list_query(req, t.namespace)?)
+            .map(ok),
+        ("deployments", "get", None | Some("status")) => {
+            store.get_deployment(ns, t.name.unwrap()).map(ok)
+        }
+        ("deployments", "patch", None) => {
+            let mt = patch_type(req)?;
+            store
+                .patch_deployment(ns, t.name.unwrap(), &mt, &req.body, dry_run, now)
+                .map(ok)
+        }
+        ("replicasets", "list", None) => store
+            .list_replicasets(&list_query(req, t.namespace)?)
+            .map(ok),
+        ("replicasets", "get", None | Some("status")) => {
+            store.get_replicaset(ns, t.name.unwrap()).map(ok)
+        }
         ("poddisruptionbudgets", "list", None) => store
             .list_pdbs(
                 &list_query(req, t.namespace)?,
@@ -467,6 +516,8 @@ fn resource(
             "events" => "Event",
             "namespaces" => "Namespace",
             "daemonsets" => "DaemonSet",
+            "deployments" => "Deployment",
+            "replicasets" => "ReplicaSet",
             _ => "PodDisruptionBudget",
         };
         return Ok(json_response(

@@ -17,6 +17,8 @@ use crate::util::{human_age, parse_rfc3339};
 pub struct Versions {
     /// `v1` (1.22+, default) or `v1beta1` (an old 1.21 cluster).
     pub eviction: String,
+    /// Whether `events.k8s.io/v1` is served (default; off: a cluster older than 1.19).
+    pub events_v1: bool,
 }
 
 impl Versions {
@@ -113,16 +115,19 @@ fn group(name: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis`.
 pub fn api_groups(v: &Versions) -> Value {
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
-        group("apps", &["v1"]),
-        group("policy", &v.policy_versions()),
-    ]})
+    let mut groups = vec![group("apps", &["v1"])];
+    if v.events_v1 {
+        groups.push(group("events.k8s.io", &["v1"]));
+    }
+    groups.push(group("policy", &v.policy_versions()));
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}`.
 pub fn api_group(v: &Versions, name: &str) -> Option<Value> {
     let mut g = match name {
         "apps" => group("apps", &["v1"]),
+        "events.k8s.io" if v.events_v1 => group("events.k8s.io", &["v1"]),
         "policy" => group("policy", &v.policy_versions()),
         _ => return None,
     };
@@ -138,16 +143,27 @@ pub fn group_version(v: &Versions, group: &str, version: &str) -> Option<Value> 
             let mut ds = res("daemonsets", "daemonset", true, "DaemonSet", RW);
             ds["shortNames"] = json!(["ds"]);
             ds["categories"] = json!(["all"]);
+            let mut deploy = res("deployments", "deployment", true, "Deployment", RW);
+            deploy["shortNames"] = json!(["deploy"]);
+            deploy["categories"] = json!(["all"]);
+            let mut rs = res("replicasets", "replicaset", true, "ReplicaSet", RW);
+            rs["shortNames"] = json!(["rs"]);
+            rs["categories"] = json!(["all"]);
+            let status =
+                |name: &str, kind: &str| res(name, "", true, kind, &["get", "patch", "update"]);
             vec![
                 ds,
-                res(
-                    "daemonsets/status",
-                    "",
-                    true,
-                    "DaemonSet",
-                    &["get", "patch", "update"],
-                ),
+                status("daemonsets/status", "DaemonSet"),
+                deploy,
+                status("deployments/status", "Deployment"),
+                rs,
+                status("replicasets/status", "ReplicaSet"),
             ]
+        }
+        ("events.k8s.io", "v1") if v.events_v1 => {
+            let mut ev = res("events", "event", true, "Event", RW);
+            ev["shortNames"] = json!(["ev"]);
+            vec![ev]
         }
         ("policy", ver) if v.policy_versions().contains(&ver) => {
             let mut pdb = res(
@@ -280,6 +296,79 @@ fn node_cells(n: &Value, now: SystemTime) -> Vec<Value> {
     ]
 }
 
+/// Cells of an Event row, from either group's shape.
+fn event_cells(e: &Value, now: SystemTime) -> Vec<Value> {
+    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let reg = e
+        .get("regarding")
+        .or_else(|| e.get("involvedObject"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let when = |t: &str| {
+        parse_rfc3339(t)
+            .and_then(|t| now.duration_since(t).ok())
+            .map(human_age)
+            .unwrap_or_else(|| "<unknown>".into())
+    };
+    let last = e["series"]["lastObservedTime"]
+        .as_str()
+        .or(e["lastTimestamp"].as_str())
+        .or(e["deprecatedLastTimestamp"].as_str())
+        .or(e["eventTime"].as_str())
+        .unwrap_or("");
+    let first = e["firstTimestamp"]
+        .as_str()
+        .or(e["deprecatedFirstTimestamp"].as_str())
+        .or(e["eventTime"].as_str())
+        .unwrap_or("");
+    let count = e["series"]["count"]
+        .as_i64()
+        .or(e["count"].as_i64())
+        .or(e["deprecatedCount"].as_i64())
+        .unwrap_or(1);
+    let msg = if e.get("note").is_some() {
+        s("note")
+    } else {
+        s("message")
+    };
+    let source = e
+        .get("reportingController")
+        .or(e.get("reportingComponent"))
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| e["source"]["component"].as_str().unwrap_or("").to_string());
+    vec![
+        json!(when(last)),
+        json!(s("type")),
+        json!(s("reason")),
+        json!(format!(
+            "{}/{}",
+            reg["kind"].as_str().unwrap_or("").to_lowercase(),
+            reg["name"].as_str().unwrap_or("")
+        )),
+        json!(reg["fieldPath"].as_str().unwrap_or("")),
+        json!(source),
+        json!(msg),
+        json!(when(first)),
+        json!(count),
+        json!(e["metadata"]["name"]),
+    ]
+}
+
+fn selector_text(sel: &Value) -> String {
+    let mut parts: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    parts.sort();
+    parts.join(",")
+}
+
 /// Renders one object or a list as a `meta.k8s.io/v1` Table for `resource`.
 pub fn table(resource: &str, doc: &Value, include: IncludeObject, item_kind: &str) -> Value {
     let now = SystemTime::now();
@@ -313,6 +402,71 @@ pub fn table(resource: &str, doc: &Value, include: IncludeObject, item_kind: &st
             ],
             node_cells,
         ),
+        "events" => (
+            vec![
+                col("Last Seen", "string", "", 0, "The time at which the most recent occurrence of this event was recorded."),
+                col("Type", "string", "", 0, "Type of this event (Normal, Warning), new types could be added in the future."),
+                col("Reason", "string", "", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+                col("Object", "string", "", 0, "The object that this event is about."),
+                col("Subobject", "string", "", 1, "The subobject that this event is about."),
+                col("Source", "string", "", 1, "The component reporting this event. Should be a short machine understandable string."),
+                col("Message", "string", "", 0, "A human-readable description of the status of this operation."),
+                col("First Seen", "string", "", 1, "The time at which the event was first recorded."),
+                col("Count", "string", "", 1, "The number of times this event has occurred."),
+                col("Name", "string", "name", 1, "Name must be unique within a namespace."),
+            ],
+            event_cells,
+        ),
+        "deployments" => (
+            vec![
+                col("Name", "string", "name", 0, "Name must be unique within a namespace."),
+                col("Ready", "string", "", 0, "Number of the pod with ready state"),
+                col("Up-to-date", "string", "", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+                col("Available", "string", "", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+                col("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+                col("Containers", "string", "", 1, "Names of each container in the template."),
+                col("Images", "string", "", 1, "Images referenced by each container in the template."),
+                col("Selector", "string", "", 1, "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
+            ],
+            |d: &Value, now: SystemTime| {
+                let n = |f: &str| d["status"][f].as_i64().unwrap_or(0);
+                vec![
+                    json!(d["metadata"]["name"]),
+                    json!(format!("{}/{}", n("readyReplicas"), d["spec"]["replicas"].as_i64().unwrap_or(1))),
+                    json!(n("updatedReplicas")),
+                    json!(n("availableReplicas")),
+                    json!(age(d, now)),
+                    json!("main"),
+                    json!("registry.k8s.io/pause:3.10"),
+                    json!(selector_text(&d["spec"]["selector"])),
+                ]
+            },
+        ),
+        "replicasets" => (
+            vec![
+                col("Name", "string", "name", 0, "Name must be unique within a namespace."),
+                col("Desired", "integer", "", 0, "Replicas is the number of desired pods."),
+                col("Current", "integer", "", 0, "Replicas is the most recently observed number of replicas."),
+                col("Ready", "integer", "", 0, "The number of ready replicas for this replica set."),
+                col("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+                col("Containers", "string", "", 1, "Names of each container in the template."),
+                col("Images", "string", "", 1, "Images referenced by each container in the template."),
+                col("Selector", "string", "", 1, "Selector is a label query over pods that should match the replica count."),
+            ],
+            |r: &Value, now: SystemTime| {
+                let n = |f: &str| r["status"][f].as_i64().unwrap_or(0);
+                vec![
+                    json!(r["metadata"]["name"]),
+                    json!(r["spec"]["replicas"].as_i64().unwrap_or(0)),
+                    json!(n("replicas")),
+                    json!(n("readyReplicas")),
+                    json!(age(r, now)),
+                    json!("main"),
+                    json!("registry.k8s.io/pause:3.10"),
+                    json!(selector_text(&r["spec"]["selector"])),
+                ]
+            },
+        ),
         _ => (
             vec![
                 col("Name", "string", "name", 0, "Name must be unique within a namespace."),
@@ -341,10 +495,11 @@ pub fn table(resource: &str, doc: &Value, include: IncludeObject, item_kind: &st
                 IncludeObject::Object => {
                     let mut full = o.clone();
                     full["kind"] = json!(item_kind);
-                    full["apiVersion"] = json!(if resource == "daemonsets" {
-                        "apps/v1"
-                    } else {
-                        "v1"
+                    full["apiVersion"] = json!(match resource {
+                        "daemonsets" | "deployments" | "replicasets" => "apps/v1",
+                        "events" => "v1",
+                        "poddisruptionbudgets" => "policy/v1",
+                        _ => "v1",
                     });
                     row["object"] = full;
                 }

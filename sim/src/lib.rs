@@ -7,10 +7,12 @@
 //! - fake **GCE**, **Azure** and **Alibaba** metadata services ([`gcp`], [`azure`],
 //!   [`alibaba`]); which one answers, a clock that can lie and a timeline script are in
 //!   [`metadata`];
-//! - a fake **kube-apiserver** over TLS (HTTP/1.1, keep-alive) with nodes, pods, PDBs,
-//!   DaemonSets and events, PATCH in all three flavours, paging, the eviction subresource with
-//!   real PDB arithmetic, a pod termination model and a few controllers ([`api`], [`store`]);
-//! - a **Slack webhook sink** ([`slack`]).
+//! - a fake **kube-apiserver** over TLS (HTTP/1.1, keep-alive) with nodes (and `nodes/status`),
+//!   pods, PDBs, DaemonSets, Deployments and ReplicaSets, Events in both groups, PATCH in all
+//!   three flavours, paging, the eviction subresource with real PDB arithmetic, a pod termination
+//!   model and the controllers a drain meets ([`api`], [`store`], [`events`], [`workloads`]);
+//! - a **Slack webhook sink** ([`slack`]), generic and service-shaped **webhook sinks**
+//!   ([`webhook`]) and an HTTP **CONNECT proxy** ([`proxy`]).
 //!
 //! Tests describe a [`Scenario`], [`Sim::start`] it, point the handler at
 //! [`Sim::handler_env`], and then assert on the request logs and the final cluster state.
@@ -25,8 +27,10 @@
 pub mod api;
 pub mod child;
 pub mod discovery;
+pub mod events;
 pub mod http;
 pub mod imds;
+pub mod kubetime;
 pub mod patch;
 // The metadata side: one fake per cloud, and what they share.
 pub mod alibaba;
@@ -35,12 +39,15 @@ pub mod gcp;
 pub mod metadata;
 pub mod pki;
 pub mod presets;
+pub mod proxy;
 pub mod selector;
 pub mod slack;
 pub mod status;
 pub mod store;
 pub mod testclient;
 pub mod util;
+pub mod webhook;
+pub mod workloads;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -53,6 +60,7 @@ use serde_json::{json, Value};
 pub use api::{ApiRequest, FaultAction};
 pub use imds::{ImdsMode, ImdsRequest};
 pub use pki::ServerCert;
+pub use proxy::{ConnectProxy, ProxyRequest};
 pub use slack::{SlackMessage, SlackMode};
 pub use store::{PdbStatus, PodSpec};
 // The metadata side.
@@ -60,6 +68,8 @@ pub use alibaba::{AlibabaMode, WhenNone};
 pub use azure::AzureEvent;
 pub use imds::{EmptyEvents, MaintenanceEvent};
 pub use metadata::{Cloud, MetaRequest, Reach, Script, Step};
+pub use webhook::{SinkTls, WebhookKind, WebhookMode, WebhookRequest, WebhookSink};
+pub use workloads::{AvailabilityRow, Strategy};
 
 use api::{ApiControl, Fault};
 use discovery::Versions;
@@ -86,6 +96,8 @@ pub enum SimEvent<'a> {
     Slack(&'a SlackMessage),
     /// A GCE, Azure or Alibaba metadata request (IMDS ones are [`SimEvent::Imds`]).
     Metadata(&'a MetaRequest),
+    /// A request to one of the scenario's webhook sinks.
+    Webhook(WebhookKind, &'a WebhookRequest),
 }
 
 /// A live observer, called on the serving thread after each request (keep it quick).
@@ -158,6 +170,11 @@ pub struct Scenario {
     node_labels: Vec<(String, String)>,
     observer: Option<Observer>,
     meta: metadata::MetaPlan,
+    // Kubernetes/webhook-side additions; their builders live in `events`, `workloads`, `webhook`.
+    events_v1: bool,
+    deployments: Vec<workloads::DeploymentDef>,
+    webhook_sinks: Vec<(WebhookKind, SinkTls, WebhookMode)>,
+    proxy_auth: Option<Option<(String, String)>>,
 }
 
 impl Scenario {
@@ -189,6 +206,10 @@ impl Scenario {
             node_labels: Vec::new(),
             observer: None,
             meta: metadata::MetaPlan::default(),
+            events_v1: true,
+            deployments: Vec::new(),
+            webhook_sinks: Vec::new(),
+            proxy_auth: None,
         }
     }
 
@@ -393,6 +414,9 @@ pub struct Sim {
     start: Instant,
     start_time: SystemTime,
     meta: metadata::Fakes,
+    // Webhook-side additions (see `webhook`, `proxy`).
+    webhooks: Vec<WebhookSink>,
+    proxy: Option<ConnectProxy>,
 }
 
 static SA_DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -470,6 +494,9 @@ impl Sim {
                 .grace(30);
             store.add_pod(&p, start);
         }
+        for d in &s.deployments {
+            store.add_deployment(d, start);
+        }
         for p in &s.pods {
             store.add_pod(p, start);
         }
@@ -481,6 +508,7 @@ impl Sim {
                 e.processing = true;
             }
         }
+        store.reconcile(start);
 
         let mut imds = ImdsState::new(
             s.imds_mode,
@@ -543,6 +571,7 @@ impl Sim {
             }),
             versions: Versions {
                 eviction: s.eviction_version.clone(),
+                events_v1: s.events_v1,
             },
             user: format!("system:serviceaccount:{}:{SA_NAME}", s.sa_namespace),
             observer: s.observer.clone(),
@@ -589,6 +618,25 @@ impl Sim {
             }),
             None,
         )?;
+        let sink_observer: Option<webhook::SinkObserver> = s.observer.clone().map(|o| {
+            let f: webhook::SinkObserver = Arc::new(move |k, r| o(&SimEvent::Webhook(k, r)));
+            f
+        });
+        let mut webhooks = Vec::new();
+        for (kind, tls, mode) in &s.webhook_sinks {
+            webhooks.push(WebhookSink::start_observed(
+                *kind,
+                *tls,
+                mode.clone(),
+                sink_observer.clone(),
+            )?);
+        }
+        let proxy = match &s.proxy_auth {
+            Some(auth) => Some(ConnectProxy::start(
+                auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+            )?),
+            None => None,
+        };
         Ok(Sim {
             shared,
             api_server: Some(api_server),
@@ -603,6 +651,8 @@ impl Sim {
             start,
             start_time,
             meta,
+            webhooks,
+            proxy,
         })
     }
 
@@ -724,6 +774,19 @@ impl Sim {
     /// A node object.
     pub fn node(&self, name: &str) -> Option<Value> {
         self.shared.store().nodes.get(name).cloned()
+    }
+
+    /// A node's `status.conditions` entry of this `type` (e.g. `Ready`, `TerminationNotice`).
+    pub fn node_condition(&self, node: &str, type_: &str) -> Option<Value> {
+        self.shared
+            .store()
+            .nodes
+            .get(node)?
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == type_)
+            .cloned()
     }
 
     /// All current pods (every node), in namespace/name order.
@@ -905,7 +968,10 @@ impl Sim {
 
     /// Adds a pod at runtime.
     pub fn add_pod(&self, p: PodSpec) {
-        self.shared.store().add_pod(&p, Instant::now());
+        let now = Instant::now();
+        let mut st = self.shared.store();
+        st.add_pod(&p, now);
+        st.reconcile(now);
     }
 
     /// Deletes a DaemonSet object (pods keep their ownerRef).
@@ -954,6 +1020,8 @@ impl Sim {
         self.imds_server.take();
         self.slack_server.take();
         self.meta.stop();
+        self.webhooks.clear();
+        self.proxy.take();
     }
 }
 

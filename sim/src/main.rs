@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stnh_sim::store::{controller_of, is_terminating};
 use stnh_sim::util::{parse_duration, rfc3339};
-use stnh_sim::{Cloud, ImdsMode, MaintenanceEvent, PodSpec, Scenario, Sim, SimEvent};
+use stnh_sim::{
+    Cloud, ImdsMode, MaintenanceEvent, PodSpec, Scenario, Sim, SimEvent, Strategy, WebhookKind,
+};
 
 const HELP: &str = "\
 stnh-sim: development simulator for spot-termination-notice-handler
@@ -47,6 +49,13 @@ OPTIONS:
   --imds MODE             optional|required|token-403|token-hang (default optional)
   --eviction-version V    v1 (default) or v1beta1 (old cluster)
   --replacement-ready D   replacement pods become Ready after D (default 2s; 'never')
+  --deployment NS/NAME:N[:SURGE,UNAVAILABLE|:recreate]
+                          add an apps/v1 Deployment of N pods on the node (repeatable;
+                          default strategy RollingUpdate 25%/25%), e.g. shop/web:3:1,0
+  --no-events-v1          serve no events.k8s.io/v1 (a cluster older than 1.19)
+  --webhook KIND          start a webhook sink: generic|teams|googlechat|discord|pagerduty
+                          (repeatable; URLs are printed, requests logged)
+  --proxy                 start an HTTP CONNECT proxy (127.0.0.1 targets only)
   --env-file PATH         write KEY=VALUE lines for the handler
   --kubeconfig PATH       write a kubeconfig for real kubectl
   --api-log PATH          at exit, write every API request as a JSON line
@@ -76,6 +85,10 @@ struct Args {
     imds: ImdsMode,
     eviction_version: String,
     replacement_ready: Option<Duration>,
+    deployments: Vec<(String, String, i64, Strategy)>,
+    events_v1: bool,
+    webhooks: Vec<WebhookKind>,
+    proxy: bool,
     env_file: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     api_log: Option<PathBuf>,
@@ -102,6 +115,10 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         imds: ImdsMode::Optional,
         eviction_version: "v1".into(),
         replacement_ready: Some(Duration::from_secs(2)),
+        deployments: Vec::new(),
+        events_v1: true,
+        webhooks: Vec::new(),
+        proxy: false,
         env_file: None,
         kubeconfig: None,
         api_log: None,
@@ -191,6 +208,20 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                     Some(parse_duration(&v).ok_or(format!("--replacement-ready: bad {v:?}"))?)
                 };
             }
+            "--deployment" => {
+                let v = it.next().ok_or("--deployment: missing value")?;
+                a.deployments.push(parse_deployment(&v)?);
+            }
+            "--no-events-v1" => a.events_v1 = false,
+            "--webhook" => {
+                let v = it.next().ok_or("--webhook: missing value")?;
+                a.webhooks.push(WebhookKind::parse(&v).ok_or_else(|| {
+                    format!(
+                        "--webhook: expected generic|teams|googlechat|discord|pagerduty, got {v:?}"
+                    )
+                })?);
+            }
+            "--proxy" => a.proxy = true,
             "--env-file" => a.env_file = Some(it.next().ok_or("--env-file: missing value")?.into()),
             "--kubeconfig" => {
                 a.kubeconfig = Some(it.next().ok_or("--kubeconfig: missing value")?.into())
@@ -264,6 +295,35 @@ fn parse_signed_ms(v: &str) -> Option<i64> {
     };
     let ms = parse_duration(rest)?.as_millis() as i64;
     Some(if neg { -ms } else { ms })
+}
+
+/// `NS/NAME:N[:SURGE,UNAVAILABLE|:recreate]`.
+fn parse_deployment(v: &str) -> Result<(String, String, i64, Strategy), String> {
+    let bad =
+        || format!("--deployment: expected NS/NAME:N[:SURGE,UNAVAILABLE|:recreate], got {v:?}");
+    let mut parts = v.split(':');
+    let (ns, name) = parts
+        .next()
+        .and_then(|p| p.split_once('/'))
+        .ok_or_else(bad)?;
+    let n: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let strategy = match parts.next() {
+        None => Strategy::default(),
+        Some("recreate") => Strategy::recreate(),
+        Some(fp) => {
+            let (s, u) = fp.split_once(',').ok_or_else(bad)?;
+            let iop = |x: &str| -> Value {
+                x.parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(x))
+            };
+            Strategy::rolling_update(iop(s), iop(u))
+        }
+    };
+    if parts.next().is_some() || ns.is_empty() || name.is_empty() || n < 0 {
+        return Err(bad());
+    }
+    Ok((ns.to_string(), name.to_string(), n, strategy))
 }
 
 /// ~20 pods of every kind the handler must tell apart.
@@ -410,6 +470,20 @@ fn printer(start: Instant) -> stnh_sim::Observer {
                 } else {
                     format!("[slack] ({}) {text}", status_text(m.status))
                 }
+            }
+            SimEvent::Webhook(kind, r) => {
+                let verdict = match &r.check {
+                    Ok(()) => "shape ok".to_string(),
+                    Err(p) => format!("shape: {}", p.join("; ")),
+                };
+                let body: String = r.body.chars().take(200).collect();
+                format!(
+                    "[{}] {} -> {} ({verdict}) {}",
+                    kind.name(),
+                    r.method,
+                    status_text(r.status),
+                    body.replace('\n', " ")
+                )
             }
         };
         let mut out = std::io::stdout().lock();
@@ -639,7 +713,24 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         .latency(a.latency)
         .imds_mode(a.imds)
         .eviction_version(&a.eviction_version)
-        .replacement_ready_after(a.replacement_ready);
+        .replacement_ready_after(a.replacement_ready)
+        .events_k8s_io(a.events_v1);
+    for k in &a.webhooks {
+        s = s.webhook_sink(*k);
+    }
+    if a.proxy {
+        s = s.connect_proxy(None);
+    }
+    for (ns, name, n, strategy) in &a.deployments {
+        s = s.deployment(
+            ns,
+            name,
+            *n,
+            strategy.clone(),
+            &[("app", name)],
+            PodSpec::new(ns, name).shutdown(Duration::from_secs(1)),
+        );
+    }
     if let Some(d) = a.notice_after {
         s = match a.cloud {
             Cloud::Aws => s.notice_after(d, &a.action, a.deadline),
@@ -698,6 +789,12 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
         sa.join("token").display()
     );
     println!("  Slack       {}", sim.slack_url());
+    for w in sim.webhook_sinks() {
+        println!("  {:<11} {}", w.kind().name(), w.url());
+    }
+    if let Some(p) = sim.proxy() {
+        println!("  proxy       {} (CONNECT to 127.0.0.1 only)", p.url());
+    }
     match a.notice_after {
         Some(d) => println!("  notice      {}", notice_text(&a, &sim, d)),
         None => println!("  notice      none"),
@@ -858,6 +955,16 @@ mod tests {
                 "{bad}"
             );
         }
+        let a = args("--deployment shop/web:3:1,0 --deployment a/b:1:recreate --no-events-v1");
+        assert_eq!(a.deployments[0].2, 3);
+        assert_eq!(a.deployments[0].3, Strategy::rolling_update(1, 0));
+        assert_eq!(a.deployments[1].3, Strategy::recreate());
+        assert!(!a.events_v1);
+        let a = args("--webhook teams --webhook pd --proxy");
+        assert_eq!(a.webhooks, vec![WebhookKind::Teams, WebhookKind::PagerDuty]);
+        assert!(a.proxy);
+        assert!(parse_args(vec!["--webhook".into(), "irc".into()]).is_err());
+        assert!(parse_args(vec!["--deployment".into(), "web:3".into()]).is_err());
         assert!(parse_args(vec!["--help".into()]).unwrap().is_none());
     }
 

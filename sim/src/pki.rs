@@ -21,6 +21,11 @@ pub const DNS_ONLY_CRT: &str = include_str!("../pki/dns-only.crt");
 pub const DNS_ONLY_KEY: &str = include_str!("../pki/dns-only.key");
 /// An unrelated CA, for "wrong CA" tests.
 pub const OTHER_CA_CRT: &str = include_str!("../pki/other-ca.crt");
+/// A server certificate for 127.0.0.1/localhost signed by the unrelated CA: no client that
+/// trusts the system roots or [`CA_CRT`] accepts it (webhook sinks' TLS-failure mode).
+pub const UNTRUSTED_CRT: &str = include_str!("../pki/untrusted.crt");
+/// Its key.
+pub const UNTRUSTED_KEY: &str = include_str!("../pki/untrusted.key");
 
 /// The `sim/pki` directory in the source tree (for tests that want file paths).
 pub fn pki_dir() -> PathBuf {
@@ -35,6 +40,8 @@ pub enum ServerCert {
     Normal,
     /// `dns-only.crt` (no IP SAN: clients connecting to 127.0.0.1 must reject it).
     DnsOnly,
+    /// `untrusted.crt` (signed by the unrelated CA).
+    Untrusted,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -46,6 +53,7 @@ pub fn server_config(cert: ServerCert) -> std::io::Result<Arc<rustls::ServerConf
     let (crt, key) = match cert {
         ServerCert::Normal => (SERVER_CRT, SERVER_KEY),
         ServerCert::DnsOnly => (DNS_ONLY_CRT, DNS_ONLY_KEY),
+        ServerCert::Untrusted => (UNTRUSTED_CRT, UNTRUSTED_KEY),
     };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(crt.as_bytes())
         .collect::<Result<_, _>>()

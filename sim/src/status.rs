@@ -226,22 +226,181 @@ pub fn patch_failed(message: &str) -> ApiError {
     )
 }
 
-/// 422 Invalid with one field cause (`Node "n1" is invalid: spec.taints[1]: ...`).
+/// 422 Invalid with one field cause (`Node "n1" is invalid: spec.taints[1]: ...`). `resource` is
+/// unused (kept for callers); `details.kind` is the Kind, as `errors.NewInvalid` writes it.
 pub fn invalid(
     kind: &str,
-    resource: &str,
+    _resource: &str,
     name: &str,
     field: &str,
     cause: &str,
     detail: &str,
 ) -> ApiError {
-    let msg = format!("{field}: {detail}");
-    failure(
-        422,
-        "Invalid",
-        &format!("{kind} {name:?} is invalid: {msg}"),
-        Some(json!({"name": name, "kind": resource,
-            "causes": [{"reason": cause, "message": detail, "field": field}]})),
+    invalid_fields(
+        "",
+        kind,
+        name,
+        &[FieldError {
+            reason: cause.to_string(),
+            field: field.to_string(),
+            body: detail.to_string(),
+        }],
+    )
+}
+
+/// One validation error (apimachinery `field.Error`): `field: body`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// `FieldValueRequired`, `FieldValueInvalid`, ... (the cause's `reason`).
+    pub reason: String,
+    /// The field path, e.g. `series.count`.
+    pub field: String,
+    /// `Required value`, `Invalid value: "x": detail`, ... (the cause's `message`).
+    pub body: String,
+}
+
+/// Renders a bad value the way `field.Error.ErrorBody` does: strings quoted, numbers and
+/// booleans bare, anything else as given.
+pub fn go_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Null => "\"\"".to_string(),
+        Value::Number(_) | Value::Bool(_) => v.to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl FieldError {
+    /// `field: Required value[: detail]`.
+    pub fn required(field: &str, detail: &str) -> FieldError {
+        let body = if detail.is_empty() {
+            "Required value".to_string()
+        } else {
+            format!("Required value: {detail}")
+        };
+        FieldError {
+            reason: "FieldValueRequired".into(),
+            field: field.into(),
+            body,
+        }
+    }
+
+    /// `field: Invalid value: <value>: detail`.
+    pub fn invalid(field: &str, value: &Value, detail: &str) -> FieldError {
+        FieldError::invalid_raw(field, &go_value(value), detail)
+    }
+
+    /// Like [`FieldError::invalid`] with the value already rendered.
+    pub fn invalid_raw(field: &str, value: &str, detail: &str) -> FieldError {
+        let mut body = format!("Invalid value: {value}");
+        if !detail.is_empty() {
+            body.push_str(": ");
+            body.push_str(detail);
+        }
+        FieldError {
+            reason: "FieldValueInvalid".into(),
+            field: field.into(),
+            body,
+        }
+    }
+
+    /// `field: Unsupported value: "x": supported values: "a", "b"`.
+    pub fn not_supported(field: &str, value: &Value, supported: &[&str]) -> FieldError {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        FieldError {
+            reason: "FieldValueNotSupported".into(),
+            field: field.into(),
+            body: format!(
+                "Unsupported value: {}: supported values: {}",
+                go_value(value),
+                list.join(", ")
+            ),
+        }
+    }
+
+    /// `field: Forbidden: detail`.
+    pub fn forbidden(field: &str, detail: &str) -> FieldError {
+        FieldError {
+            reason: "FieldValueForbidden".into(),
+            field: field.into(),
+            body: format!("Forbidden: {detail}"),
+        }
+    }
+
+    /// `field: Duplicate value: <value>`.
+    pub fn duplicate(field: &str, value: &str) -> FieldError {
+        FieldError {
+            reason: "FieldValueDuplicate".into(),
+            field: field.into(),
+            body: format!("Duplicate value: {value}"),
+        }
+    }
+
+    /// The `field: body` line.
+    pub fn line(&self) -> String {
+        format!("{}: {}", self.field, self.body)
+    }
+}
+
+/// 422 Invalid as `errors.NewInvalid` builds it: message `Kind[.group] "name" is invalid: e` for
+/// one error and `...: [e1, e2]` for several (duplicate lines folded, as `ToAggregate` does);
+/// one cause per error; `details` with `name`, `group` and the Kind.
+pub fn invalid_fields(group: &str, kind: &str, name: &str, errs: &[FieldError]) -> ApiError {
+    let mut lines: Vec<String> = Vec::new();
+    for e in errs {
+        let l = e.line();
+        if !lines.contains(&l) {
+            lines.push(l);
+        }
+    }
+    let qk = if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    };
+    let message = match lines.len() {
+        0 => format!("{qk} {name:?} is invalid"),
+        1 => format!("{qk} {name:?} is invalid: {}", lines[0]),
+        _ => format!("{qk} {name:?} is invalid: [{}]", lines.join(", ")),
+    };
+    let causes: Vec<Value> = errs
+        .iter()
+        .map(|e| json!({"reason": e.reason, "message": e.body, "field": e.field}))
+        .collect();
+    let mut d = Map::new();
+    if !name.is_empty() {
+        d.insert("name".into(), json!(name));
+    }
+    if !group.is_empty() {
+        d.insert("group".into(), json!(group));
+    }
+    if !kind.is_empty() {
+        d.insert("kind".into(), json!(kind));
+    }
+    d.insert("causes".into(), json!(causes));
+    failure(422, "Invalid", &message, Some(Value::Object(d)))
+}
+
+/// 400 for a create/update body that does not decode into the type (`Event in version "v1"
+/// cannot be handled as a Event: json: cannot unmarshal ...`).
+pub fn decode_error(kind: &str, version: &str, err: &str) -> ApiError {
+    bad_request(&format!(
+        "{kind} in version {version:?} cannot be handled as a {kind}: {err}"
+    ))
+}
+
+/// 422 for a patched object that does not decode (the apiserver's patcher reports it as an
+/// invalid `patch` field with an empty kind and name).
+pub fn patch_decode_invalid(patched: &str, err: &str) -> ApiError {
+    invalid_fields(
+        "",
+        "",
+        "",
+        &[FieldError::invalid_raw(
+            "patch",
+            &format!("{patched:?}"),
+            err,
+        )],
     )
 }
 

@@ -3,24 +3,28 @@
 //!
 //! Objects are `serde_json::Value`s shaped like the real API objects. Every change bumps a global
 //! `resourceVersion`. Time moves lazily: every access first calls [`Store::tick`], which applies
-//! whatever became due since the last access, in this order:
+//! whatever became due since the last access one event at a time, in time order, running the
+//! workload controllers after each at that event's own instant (so nothing depends on how often
+//! anyone looks):
 //!
 //! 1. **Pod termination.** Eviction or DELETE sets `deletionTimestamp` (= request time + grace)
 //!    and `deletionGracePeriodSeconds`; the object disappears at request time +
 //!    min(app shutdown time, grace). A shorter grace on an already-terminating pod shortens it; a
 //!    longer one does not extend it. Grace 0, terminal pods and unscheduled pods go at once.
-//! 2. **Controllers.** A ReplicaSet pod gets a replacement (new name suffix, new uid, same labels)
-//!    on the replacement node as soon as it is marked for deletion; a StatefulSet pod gets a
-//!    same-name replacement (new uid) once the old object is gone. Replacements start Pending and
-//!    become Running+Ready after `replacement_ready_after` (never, if `None`). DaemonSet, Job,
-//!    mirror and unmanaged pods are not replaced.
+//! 2. **Controllers.** ReplicaSets keep `spec.replicas` active pods and Deployments roll their
+//!    ReplicaSets ([`crate::workloads`]): a ReplicaSet pod marked for deletion is replaced at once
+//!    (new name suffix, new uid, the template's labels) on the replacement node. A StatefulSet
+//!    pod gets a same-name replacement (new uid) once the old object is gone. New pods start
+//!    Pending and become Running+Ready after `replacement_ready_after` (never, if `None`).
+//!    DaemonSet, Job, mirror and unmanaged pods are not replaced.
 //! 3. **Node lifecycle controller.** Shortly after `spec.unschedulable` flips, the
 //!    `node.kubernetes.io/unschedulable:NoSchedule` taint is added or removed (with its own
 //!    resourceVersion bump), like TaintNodesByCondition does.
 //!
 //! PDB arithmetic follows the disruption controller: `minAvailable` as an integer compares the
 //! healthy count (Running, Ready, no deletionTimestamp) against the number itself; percentages and
-//! `maxUnavailable` scale against the owning controllers' replica counts.
+//! `maxUnavailable` scale against the owning controllers' replica counts (a Deployment's
+//! `spec.replicas` for its pods, counted once however many ReplicaSets it has).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime};
@@ -77,6 +81,8 @@ pub struct PodSpec {
     pub(crate) phase: String,
     pub(crate) ready: bool,
     pub(crate) host_network: bool,
+    pub(crate) priority_class: Option<String>,
+    pub(crate) priority: Option<i64>,
 }
 
 impl PodSpec {
@@ -95,6 +101,8 @@ impl PodSpec {
             phase: "Running".to_string(),
             ready: true,
             host_network: false,
+            priority_class: None,
+            priority: None,
         }
     }
     /// Controller ownerRef apps/v1 ReplicaSet `rs`.
@@ -169,6 +177,26 @@ impl PodSpec {
     pub fn host_network(mut self) -> Self {
         self.host_network = true;
         self
+    }
+    /// `spec.priorityClassName`. `spec.priority` follows the class as the Priority admission
+    /// plugin resolves it: `system-cluster-critical` 2000000000, `system-node-critical`
+    /// 2000001000; any other class gets the value of [`PodSpec::priority`] (default 0).
+    pub fn priority_class(mut self, name: &str) -> Self {
+        self.priority_class = Some(name.to_string());
+        self
+    }
+    /// `spec.priority` (for a custom class, or without a class).
+    pub fn priority(mut self, n: i64) -> Self {
+        self.priority = Some(n);
+        self
+    }
+    /// The `spec.priority` this pod gets.
+    pub fn priority_value(&self) -> i64 {
+        match (self.priority_class.as_deref(), self.priority) {
+            (_, Some(n)) => n,
+            (Some(c), None) => crate::workloads::class_priority(c).unwrap_or(0),
+            (None, None) => 0,
+        }
     }
 }
 
@@ -265,9 +293,16 @@ pub struct Store {
     pub pdbs: BTreeMap<String, PdbEntry>,
     /// DaemonSets by `namespace/name`.
     pub daemonsets: BTreeMap<String, Value>,
-    /// Events by `namespace/name`.
+    /// Events by `namespace/name`, in the core v1 shape (see [`crate::events`]).
     pub events: BTreeMap<String, Value>,
+    /// Which group each Event came through, and how often it was updated.
+    pub event_meta: BTreeMap<String, crate::events::EventMeta>,
     replicas: HashMap<String, i64>,
+    /// apps/v1 Deployments by `namespace/name`.
+    pub deployments: BTreeMap<String, Value>,
+    /// apps/v1 ReplicaSets by `namespace/name`.
+    pub replicasets: BTreeMap<String, Value>,
+    pub(crate) workloads: crate::workloads::WorkloadState,
     owner_uids: HashMap<String, String>,
     node_jobs: Vec<(Instant, String)>,
     ip_counter: u32,
@@ -298,7 +333,8 @@ fn meta_str<'a>(o: &'a Value, field: &str) -> &'a str {
 
 /// True when the pod's Ready condition is True.
 pub fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
+    pod.get("status")
+        .and_then(|s| s.get("conditions"))
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter()
@@ -308,13 +344,15 @@ pub fn is_ready(pod: &Value) -> bool {
 
 /// True when the pod has a deletionTimestamp.
 pub fn is_terminating(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp")
+    pod.get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
         .is_some_and(|v| !v.is_null())
 }
 
 /// The controller ownerRef's kind and name.
 pub fn controller_of(pod: &Value) -> Option<(String, String)> {
-    pod.pointer("/metadata/ownerReferences")?
+    pod.get("metadata")?
+        .get("ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| r["controller"] == true)
@@ -326,12 +364,12 @@ pub fn controller_of(pod: &Value) -> Option<(String, String)> {
         })
 }
 
-fn healthy(pod: &Value) -> bool {
+pub(crate) fn healthy(pod: &Value) -> bool {
     pod["status"]["phase"] == "Running" && is_ready(pod) && !is_terminating(pod)
 }
 
 /// Resolves an int-or-percent against `total` (percentages round up, like the controller).
-fn scaled(v: &Value, total: i64) -> Option<i64> {
+pub(crate) fn scaled(v: &Value, total: i64) -> Option<i64> {
     if let Some(n) = v.as_i64() {
         return Some(n);
     }
@@ -339,7 +377,13 @@ fn scaled(v: &Value, total: i64) -> Option<i64> {
     Some((pct * total + 99) / 100)
 }
 
-fn pod_status(phase: &str, ready: bool, host_ip: &str, pod_ip: &str, start: &str) -> Value {
+pub(crate) fn pod_status(
+    phase: &str,
+    ready: bool,
+    host_ip: &str,
+    pod_ip: &str,
+    start: &str,
+) -> Value {
     let t = |b: bool| if b { "True" } else { "False" };
     let running = phase == "Running";
     let done = phase == "Succeeded" || phase == "Failed";
@@ -405,14 +449,18 @@ impl Store {
             pdbs: BTreeMap::new(),
             daemonsets: BTreeMap::new(),
             events: BTreeMap::new(),
+            event_meta: BTreeMap::new(),
             replicas: HashMap::new(),
+            deployments: BTreeMap::new(),
+            replicasets: BTreeMap::new(),
+            workloads: Default::default(),
             owner_uids: HashMap::new(),
             node_jobs: Vec::new(),
             ip_counter: 10,
         }
     }
 
-    fn next_rv(&mut self) -> String {
+    pub(crate) fn next_rv(&mut self) -> String {
         self.rv += 1;
         self.rv.to_string()
     }
@@ -435,14 +483,14 @@ impl Store {
         }
     }
 
-    fn owner_uid(&mut self, ns: &str, kind: &str, name: &str) -> String {
+    pub(crate) fn owner_uid(&mut self, ns: &str, kind: &str, name: &str) -> String {
         self.owner_uids
             .entry(format!("{ns}/{kind}/{name}"))
             .or_insert_with(util::uuid)
             .clone()
     }
 
-    fn node_ip(&self, node: &str) -> String {
+    pub(crate) fn node_ip(&self, node: &str) -> String {
         self.nodes
             .get(node)
             .and_then(|n| n.pointer("/status/addresses/0/address"))
@@ -451,7 +499,7 @@ impl Store {
             .to_string()
     }
 
-    fn next_pod_ip(&mut self, node: &str) -> String {
+    pub(crate) fn next_pod_ip(&mut self, node: &str) -> String {
         self.ip_counter += 1;
         let net = if node == self.cfg.main_node { 1 } else { 2 };
         format!("10.244.{net}.{}", self.ip_counter % 250 + 2)
@@ -611,9 +659,21 @@ impl Store {
         if let Owner::DaemonSet(ds) = &spec.owner {
             self.add_daemonset(&spec.namespace, ds);
         }
+        if let Owner::ReplicaSet(rs) = &spec.owner {
+            let active = !matches!(spec.phase.as_str(), "Succeeded" | "Failed");
+            self.count_bare_rs_pod(spec, rs, active);
+        }
+        self.insert_pod(spec, &node, now)
+    }
+
+    /// Inserts a pod object built from `spec` on `node` (created an hour before `now`), without
+    /// any controller bookkeeping.
+    pub(crate) fn insert_pod(&mut self, spec: &PodSpec, node: &str, now: Instant) -> String {
+        let node = node.to_string();
         let created = self.sys(now) - Duration::from_secs(3600);
-        let obj = self.make_pod(spec, &node, created);
+        let (obj, _) = self.make_pod(spec, &node, created);
         let k = key(&spec.namespace, &spec.name);
+        self.index_pod(&k, &obj);
         self.pods.insert(
             k.clone(),
             PodEntry {
@@ -627,7 +687,13 @@ impl Store {
         k
     }
 
-    fn make_pod(&mut self, spec: &PodSpec, node: &str, created: SystemTime) -> Value {
+    /// Builds a pod object; returns it and its pod IP.
+    pub(crate) fn make_pod(
+        &mut self,
+        spec: &PodSpec,
+        node: &str,
+        created: SystemTime,
+    ) -> (Value, String) {
         let ns = spec.namespace.as_str();
         let created_s = rfc3339(created);
         let mut labels = Map::new();
@@ -720,6 +786,12 @@ impl Store {
             pspec["priorityClassName"] = json!("system-node-critical");
             pspec["priority"] = json!(2_000_001_000);
         }
+        if let Some(c) = &spec.priority_class {
+            pspec["priorityClassName"] = json!(c);
+        }
+        if spec.priority_class.is_some() || spec.priority.is_some() {
+            pspec["priority"] = json!(spec.priority_value());
+        }
         let host_ip = self.node_ip(node);
         let pod_ip = if spec.host_network {
             pspec["hostNetwork"] = json!(true);
@@ -744,45 +816,89 @@ impl Store {
             meta["generateName"] = json!(format!("{rs}-"));
         }
         let status = pod_status(&spec.phase, spec.ready, &host_ip, &pod_ip, &created_s);
-        json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": pspec, "status": status})
+        (
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta, "spec": pspec, "status": status}),
+            pod_ip,
+        )
     }
 
-    /// Applies everything that became due up to `now` (see the module docs).
+    /// Applies everything that became due up to `now` (see the module docs), one event at a
+    /// time in time order (at equal instants: terminations, then readiness, then the node
+    /// controller), running the workload controllers after each at that event's instant. So the
+    /// state and the availability history do not depend on how often anyone looks.
     pub fn tick(&mut self, now: Instant) {
-        // 1. Terminating pods whose time is up, earliest first.
-        let mut due: Vec<(Instant, String)> = self
-            .pods
-            .iter()
-            .filter_map(|(k, e)| e.gone_at.filter(|t| *t <= now).map(|t| (t, k.clone())))
-            .collect();
-        due.sort();
-        for (at, k) in due {
-            self.remove_pod(&k, at);
+        enum Due {
+            Gone(String),
+            Ready(String),
+            Node(String),
         }
-        // 2. Replacements that became ready.
-        let ready: Vec<(Instant, String)> = self
-            .pods
-            .iter()
-            .filter_map(|(k, e)| e.ready_at.filter(|t| *t <= now).map(|t| (t, k.clone())))
-            .collect();
-        for (at, k) in ready {
-            let rv = self.next_rv();
-            let start = rfc3339(self.sys(at));
-            let e = self.pods.get_mut(&k).expect("pod");
-            e.ready_at = None;
-            if is_terminating(&e.obj) {
-                continue;
+        loop {
+            let mut due: Vec<(Instant, u8, Due)> = Vec::new();
+            for (k, e) in &self.pods {
+                if let Some(t) = e.gone_at.filter(|t| *t <= now) {
+                    due.push((t, 0, Due::Gone(k.clone())));
+                }
+                if let Some(t) = e.ready_at.filter(|t| *t <= now) {
+                    due.push((t, 1, Due::Ready(k.clone())));
+                }
             }
-            let host_ip = e.obj["status"]["hostIP"].as_str().unwrap_or("").to_string();
-            e.obj["status"] = pod_status("Running", true, &host_ip, &e.pending_ip, &start);
-            e.obj["metadata"]["resourceVersion"] = json!(rv);
+            for (t, node) in &self.node_jobs {
+                if *t <= now {
+                    due.push((*t, 2, Due::Node(node.clone())));
+                }
+            }
+            if due.is_empty() {
+                return;
+            }
+            due.sort_by_key(|(t, class, _)| (*t, *class));
+            let mut rescan = false;
+            for (at, _, d) in due {
+                match d {
+                    Due::Gone(k) => {
+                        self.remove_pod(&k, at);
+                    }
+                    Due::Ready(k) => self.become_ready(&k, at),
+                    Due::Node(node) => {
+                        if let Some(i) = self
+                            .node_jobs
+                            .iter()
+                            .position(|(t, n)| *t == at && *n == node)
+                        {
+                            self.node_jobs.remove(i);
+                        }
+                        self.sync_unschedulable_taint(&node, at);
+                    }
+                }
+                // A controller that created or retired pods may have scheduled new events at
+                // or before `now`: collect again from here.
+                if self.reconcile(at) {
+                    rescan = true;
+                    break;
+                }
+            }
+            if !rescan {
+                return;
+            }
         }
-        // 3. Node lifecycle controller.
-        let (jobs, rest): (Vec<_>, Vec<_>) = self.node_jobs.drain(..).partition(|(t, _)| *t <= now);
-        self.node_jobs = rest;
-        for (at, node) in jobs {
-            self.sync_unschedulable_taint(&node, at);
+    }
+
+    /// A Pending pod starts running and turns Ready.
+    fn become_ready(&mut self, k: &str, at: Instant) {
+        let rv = self.next_rv();
+        let start = rfc3339(self.sys(at));
+        let Some(e) = self.pods.get_mut(k) else {
+            return;
+        };
+        e.ready_at = None;
+        if is_terminating(&e.obj) {
+            return;
         }
+        let host_ip = e.obj["status"]["hostIP"].as_str().unwrap_or("").to_string();
+        e.obj["status"] = pod_status("Running", true, &host_ip, &e.pending_ip, &start);
+        e.obj["metadata"]["resourceVersion"] = json!(rv);
+        let obj = e.obj.clone();
+        self.touch_pod(&obj);
+        self.log_pod(at, &obj, crate::workloads::Change::PodReady);
     }
 
     fn sync_unschedulable_taint(&mut self, node: &str, at: Instant) {
@@ -816,7 +932,9 @@ impl Store {
 
     fn remove_pod(&mut self, k: &str, at: Instant) -> Option<Value> {
         let e = self.pods.remove(k)?;
+        self.unindex_pod(k, &e.obj);
         self.rv += 1;
+        self.log_pod(at, &e.obj, crate::workloads::Change::PodGone);
         if controller_of(&e.obj).is_some_and(|(kind, _)| kind == "StatefulSet") {
             let mut fresh = e.obj.clone();
             let ip = self.make_replacement(&mut fresh, meta_str(&e.obj, "name").to_string(), at);
@@ -851,6 +969,7 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(self.next_rv());
         let k = key(meta_str(&obj, "namespace"), meta_str(&obj, "name"));
         let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
+        self.index_pod(&k, &obj);
         self.pods.insert(
             k,
             PodEntry {
@@ -861,25 +980,6 @@ impl Store {
                 pending_ip: ip,
             },
         );
-    }
-
-    fn replace_replicaset_pod(&mut self, old: &Value, shutdown: Duration, at: Instant) {
-        let Some((kind, rs)) = controller_of(old) else {
-            return;
-        };
-        if kind != "ReplicaSet" {
-            return;
-        }
-        let ns = meta_str(old, "namespace").to_string();
-        let name = loop {
-            let n = format!("{rs}-{}", util::name_suffix());
-            if !self.pods.contains_key(&key(&ns, &n)) {
-                break n;
-            }
-        };
-        let mut fresh = old.clone();
-        let ip = self.make_replacement(&mut fresh, name, at);
-        self.insert_replacement(fresh, shutdown, ip, at);
     }
 
     /// GET one pod.
@@ -908,6 +1008,21 @@ impl Store {
     }
 
     fn delete_inner(&mut self, k: &str, grace: Option<i64>, now: Instant, eviction: bool) -> Value {
+        let out = self.mark_deleted(k, grace, now, eviction, "api");
+        self.reconcile(now);
+        out
+    }
+
+    /// Starts a pod's graceful termination (see the module docs) without running the
+    /// controllers. `by` says who asked (for the workload log).
+    pub(crate) fn mark_deleted(
+        &mut self,
+        k: &str,
+        grace: Option<i64>,
+        now: Instant,
+        eviction: bool,
+        by: &'static str,
+    ) -> Value {
         let now_sys = self.sys(now);
         let e = self.pods.get(k).expect("pod").clone();
         let obj = &e.obj;
@@ -961,11 +1076,19 @@ impl Store {
         ent.obj["metadata"]["resourceVersion"] = json!(rv);
         ent.gone_at = Some(now + e.shutdown.min(Duration::from_secs(grace as u64)));
         let out = ent.obj.clone();
-        let shutdown = ent.shutdown;
+        self.touch_pod(&out);
+        self.log_pod(
+            now,
+            &out,
+            crate::workloads::Change::PodTerminating {
+                by,
+                eviction,
+                grace,
+            },
+        );
         if grace == 0 {
             self.remove_pod(k, now);
         }
-        self.replace_replicaset_pod(&out, shutdown, now);
         out
     }
 
@@ -996,6 +1119,12 @@ impl Store {
             let mut n = 0;
             for p in &selected {
                 match controller_of(p) {
+                    Some((kind, name)) if kind == "ReplicaSet" => {
+                        let (k, scale) = self.replicaset_scale(ns, &name);
+                        if seen.insert(("scale".to_string(), k)) {
+                            n += scale;
+                        }
+                    }
                     Some((kind, name)) if kind != "Node" => {
                         if seen.insert((kind.clone(), name.clone())) {
                             n += self
@@ -1102,26 +1231,12 @@ impl Store {
     /// Lists pods (see [`ListQuery`]), paging like the etcd3 store does.
     pub fn list_pods(&self, q: &ListQuery) -> Result<Value, ApiError> {
         let items = self.pods.iter().map(|(k, e)| (k, &e.obj));
-        self.list(
-            "PodList",
-            "v1",
-            items,
-            q,
-            selector::pod_field,
-            "/v1, Resource=pods",
-        )
+        self.list("PodList", "v1", items, q, selector::pod_field)
     }
 
     /// Lists nodes.
     pub fn list_nodes(&self, q: &ListQuery) -> Result<Value, ApiError> {
-        self.list(
-            "NodeList",
-            "v1",
-            self.nodes.iter(),
-            q,
-            selector::node_field,
-            "/v1, Resource=nodes",
-        )
+        self.list("NodeList", "v1", self.nodes.iter(), q, selector::node_field)
     }
 
     /// Lists events.
@@ -1132,7 +1247,6 @@ impl Store {
             self.events.iter(),
             q,
             selector::event_field,
-            "/v1, Resource=events",
         )
     }
 
@@ -1144,7 +1258,6 @@ impl Store {
             self.daemonsets.iter(),
             q,
             selector::meta_field,
-            "apps/v1, Resource=daemonsets",
         )
     }
 
@@ -1165,7 +1278,6 @@ impl Store {
             objs.iter(),
             q,
             selector::meta_field,
-            "policy/v1, Resource=poddisruptionbudgets",
         )
     }
 
@@ -1199,29 +1311,20 @@ impl Store {
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn list<'a>(
+    pub(crate) fn list<'a>(
         &self,
         kind: &str,
         api_version: &str,
         items: impl Iterator<Item = (&'a String, &'a Value)>,
         q: &ListQuery,
         field_of: fn(&Value, &str) -> Option<String>,
-        resource_desc: &str,
     ) -> Result<Value, ApiError> {
-        let bad_selector = |e: String| {
-            status::bad_request(&format!(
-                "Unable to find {resource_desc:?} that match label selector {:?}, field selector {:?}: {e}",
-                q.label, q.field
-            ))
-        };
+        // The apiserver answers the selector parser's own message (kubectl wraps it in
+        // `Unable to find "/v1, Resource=pods" that match label selector ...`).
+        let bad_selector = |e: String| status::bad_request(&e);
         let fields: Vec<FieldTerm> = selector::parse_fields(&q.field).map_err(bad_selector)?;
-        let labels: Vec<LabelReq> = selector::parse_labels(&q.label).map_err(|e| {
-            status::bad_request(&format!(
-                "unable to parse requirement: {e} (labelSelector {:?})",
-                q.label
-            ))
-        })?;
+        let labels: Vec<LabelReq> =
+            selector::parse_labels(&q.label).map_err(|e| status::bad_request(&e))?;
         // Validate field names once even when nothing is listed.
         selector::match_fields(&fields, |f| field_of(&json!({}), f)).map_err(bad_selector)?;
         let prefix = q
@@ -1311,29 +1414,86 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let current = self.get_node(name)?;
         let mut patched = current.clone();
-        match media_type {
-            "application/json-patch+json" => {
-                patch::json_patch(&mut patched, body).map_err(|e| match e {
-                    PatchError::BadRequest(m) => status::bad_request(&m),
-                    PatchError::Failed(m) => status::patch_failed(&m),
-                })?;
+        apply_patch(&mut patched, media_type, body)?;
+        self.update_node(name, current, patched, dry_run, now)
+    }
+
+    /// PATCH `nodes/{name}/status`: only `status` (and metadata) changes, `spec` is kept, as
+    /// the node status strategy does. Condition times must decode as `metav1.Time` and are
+    /// stored as the server writes them (UTC, whole seconds); nothing else touches them.
+    pub fn patch_node_status(
+        &mut self,
+        name: &str,
+        media_type: &str,
+        body: &[u8],
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let current = self.get_node(name)?;
+        let mut patched = current.clone();
+        apply_patch(&mut patched, media_type, body)?;
+        self.update_node_status(name, current, patched, dry_run, true)
+    }
+
+    /// PUT `nodes/{name}/status`.
+    pub fn put_node_status(
+        &mut self,
+        name: &str,
+        body: &[u8],
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let current = self.get_node(name)?;
+        let new: Value = serde_json::from_slice(body)
+            .map_err(|e| status::bad_request(&format!("error decoding body: {e}")))?;
+        let new_name = new.pointer("/metadata/name").and_then(Value::as_str);
+        if new_name != Some(name) {
+            return Err(status::bad_request(&format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                new_name.unwrap_or("")
+            )));
+        }
+        self.update_node_status(name, current, new, dry_run, false)
+    }
+
+    fn update_node_status(
+        &mut self,
+        name: &str,
+        current: Value,
+        patched: Value,
+        dry_run: bool,
+        from_patch: bool,
+    ) -> Result<Value, ApiError> {
+        let cur_rv = meta_str(&current, "resourceVersion").to_string();
+        if let Some(Value::String(rv)) = patched.pointer("/metadata/resourceVersion") {
+            if !rv.is_empty() && *rv != cur_rv {
+                return Err(status::conflict_modified("nodes", "", name));
             }
-            _ => {
-                let p: Value = serde_json::from_slice(body)
-                    .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
-                if !p.is_object() {
-                    return Err(status::bad_request(
-                        "json: cannot unmarshal into Go value of type map[string]interface {}",
-                    ));
-                }
-                if media_type == "application/strategic-merge-patch+json" {
-                    patch::strategic_merge_patch(&mut patched, &p);
-                } else {
-                    patch::merge_patch(&mut patched, &p);
+        }
+        let mut st = patched.get("status").cloned().unwrap_or_else(|| json!({}));
+        if let Err(e) = normalize_node_status(&mut st) {
+            return Err(if from_patch {
+                status::patch_decode_invalid(&patched.to_string(), &e)
+            } else {
+                status::decode_error("Node", "v1", &e)
+            });
+        }
+        let mut new = current.clone();
+        new["status"] = st;
+        for f in ["labels", "annotations"] {
+            match patched["metadata"].get(f) {
+                Some(v) if !v.is_null() => new["metadata"][f] = v.clone(),
+                _ => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(f);
+                    }
                 }
             }
         }
-        self.update_node(name, current, patched, dry_run, now)
+        if new == current || dry_run {
+            return Ok(new);
+        }
+        new["metadata"]["resourceVersion"] = json!(self.next_rv());
+        self.nodes.insert(name.to_string(), new.clone());
+        Ok(new)
     }
 
     /// PUT a node (full replacement; `metadata.resourceVersion` is required to match if set).
@@ -1413,145 +1573,6 @@ impl Store {
         Ok(new)
     }
 
-    /// POST an Event.
-    pub fn create_event(
-        &mut self,
-        ns: &str,
-        mut ev: Value,
-        now: Instant,
-    ) -> Result<Value, ApiError> {
-        if !ev.is_object() {
-            return Err(status::bad_request("the body must be an Event object"));
-        }
-        if !ev["kind"].is_null() && ev["kind"] != "Event" {
-            return Err(status::bad_request(&format!(
-                "the API version in the data ({}) does not match the expected API version (v1)",
-                ev["apiVersion"].as_str().unwrap_or("")
-            )));
-        }
-        if !ev["metadata"].is_object() {
-            ev["metadata"] = json!({});
-        }
-        match ev["metadata"]["namespace"].as_str() {
-            Some(n) if !n.is_empty() && n != ns => {
-                return Err(status::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ))
-            }
-            _ => {}
-        }
-        let name = match ev["metadata"]["name"].as_str() {
-            Some(n) if !n.is_empty() => n.to_string(),
-            _ => match ev["metadata"]["generateName"].as_str() {
-                Some(g) if !g.is_empty() => format!("{g}{}", util::name_suffix()),
-                _ => {
-                    return Err(status::invalid(
-                        "Event",
-                        "events",
-                        "",
-                        "metadata.name",
-                        "FieldValueRequired",
-                        "Required value: name or generateName is required",
-                    ))
-                }
-            },
-        };
-        let involved_ns = ev["involvedObject"]["namespace"].as_str().unwrap_or("");
-        let event_time_set = ev.get("eventTime").is_some_and(|v| !v.is_null() && v != "");
-        if !event_time_set {
-            let ok = if involved_ns.is_empty() {
-                ns.is_empty() || ns == "default"
-            } else {
-                involved_ns == ns
-            };
-            if !ok {
-                return Err(status::invalid(
-                    "Event",
-                    "events",
-                    &name,
-                    "involvedObject.namespace",
-                    "FieldValueInvalid",
-                    &format!("Invalid value: {involved_ns:?}: does not match event.namespace"),
-                ));
-            }
-        } else {
-            for f in [
-                "reportingComponent",
-                "reportingInstance",
-                "action",
-                "reason",
-            ] {
-                if ev[f].as_str().unwrap_or("").is_empty() {
-                    return Err(status::invalid(
-                        "Event",
-                        "events",
-                        &name,
-                        f,
-                        "FieldValueRequired",
-                        "Required value",
-                    ));
-                }
-            }
-        }
-        let k = key(ns, &name);
-        if self.events.contains_key(&k) {
-            return Err(status::already_exists("events", "", &name));
-        }
-        let created = rfc3339(self.sys(now));
-        ev["kind"] = json!("Event");
-        ev["apiVersion"] = json!("v1");
-        ev["metadata"]["name"] = json!(name);
-        ev["metadata"]["namespace"] = json!(ns);
-        ev["metadata"]["uid"] = json!(util::uuid());
-        ev["metadata"]["resourceVersion"] = json!(self.next_rv());
-        ev["metadata"]["creationTimestamp"] = json!(created);
-        self.events.insert(k, ev.clone());
-        Ok(ev)
-    }
-
-    /// PATCH an Event (merge or strategic merge).
-    pub fn patch_event(
-        &mut self,
-        ns: &str,
-        name: &str,
-        media_type: &str,
-        body: &[u8],
-    ) -> Result<Value, ApiError> {
-        let k = key(ns, name);
-        let current = self
-            .events
-            .get(&k)
-            .cloned()
-            .ok_or_else(|| status::not_found("events", "", name))?;
-        let mut new = current.clone();
-        if media_type == "application/json-patch+json" {
-            patch::json_patch(&mut new, body).map_err(|e| match e {
-                PatchError::BadRequest(m) => status::bad_request(&m),
-                PatchError::Failed(m) => status::patch_failed(&m),
-            })?;
-        } else {
-            let p: Value = serde_json::from_slice(body)
-                .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
-            patch::merge_patch(&mut new, &p);
-        }
-        if !new.is_object() || !new["metadata"].is_object() {
-            return Err(status::bad_request(
-                "the patched Event must be an object with metadata",
-            ));
-        }
-        if let Some(Value::String(rv)) = new.pointer("/metadata/resourceVersion") {
-            if *rv != meta_str(&current, "resourceVersion") {
-                return Err(status::conflict_modified("events", "", name));
-            }
-        }
-        for f in ["name", "namespace", "uid", "creationTimestamp"] {
-            new["metadata"][f] = current["metadata"][f].clone();
-        }
-        new["metadata"]["resourceVersion"] = json!(self.next_rv());
-        self.events.insert(k, new.clone());
-        Ok(new)
-    }
-
     /// Sets a pod's Ready condition (for "unhealthy pod" PDB tests).
     pub fn set_pod_ready(&mut self, ns: &str, name: &str, ready: bool) -> bool {
         let rv = self.next_rv();
@@ -1570,8 +1591,91 @@ impl Store {
             .to_string();
         e.obj["status"] = pod_status(&phase, ready, &host, &ip, &start);
         e.obj["metadata"]["resourceVersion"] = json!(rv);
+        let obj = e.obj.clone();
+        self.touch_pod(&obj);
+        self.reconcile(Instant::now());
         true
     }
+}
+
+/// Applies a PATCH body of `media_type` (validated by the router) to `doc`.
+pub(crate) fn apply_patch(doc: &mut Value, media_type: &str, body: &[u8]) -> Result<(), ApiError> {
+    match media_type {
+        "application/json-patch+json" => {
+            patch::json_patch(doc, body).map_err(|e| match e {
+                PatchError::BadRequest(m) => status::bad_request(&m),
+                PatchError::Failed(m) => status::patch_failed(&m),
+            })?;
+        }
+        _ => {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| status::bad_request(&format!("error decoding patch: {e}")))?;
+            if !p.is_object() {
+                return Err(status::bad_request(
+                    "json: cannot unmarshal into Go value of type map[string]interface {}",
+                ));
+            }
+            if media_type == "application/strategic-merge-patch+json" {
+                patch::strategic_merge_patch(doc, &p);
+            } else {
+                patch::merge_patch(doc, &p);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the types of a NodeStatus' conditions (a list of objects with string `type`,
+/// `status`, `reason`, `message` and `metav1.Time` timestamps) and rewrites the timestamps the
+/// way the server encodes them. Errors read like the JSON decoder's.
+fn normalize_node_status(st: &mut Value) -> Result<(), String> {
+    if !st.is_object() {
+        return Err(
+            "json: cannot unmarshal into Go struct field Node.status of type v1.NodeStatus".into(),
+        );
+    }
+    let Some(conds) = st.get_mut("conditions") else {
+        return Ok(());
+    };
+    if conds.is_null() {
+        return Ok(());
+    }
+    let Some(list) = conds.as_array_mut() else {
+        return Err("json: cannot unmarshal object into Go struct field NodeStatus.status.conditions of type []v1.NodeCondition".into());
+    };
+    for c in list.iter_mut() {
+        let Some(o) = c.as_object_mut() else {
+            return Err("json: cannot unmarshal into Go struct field NodeStatus.status.conditions of type v1.NodeCondition".into());
+        };
+        for f in ["type", "status", "reason", "message"] {
+            match o.get(f) {
+                None | Some(Value::Null) | Some(Value::String(_)) => {}
+                Some(_) => {
+                    return Err(format!(
+                        "json: cannot unmarshal into Go struct field NodeCondition.status.conditions.{f} of type string"
+                    ))
+                }
+            }
+        }
+        for f in ["lastHeartbeatTime", "lastTransitionTime"] {
+            match o.get(f).cloned() {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t.is_empty() => {
+                    o.insert(f.into(), Value::Null);
+                }
+                Some(Value::String(t)) => {
+                    let parsed = crate::kubetime::parse_time(&t)?;
+                    o.insert(f.into(), json!(crate::kubetime::format_time(parsed)));
+                }
+                Some(_) => {
+                    return Err(format!(
+                        "json: cannot unmarshal into Go struct field NodeCondition.status.conditions.{f} of type string"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_preconditions(pod: &Value, opts: &DeleteOpts, name: &str) -> Result<(), ApiError> {

@@ -100,6 +100,40 @@ impl Client {
         })
     }
 
+    /// Uses an already connected stream (e.g. a tunnel through a CONNECT proxy) as plain HTTP;
+    /// `host` goes into the `Host` header.
+    pub fn over(tcp: TcpStream, host: &str) -> io::Result<Client> {
+        tcp.set_read_timeout(Some(TIMEOUT))?;
+        tcp.set_write_timeout(Some(TIMEOUT))?;
+        Ok(Client {
+            s: Box::new(tcp),
+            buf: Vec::new(),
+            host: host.to_string(),
+        })
+    }
+
+    /// Like [`Client::over`] with TLS on top, verifying the server as `server_name` against
+    /// `ca_pem`.
+    pub fn tls_over(
+        tcp: TcpStream,
+        host: &str,
+        server_name: &str,
+        ca_pem: &str,
+    ) -> io::Result<Client> {
+        let cfg = crate::pki::client_config(ca_pem)?;
+        let name = ServerName::try_from(server_name.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let conn =
+            rustls::ClientConnection::new(Arc::clone(&cfg), name).map_err(io::Error::other)?;
+        tcp.set_read_timeout(Some(TIMEOUT))?;
+        tcp.set_write_timeout(Some(TIMEOUT))?;
+        Ok(Client {
+            s: Box::new(rustls::StreamOwned::new(conn, tcp)),
+            buf: Vec::new(),
+            host: host.to_string(),
+        })
+    }
+
     /// Connects to a simulator's API server (127.0.0.1, test CA).
     pub fn api(sim: &crate::Sim) -> io::Result<Client> {
         Client::tls(
