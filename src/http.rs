@@ -6,7 +6,11 @@
 //! a drain does not pay a TLS handshake per eviction and an idle poll costs no TCP setup; a
 //! reused connection that the server closed meanwhile is replaced once, transparently.
 //! Every phase (connect, TLS handshake, write, read) of an exchange is bounded by one overall
-//! deadline, and the body is capped. Bodies may come with `Content-Length`, chunked, or until
+//! deadline: the handshake is driven explicitly, and every socket read and write (rustls's
+//! included) first sets the socket timeout to the time left, so neither a peer that never
+//! answers nor one that trickles a byte at a time can hold the caller past it. (Name
+//! resolution is the system resolver's, bounded by its own timeouts; the API server and the
+//! metadata service are IP addresses.) The body is capped. Bodies may come with `Content-Length`, chunked, or until
 //! close (a TLS peer that closes without `close_notify` is tolerated).
 //!
 //! Errors name the endpoint as `host:port` only: a Slack URL's path is the secret, so it never
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConfig, ClientConnection};
 
 /// Largest response head we accept.
 const MAX_HEAD: usize = 64 * 1024;
@@ -222,59 +226,83 @@ impl std::error::Error for Error {}
 
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// The TLS state and its socket, kept apart so that every socket operation rustls makes
+    /// goes through [`Timed`].
+    Tls(Box<ClientConnection>, TcpStream),
 }
 
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
+/// The socket of a stream, every read and write bounded by `deadline`: each one first sets the
+/// socket's timeout to the time left (and fails with `TimedOut` once none is left), so a peer
+/// that never answers, or trickles one byte at a time, cannot hold the caller past it.
+struct Timed<'a> {
+    tcp: &'a TcpStream,
+    deadline: Instant,
+}
+
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
+    } else {
+        Ok(left)
     }
 }
 
-/// A stream whose every read and write is bounded by `deadline`.
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(time_left(self.deadline)?))?;
+        let mut tcp = self.tcp;
+        tcp.read(buf)
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp
+            .set_write_timeout(Some(time_left(self.deadline)?))?;
+        let mut tcp = self.tcp;
+        tcp.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A stream whose every read and write, TLS records included, is bounded by `deadline`.
 struct Bounded {
     stream: Stream,
     deadline: Instant,
 }
 
-impl Bounded {
-    fn remaining(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
-        } else {
-            Ok(left)
-        }
-    }
-}
-
 impl Read for Bounded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.remaining()?;
-        self.stream.tcp().set_read_timeout(Some(left))?;
+        let deadline = self.deadline;
         match &mut self.stream {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
+            Stream::Plain(s) => Timed { tcp: s, deadline }.read(buf),
+            Stream::Tls(conn, s) => {
+                rustls::Stream::new(&mut **conn, &mut Timed { tcp: s, deadline }).read(buf)
+            }
         }
     }
 }
 
 impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.remaining()?;
-        self.stream.tcp().set_write_timeout(Some(left))?;
+        let deadline = self.deadline;
         match &mut self.stream {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
+            Stream::Plain(s) => Timed { tcp: s, deadline }.write(buf),
+            Stream::Tls(conn, s) => {
+                rustls::Stream::new(&mut **conn, &mut Timed { tcp: s, deadline }).write(buf)
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
+        let deadline = self.deadline;
         match &mut self.stream {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(conn, s) => {
+                rustls::Stream::new(&mut **conn, &mut Timed { tcp: s, deadline }).flush()
+            }
         }
     }
 }
@@ -382,15 +410,26 @@ impl Pool {
         self.fail(phase, ErrorKind::Io(e))
     }
 
+    /// A new connection, the TLS handshake done, all within `deadline`.
     fn open(&self, deadline: Instant) -> Result<Stream, Error> {
         let tcp = connect(&self.ep, deadline).map_err(|e| self.io_fail(Phase::Connect, e))?;
         let _ = tcp.set_nodelay(true);
         Ok(match &self.ep.tls {
             None => Stream::Plain(tcp),
             Some((config, name)) => {
-                let conn = ClientConnection::new(config.clone(), name.clone())
+                let mut conn = ClientConnection::new(config.clone(), name.clone())
                     .map_err(|e| self.fail(Phase::Handshake, ErrorKind::Tls(e.to_string())))?;
-                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+                // Explicitly, not inside the first write: each of its reads and writes is
+                // bounded by the deadline, and a failure is reported as the handshake's.
+                let mut io = Timed {
+                    tcp: &tcp,
+                    deadline,
+                };
+                while conn.is_handshaking() {
+                    conn.complete_io(&mut io)
+                        .map_err(|e| self.io_fail(Phase::Handshake, e))?;
+                }
+                Stream::Tls(Box::new(conn), tcp)
             }
         })
     }
@@ -403,7 +442,6 @@ impl Pool {
         deadline: Instant,
         max_body: usize,
     ) -> Result<Response, Failure> {
-        let fresh_tls = !reused && self.ep.is_tls();
         let mut s = Bounded { stream, deadline };
         let head = request_head(&self.ep, req, self.max_idle == 0);
         let written = s
@@ -414,13 +452,7 @@ impl Pool {
             if reused && is_closed(&e) {
                 return Err(Failure::Stale);
             }
-            // For a new TLS connection the handshake happens inside the first write.
-            let phase = if fresh_tls {
-                Phase::Handshake
-            } else {
-                Phase::Write
-            };
-            return Err(Failure::Failed(self.io_fail(phase, e)));
+            return Err(Failure::Failed(self.io_fail(Phase::Write, e)));
         }
         match read_response(&mut s, req.method == "HEAD", max_body) {
             Ok((resp, reusable)) => {
@@ -1014,6 +1046,88 @@ mod tests {
             exchange(&ep, &get, Duration::from_secs(5), 100).unwrap();
         }
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Runs `exchange` on a thread; fails the test if it has not returned within `limit`
+    /// (instead of hanging the suite when the bound is missing).
+    fn bounded_exchange(ep: Endpoint, timeout: Duration, limit: Duration) -> (Error, Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let req = Request {
+                method: "GET",
+                path: "/",
+                headers: &[],
+                body: b"",
+            };
+            let t = Instant::now();
+            let r = exchange(&ep, &req, timeout, 100);
+            let _ = tx.send((r.map(|r| r.status), t.elapsed()));
+        });
+        match rx.recv_timeout(limit) {
+            Ok((Err(e), took)) => (e, took),
+            Ok((Ok(status), _)) => panic!("a hostile peer answered HTTP {status}"),
+            Err(_) => panic!("the exchange was still running after {limit:?}: not bounded"),
+        }
+    }
+
+    #[test]
+    fn a_tls_peer_that_never_answers_times_out_in_the_handshake() {
+        let hole = stnh_sim::hostile::BlackHole::start().unwrap();
+        let ep = Endpoint::parse(
+            &format!("https://{}", hole.addr()),
+            Some(tls_config_public().unwrap()),
+        )
+        .unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_millis(300), Duration::from_secs(10));
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Handshake, "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(hole.connections(), 1);
+    }
+
+    #[test]
+    fn a_trickling_peer_cannot_stretch_an_exchange_past_its_deadline() {
+        use stnh_sim::hostile::Trickle;
+        // Every read gets a byte well within any per-read timeout; only the exchange's
+        // deadline can end it.
+        let every = Duration::from_millis(50);
+        // TLS: a handshake record header, then its body one byte at a time.
+        let tls = Trickle::start(&[0x16, 0x03, 0x03, 0x40, 0x00], 0, every).unwrap();
+        let ep = Endpoint::parse(
+            &format!("https://{}", tls.addr()),
+            Some(tls_config_public().unwrap()),
+        )
+        .unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_millis(600), Duration::from_secs(10));
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Handshake, "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // Plain HTTP: a response head that never ends.
+        let http = Trickle::start(b"HTTP/1.1 200 OK\r\nX-Slow: ", b'a', every).unwrap();
+        let ep = Endpoint::parse(&format!("http://{}", http.addr()), None).unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_millis(600), Duration::from_secs(10));
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Read, "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[test]
+    fn a_reset_during_the_handshake_is_an_error_at_once() {
+        use stnh_sim::hostile::{Proxy, ProxyMode};
+        let hole = stnh_sim::hostile::BlackHole::start().unwrap();
+        let proxy = Proxy::start(hole.addr()).unwrap();
+        proxy.set_mode(ProxyMode::Reset);
+        let ep = Endpoint::parse(
+            &format!("https://{}", proxy.addr()),
+            Some(tls_config_public().unwrap()),
+        )
+        .unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_secs(5), Duration::from_secs(10));
+        assert!(!err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Handshake, "{err}");
+        assert!(err.to_string().contains("reset"), "{err}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        assert_eq!(proxy.resets(), 1);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - a fake **kube-apiserver** over TLS (HTTP/1.1, keep-alive) with nodes, pods, PDBs,
 //!   DaemonSets and events, PATCH in all three flavours, paging, the eviction subresource with
 //!   real PDB arithmetic, a pod termination model and a few controllers ([`api`], [`store`]);
-//! - a **Slack webhook sink** ([`slack`]).
+//! - a **Slack webhook sink** ([`slack`]);
+//! - hostile peers for timeout tests: a black hole, a trickler, a switchable TCP proxy
+//!   ([`hostile`]).
 //!
 //! Tests describe a [`Scenario`], [`Sim::start`] it, point the handler at
 //! [`Sim::handler_env`], and then assert on the request logs and the final cluster state.
@@ -22,6 +24,7 @@
 pub mod api;
 pub mod child;
 pub mod discovery;
+pub mod hostile;
 pub mod http;
 pub mod imds;
 pub mod patch;
