@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{self, Config};
-use crate::drain::{Drainer, ANNOTATION_PREFIX};
+use crate::drain::{Budget, Drainer, Outcome, ANNOTATION_PREFIX, EMERGENCY_WINDOW, PHASE_DRAINED};
 use crate::imds::Imds;
 use crate::kube::model::NodeAnnotations;
 use crate::kube::{Client, EvictionVersion};
@@ -63,15 +63,12 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         })?,
         None => Notifier::disabled(),
     };
+    // The configuration step validated both URLs; should one still fail, name the right one.
     let mut imds =
         Imds::new(&cfg.imds_url, cfg.notice_url.clone(), cfg.imds_timeout).map_err(|e| {
+            let imds_ok = crate::http::Url::parse(&cfg.imds_url).is_ok();
             config::Error {
-                setting: if cfg.notice_url.is_some() {
-                    "NOTICE_URL"
-                } else {
-                    "IMDS_URL"
-                }
-                .to_string(),
+                setting: if imds_ok { "NOTICE_URL" } else { "IMDS_URL" }.to_string(),
                 expected: "an http:// URL with a host and a valid port".to_string(),
                 got: e,
             }
@@ -135,7 +132,40 @@ struct Context<'a> {
     node: String,
     version: EvictionVersion,
     /// Our annotations as read at start-up (`None` if the read failed).
-    prior: Option<NodeAnnotations>,
+    prior: Option<Prior>,
+}
+
+/// What the Node said at start-up: our annotations, and whether it was cordoned.
+#[derive(Debug, Clone)]
+struct Prior {
+    annotations: NodeAnnotations,
+    cordoned: bool,
+}
+
+/// What to do with a notice, given our annotations on the Node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Not ours yet: announce it and drain.
+    Fresh,
+    /// We started on it before a restart and did not finish (`draining`), or finished with
+    /// pods left (`incomplete`) or without listing any (`failed`): drain again, silently.
+    Resume,
+    /// We drained the node for it (`drained`): nothing to do.
+    AlreadyDrained,
+}
+
+/// Pure: the annotations' notice id and phase decide.
+pub fn resume_decision(prior: Option<&NodeAnnotations>, notice_id: &str) -> Resume {
+    match prior {
+        Some(p) if p.notice.as_deref() == Some(notice_id) => {
+            if p.phase.as_deref() == Some(PHASE_DRAINED) {
+                Resume::AlreadyDrained
+            } else {
+                Resume::Resume
+            }
+        }
+        _ => Resume::Fresh,
+    }
 }
 
 impl Context<'_> {
@@ -147,7 +177,7 @@ impl Context<'_> {
         // No API request is made while idle: do not hold the start-up connection open.
         self.client.close_idle();
         let mut next = Instant::now();
-        loop {
+        let cordoned = loop {
             match imds.poll(SystemTime::now()) {
                 Ok(Some(n)) if n.is_stale(boot) => {
                     if !stale_logged {
@@ -159,9 +189,9 @@ impl Context<'_> {
                     }
                 }
                 Ok(Some(n)) => {
-                    self.handle(n);
+                    let cordoned = self.handle(n);
                     self.client.close_idle();
-                    break;
+                    break cordoned;
                 }
                 Ok(None) => {
                     last_error.clear();
@@ -196,28 +226,37 @@ impl Context<'_> {
                 next = now + self.cfg.poll_interval;
             }
             std::thread::sleep(next - now);
+        };
+        if cordoned {
+            info!(
+                "done; staying idle with the node cordoned",
+                node = self.node
+            );
+        } else {
+            warn!(
+                "done; staying idle; the node is not cordoned",
+                node = self.node
+            );
         }
-        info!(
-            "done; staying idle with the node cordoned",
-            node = self.node
-        );
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
 
-    /// Acts on a notice: Slack, cordon, drain, record, Slack.
-    fn handle(&self, mut notice: Notice) {
-        let now = SystemTime::now();
+    /// Acts on a notice: Slack, cordon, drain, record, Slack. Returns whether the node is
+    /// cordoned as far as the API told us.
+    fn handle(&self, mut notice: Notice) -> bool {
+        // The budget is measured from here, the moment the notice was seen.
+        let (seen, now) = (Instant::now(), SystemTime::now());
+        let left = crate::time::secs_until(notice.deadline, now);
         info!(
             "spot interruption notice received",
             notice = notice.id,
             action = notice.action,
             deadline = format_rfc3339(notice.deadline),
             deadline_given = notice.deadline_given,
-            seconds_left = crate::time::secs_until(notice.deadline, now)
-                .max(0.0)
-                .round()
+            seconds_left = left.max(0.0).round(),
+            deadline_passed = left <= 0.0
         );
         if !notice.is_known_action() {
             warn!(
@@ -230,78 +269,110 @@ impl Context<'_> {
             // The start-up read failed; one more try, bounded, before deciding.
             None => read_annotations(self.client, &self.node),
         };
-        let resumed = prior
-            .as_ref()
-            .is_some_and(|p| p.notice.as_deref() == Some(notice.id.as_str()));
-        if resumed {
-            let p = prior.as_ref().expect("resumed implies prior");
-            if p.phase.as_deref() == Some("drained") {
+        match resume_decision(prior.as_ref().map(|p| &p.annotations), &notice.id) {
+            Resume::AlreadyDrained => {
                 info!(
                     "node already drained for this notice (our annotation); nothing to do",
                     notice = notice.id
                 );
-                return;
+                return prior.is_some_and(|p| p.cordoned);
             }
-            if !notice.deadline_given {
-                if let Some(d) = p.deadline.as_deref().and_then(crate::time::parse_rfc3339) {
-                    notice.deadline = d;
+            Resume::Resume => {
+                let p = &prior.as_ref().expect("resume implies prior").annotations;
+                if !notice.deadline_given {
+                    if let Some(d) = p.deadline.as_deref().and_then(crate::time::parse_rfc3339) {
+                        notice.deadline = d;
+                    }
                 }
+                info!(
+                    "resuming the drain this handler started before a restart",
+                    notice = notice.id,
+                    phase = p.phase.as_deref().unwrap_or("?")
+                );
             }
-            info!(
-                "resuming the drain this handler started before a restart",
-                notice = notice.id
-            );
-        } else {
-            self.notifier
-                .send("notice", self.origin.render_notice(&notice, now));
+            Resume::Fresh => self
+                .notifier
+                .send("notice", self.origin.render_notice(&notice, now)),
         }
 
+        let budget = Budget::new(
+            notice.deadline,
+            self.cfg.drain_reserve,
+            self.cfg.grace_period,
+            seen,
+            now,
+        );
+        if budget.emergency {
+            let window_s = EMERGENCY_WINDOW.as_secs();
+            match budget.passed_by {
+                Some(late) => warn!(
+                    "the notice's deadline has already passed; acting at once within the emergency window",
+                    late_s = late.as_secs(),
+                    window_s = window_s
+                ),
+                None => warn!(
+                    "less time left than the emergency window; acting at once within it",
+                    seconds_left = left.max(0.0).round(),
+                    window_s = window_s
+                ),
+            }
+        }
         let drainer = Drainer {
             client: self.client,
             node: self.node.clone(),
             own_pod: self.cfg.namespace.clone().zip(self.cfg.pod_name.clone()),
             version: self.version,
             force_delete: self.cfg.force_delete,
-            reserve: self.cfg.drain_reserve,
-            grace_cap: self.cfg.grace_period,
         };
-        let report = drainer.run(&notice);
+        let report = drainer.run(&notice, &budget);
         let summary = report.summary();
+        // A cordon that failed gets one more chance with the record.
+        let uncordoned = if report.cordoned {
+            ""
+        } else {
+            ",\"spec\":{\"unschedulable\":true}"
+        };
         let patch = format!(
-            "{{\"metadata\":{{\"annotations\":{{\"{p}phase\":\"drained\",\"{p}summary\":{}}}}}}}",
+            "{{\"metadata\":{{\"annotations\":{{\"{p}phase\":\"{}\",\"{p}summary\":{}}}}}{uncordoned}}}",
+            report.phase(),
             crate::json::escape(&summary),
             p = ANNOTATION_PREFIX
         );
-        // Recording the outcome gets until the deadline, or a few seconds when that has passed.
-        let record_by = Instant::now()
-            + Duration::from_secs(
-                crate::time::secs_until(notice.deadline, SystemTime::now()).max(5.0) as u64,
-            );
-        if let Err(e) = self.client.patch_node(&self.node, &patch, Some(record_by)) {
-            warn!("could not record the drain outcome on the node", error = e);
-        }
-        let (level, msg) = if report.failed > 0 || report.still_present > 0 {
-            (log::Level::Error, "drain finished with pods left")
-        } else {
-            (log::Level::Info, "drain finished")
+        // Recording the outcome gets what is left until the deadline (the report margin).
+        let record_by = budget.deadline.max(Instant::now() + Duration::from_secs(1));
+        let recorded = match self.client.patch_node(&self.node, &patch, Some(record_by)) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!("could not record the drain outcome on the node", error = e);
+                false
+            }
+        };
+        let cordoned = report.cordoned || recorded;
+        let (level, msg) = match report.outcome() {
+            Outcome::Drained => (log::Level::Info, "drain finished"),
+            Outcome::PodsLeft => (log::Level::Error, "drain finished with pods left"),
+            Outcome::NotDrained => (log::Level::Error, "could not list pods; node not drained"),
         };
         let seconds = format!("{:.1}", report.seconds);
-        log::log(
-            level,
-            msg,
-            &[
-                ("node", &self.node),
-                ("evicted", &report.evicted),
-                ("forced", &report.forced),
-                ("failed", &report.failed),
-                ("already_gone", &report.already_gone),
-                ("skipped", &report.skipped),
-                ("still_present", &report.still_present),
-                ("seconds", &seconds),
-            ],
-        );
+        let names = crate::drain::some_names(&report.still_present_pods, ",");
+        let mut fields: Vec<(&str, &dyn std::fmt::Display)> = vec![
+            ("node", &self.node),
+            ("evicted", &report.evicted),
+            ("forced", &report.forced),
+            ("failed", &report.failed),
+            ("already_gone", &report.already_gone),
+            ("skipped", &report.skipped),
+            ("still_present", &report.still_present),
+        ];
+        if !names.is_empty() {
+            fields.push(("still_on_node", &names));
+        }
+        fields.push(("cordoned", &cordoned));
+        fields.push(("seconds", &seconds));
+        log::log(level, msg, &fields);
         self.notifier
             .send("drained", self.origin.render_drained(&notice, &report));
+        cordoned
     }
 }
 
@@ -337,9 +408,10 @@ fn find_node(client: &Client, ns: &str, pod: &str) -> String {
 }
 
 /// Our annotations on the node; `None` (with a warning) when the API does not answer.
-fn read_annotations(client: &Client, node: &str) -> Option<NodeAnnotations> {
+fn read_annotations(client: &Client, node: &str) -> Option<Prior> {
     match client.get_node(node, Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
         Ok(n) => {
+            let cordoned = n.spec.and_then(|s| s.unschedulable) == Some(true);
             let a = n.metadata.annotations.unwrap_or_default();
             if let Some(id) = &a.notice {
                 info!(
@@ -349,7 +421,10 @@ fn read_annotations(client: &Client, node: &str) -> Option<NodeAnnotations> {
                     phase = a.phase.as_deref().unwrap_or("?")
                 );
             }
-            Some(a)
+            Some(Prior {
+                annotations: a,
+                cordoned,
+            })
         }
         Err(e) => {
             warn!(
@@ -369,6 +444,33 @@ fn trim_float(x: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_decision_table() {
+        let ann = |notice: &str, phase: &str| NodeAnnotations {
+            notice: Some(notice.to_string()),
+            phase: Some(phase.to_string()),
+            deadline: None,
+        };
+        let id = "aws-spot/terminate/2026-11-26T08:42:00Z";
+        let cases: &[(Option<NodeAnnotations>, Resume)] = &[
+            (None, Resume::Fresh),
+            (Some(NodeAnnotations::default()), Resume::Fresh),
+            (
+                Some(ann("aws-spot/terminate/2020-01-01T00:00:00Z", "drained")),
+                Resume::Fresh,
+            ),
+            (Some(ann(id, "draining")), Resume::Resume),
+            (Some(ann(id, "incomplete")), Resume::Resume),
+            (Some(ann(id, "failed")), Resume::Resume),
+            (Some(ann(id, "drained")), Resume::AlreadyDrained),
+        ];
+        for (prior, want) in cases {
+            assert_eq!(resume_decision(prior.as_ref(), id), *want, "{prior:?}");
+        }
+    }
+
     #[test]
     fn seconds_wording() {
         assert_eq!(super::trim_float(1.0), "1");

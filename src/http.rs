@@ -44,33 +44,129 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-impl Endpoint {
-    /// Parses `http(s)://host[:port][/path]`. `tls` is required for https.
-    pub fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Endpoint, String> {
+/// A URL as this client takes it: `http(s)://host[:port][/path[?query]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub https: bool,
+    /// Without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+    /// Empty or starting with `/`, trailing slashes removed.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses and checks a URL. The reasons never quote the URL (a webhook URL is a secret):
+    /// the scheme, a host (a DNS name, an IPv4 address or a bracketed IPv6 one), a port from 1
+    /// to 65535, no user info, no `?` or `#` before the path, no fragment, no whitespace or
+    /// control characters.
+    pub fn parse(url: &str) -> Result<Url, &'static str> {
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("it contains whitespace or control characters");
+        }
         let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("http://") {
             (false, r)
         } else {
-            return Err("the URL must start with http:// or https://".to_string());
+            return Err("it does not start with http:// or https://");
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
-        let tls = if https {
+        if authority.contains(['?', '#']) {
+            return Err("it has a '?' or '#' before the path");
+        }
+        if url.contains('#') {
+            return Err("it has a fragment ('#')");
+        }
+        if authority.contains('@') {
+            return Err("it has user info (user@host), which is not allowed");
+        }
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let end = r.find(']').ok_or("its IPv6 address has no closing ']'")?;
+            let host = &r[..end];
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("the host in [...] is not an IPv6 address");
+            }
+            match &r[end + 1..] {
+                "" => (host, None),
+                p => (
+                    host,
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or("something follows the IPv6 address")?,
+                    ),
+                ),
+            }
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let bracketed = authority.starts_with('[');
+        if host.is_empty() {
+            return Err("it names no host");
+        }
+        if !bracketed
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err("the host has characters a host name cannot have");
+        }
+        let port = match port {
+            None => {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err("its port is not a number from 1 to 65535"),
+            },
+        };
+        if https && ServerName::try_from(host.to_string()).is_err() {
+            return Err("the host is not a valid TLS server name");
+        }
+        Ok(Url {
+            https,
+            host: host.to_string(),
+            port,
+            path: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// A loopback host: 127.0.0.0/8, ::1 or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl Endpoint {
+    /// Parses `http(s)://host[:port][/path]` (see [`Url::parse`]). `tls` is required for https.
+    pub fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Endpoint, String> {
+        let u = Url::parse(url).map_err(|why| format!("not a usable URL: {why}"))?;
+        let tls = if u.https {
             let config = tls.ok_or("https needs a TLS configuration")?;
-            let name = ServerName::try_from(host.clone())
-                .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
+            let name = ServerName::try_from(u.host.clone())
+                .map_err(|_| "the host is not a valid TLS server name".to_string())?;
             Some((config, name))
         } else {
             None
         };
         Ok(Endpoint {
-            host,
-            port,
-            base_path: path.trim_end_matches('/').to_string(),
+            host: u.host,
+            port: u.port,
+            base_path: u.path,
             tls,
         })
     }
@@ -100,30 +196,6 @@ impl Endpoint {
             self.authority()
         }
     }
-}
-
-fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
-    if authority.is_empty() || authority.contains('@') {
-        return Err("the URL must name a host (and no user info)".to_string());
-    }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unterminated IPv6 address")?;
-        (&rest[..end], rest[end + 1..].strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or(format!("{p:?} is not a TCP port"))?,
-        None => default_port,
-    };
-    Ok((host.to_string(), port))
 }
 
 /// One request. `path` is appended to the endpoint's base path and may carry a query.
@@ -521,8 +593,14 @@ fn connect(ep: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
 }
 
 fn request_head(ep: &Endpoint, req: &Request<'_>, close: bool) -> String {
+    // A URL without a path asks for `/` (an empty request target is malformed).
+    let slash = if ep.base_path.is_empty() && !req.path.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
     let mut head = format!(
-        "{} {}{} HTTP/1.1\r\nHost: {}\r\n",
+        "{} {slash}{}{} HTTP/1.1\r\nHost: {}\r\n",
         req.method,
         ep.base_path,
         req.path,
@@ -959,6 +1037,95 @@ mod tests {
         let e = Endpoint::parse("https://10.96.0.1", Some(tls)).unwrap();
         assert!(e.is_tls());
         assert_eq!(e.authority(), "10.96.0.1:443");
+    }
+
+    #[test]
+    fn urls_table() {
+        let ok = |u: &str| Url::parse(u).unwrap();
+        assert_eq!(
+            ok("https://10.96.0.1"),
+            Url {
+                https: true,
+                host: "10.96.0.1".into(),
+                port: 443,
+                path: String::new()
+            }
+        );
+        assert_eq!(ok("http://[::1]:8001/api/").path, "/api");
+        assert_eq!(ok("http://[::1]:8001/api/").host, "::1");
+        assert_eq!(ok("http://h:65535/x?y=1").port, 65535);
+        assert_eq!(ok("http://h/x?y=1").path, "/x?y=1");
+        let cases: &[(&str, &str)] = &[
+            ("ftp://h", "it does not start with http:// or https://"),
+            ("h:80", "it does not start with http:// or https://"),
+            ("http://", "it names no host"),
+            ("http://:80", "it names no host"),
+            ("http://h:0", "its port is not a number from 1 to 65535"),
+            ("http://h:65536", "its port is not a number from 1 to 65535"),
+            ("http://h:+80", "its port is not a number from 1 to 65535"),
+            ("http://h:", "its port is not a number from 1 to 65535"),
+            ("http://h:80:80", "its port is not a number from 1 to 65535"),
+            (
+                "http://user:pw@h",
+                "it has user info (user@host), which is not allowed",
+            ),
+            ("http://h?x=1", "it has a '?' or '#' before the path"),
+            ("http://h#x", "it has a '?' or '#' before the path"),
+            ("http://h/p#x", "it has a fragment ('#')"),
+            (
+                "http://h /p",
+                "it contains whitespace or control characters",
+            ),
+            (
+                "http://h/p\n",
+                "it contains whitespace or control characters",
+            ),
+            ("http://fd00::1", "its port is not a number from 1 to 65535"),
+            ("http://[fd00::1", "its IPv6 address has no closing ']'"),
+            (
+                "http://[nope]:1",
+                "the host in [...] is not an IPv6 address",
+            ),
+            ("http://[::1]x", "something follows the IPv6 address"),
+            (
+                "http://h%41",
+                "the host has characters a host name cannot have",
+            ),
+            ("https://a..b", "the host is not a valid TLS server name"),
+        ];
+        for (url, why) in cases {
+            assert_eq!(Url::parse(url), Err(*why), "{url}");
+        }
+        for (url, lo) in [
+            ("http://127.0.0.1:8001", true),
+            ("http://127.1.2.3", true),
+            ("http://[::1]:8001", true),
+            ("http://LocalHost:8001", true),
+            ("http://10.0.0.1:8001", false),
+            ("http://localhost.example.com", false),
+            ("http://[::ffff:10.0.0.1]", false),
+        ] {
+            assert_eq!(Url::parse(url).unwrap().is_loopback(), lo, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_without_a_path_asks_for_slash() {
+        let get = |path| Request {
+            method: "GET",
+            path,
+            headers: &[],
+            body: b"",
+        };
+        let bare = Endpoint::parse("http://169.254.169.254", None).unwrap();
+        assert!(request_head(&bare, &get(""), false).starts_with("GET / HTTP/1.1\r\n"));
+        assert!(request_head(&bare, &get("/latest"), false).starts_with("GET /latest HTTP/1.1\r\n"));
+        let slash = Endpoint::parse("http://h:1/", None).unwrap();
+        assert!(request_head(&slash, &get(""), false).starts_with("GET / HTTP/1.1\r\n"));
+        let hook = Endpoint::parse("http://h:1/services/T/B/x", None).unwrap();
+        assert!(
+            request_head(&hook, &get(""), false).starts_with("GET /services/T/B/x HTTP/1.1\r\n")
+        );
     }
 
     #[test]

@@ -436,16 +436,23 @@ impl Client {
     }
 
     /// POST the Eviction subresource; `Ok` once the API accepted it (the pod is terminating).
+    /// With a `uid`, only that pod is evicted: a same-named replacement answers 409 Conflict.
     pub fn evict(
         &self,
         ns: &str,
         name: &str,
+        uid: &str,
         grace_seconds: i64,
         version: EvictionVersion,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
+        let preconditions = if uid.is_empty() {
+            String::new()
+        } else {
+            format!(",\"preconditions\":{{\"uid\":{}}}", json::escape(uid))
+        };
         let body = format!(
-            "{{\"apiVersion\":\"{}\",\"kind\":\"Eviction\",\"metadata\":{{\"name\":{},\"namespace\":{}}},\"deleteOptions\":{{\"gracePeriodSeconds\":{grace_seconds}}}}}",
+            "{{\"apiVersion\":\"{}\",\"kind\":\"Eviction\",\"metadata\":{{\"name\":{},\"namespace\":{}}},\"deleteOptions\":{{\"gracePeriodSeconds\":{grace_seconds}{preconditions}}}}}",
             version.api_version(),
             json::escape(name),
             json::escape(ns)
