@@ -4,7 +4,8 @@
 //! against the service account's `ca.crt` (IP SANs work: the service host is usually an IP), a
 //! bearer token re-read from the projected `token` file at least once a minute and after a 401
 //! (then the request is retried once). A plain `http://` base (kubectl proxy) works too, with or
-//! without a token. Every call is bounded by a per-request timeout and by the caller's deadline.
+//! without a token; the configuration step allows it only to a loopback address, since the
+//! token goes with every request. Every call is bounded by a per-request timeout and by the caller's deadline.
 
 pub mod model;
 
