@@ -167,14 +167,14 @@ pub const SETTINGS: &[Setting] = &[
         env: "FORCE_DELETE",
         value: "BOOL",
         default: "true",
-        meaning: "At deadline minus reserve, delete pods still blocked by a budget, with the grace left",
+        meaning: "At deadline minus reserve, delete pods still blocked by a budget, and shorten pods already terminating that would outlast the deadline",
     },
     Setting {
         flag: "--kube-api-url",
         env: "KUBE_API_URL",
         value: "URL",
         default: "",
-        meaning: "Kubernetes API base URL (`http://` for kubectl proxy). Unset: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`",
+        meaning: "Kubernetes API base URL (`http://` only to loopback, e.g. kubectl proxy: the token goes with every request). Unset: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`",
     },
     Setting {
         flag: "--service-account-dir",
@@ -442,7 +442,9 @@ fn action(
     Ok(Action::parse(&v))
 }
 
-/// `http://host[:port]` with an optional path, no query; trailing slashes removed.
+/// A URL setting, checked by [`crate::http::Url::parse`] (scheme, host, port from 1 to 65535,
+/// no user info, no `?`/`#` before the path, no whitespace), plain `http://` only unless
+/// `https_ok`; trailing slashes removed. A `secret` is never echoed, even malformed.
 fn url(raw: &RawArgs, env: &str, https_ok: bool, secret: bool) -> Result<Option<String>, Error> {
     let Some(r) = raw.get(env) else {
         return Ok(None);
@@ -453,28 +455,38 @@ fn url(raw: &RawArgs, env: &str, https_ok: bool, secret: bool) -> Result<Option<
     } else {
         "http://"
     };
-    let rest = v.strip_prefix("http://").or_else(|| {
-        if https_ok {
-            v.strip_prefix("https://")
-        } else {
-            None
-        }
-    });
-    let host = rest.map(|r| r.split(['/', '?']).next().unwrap_or(""));
-    let ok = host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace))
-        && !v.contains(char::is_whitespace);
-    if ok {
-        return Ok(Some(v.trim_end_matches('/').to_string()));
-    }
+    let why = match crate::http::Url::parse(v) {
+        Ok(u) if u.https && !https_ok => "https:// is not supported here",
+        Ok(_) => return Ok(Some(v.trim_end_matches('/').to_string())),
+        Err(why) => why,
+    };
     let mut e = r.error(format!("a URL starting with {schemes} and naming a host"));
-    if secret {
-        // Never echo a secret, even a malformed one.
-        e.got = format!(
-            "a value of {} characters that is not such a URL",
+    e.got = if secret {
+        format!(
+            "a value of {} characters that is not such a URL ({why})",
             v.chars().count()
-        );
-    }
+        )
+    } else {
+        format!("{:?} ({why})", v)
+    };
     Err(e)
+}
+
+/// The Kubernetes API URL: https, or plain http only to a loopback address (kubectl proxy),
+/// because the service-account token goes with every request.
+fn kube_api_url(raw: &RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Error> {
+    let Some(u) = url(raw, "KUBE_API_URL", true, false)? else {
+        return in_cluster_url(env);
+    };
+    let parsed = crate::http::Url::parse(&u).expect("validated by url()");
+    if !parsed.https && !parsed.is_loopback() {
+        let r = raw.get("KUBE_API_URL").expect("came from somewhere");
+        return Err(r.error(
+            "https://, or http:// only to a loopback address such as kubectl proxy's 127.0.0.1:8001 \
+             (the service-account token goes with every request)",
+        ));
+    }
+    Ok(u)
 }
 
 impl Config {
@@ -515,10 +527,7 @@ impl Config {
                 .expect("a non-default value came from somewhere")
                 .error("whole seconds from 1s to 30s"));
         }
-        let kube_api_url = match url(raw, "KUBE_API_URL", true, false)? {
-            Some(u) => u,
-            None => in_cluster_url(env)?,
-        };
+        let kube_api_url = kube_api_url(raw, env)?;
         Ok(Config {
             node_name,
             pod_name,
@@ -692,19 +701,35 @@ fn in_cluster_url(env: &dyn Fn(&str) -> Option<String>) -> Result<String, Error>
     };
     let host = get("KUBERNETES_SERVICE_HOST").ok_or_else(|| missing("KUBERNETES_SERVICE_HOST"))?;
     let port = get("KUBERNETES_SERVICE_PORT").ok_or_else(|| missing("KUBERNETES_SERVICE_PORT"))?;
-    if port.parse::<u16>().map_or(true, |p| p == 0) {
+    if port.parse::<u16>().map_or(true, |p| p == 0) || !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error {
             setting: "KUBERNETES_SERVICE_PORT".to_string(),
-            expected: "a TCP port number".to_string(),
+            expected: "a TCP port number from 1 to 65535".to_string(),
             got: format!("{port:?}"),
         });
     }
-    let host = if host.contains(':') && !host.starts_with('[') {
+    let bracketed = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
-        host
+        host.clone()
     };
-    Ok(format!("https://{host}:{port}"))
+    let url = format!("https://{bracketed}:{port}");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let checked = crate::http::Url::parse(&url).and_then(|u| {
+        if u.host == bare && u.path.is_empty() {
+            Ok(())
+        } else {
+            Err("it is not a bare host name or IP address")
+        }
+    });
+    match checked {
+        Ok(()) => Ok(url),
+        Err(why) => Err(Error {
+            setting: "KUBERNETES_SERVICE_HOST".to_string(),
+            expected: "a host name or IP address".to_string(),
+            got: format!("{host:?} ({why})"),
+        }),
+    }
 }
 
 /// The version line: crate version and the Kubernetes version the build targets.
@@ -881,9 +906,10 @@ mod tests {
             (&[], &[("IMDS_TIMEOUT", "1.5s")], "invalid IMDS_TIMEOUT: expected whole seconds from 1s to 30s, got \"1.5s\""),
             (&[], &[("GRACE_PERIOD", "0")], "invalid GRACE_PERIOD: expected whole seconds from 1 to 86400, or -1 for each pod's own, got \"0\""),
             (&[], &[("VERBOSE", "maybe")], "invalid VERBOSE: expected true or false (1/0, yes/no, on/off), got \"maybe\""),
-            (&[], &[("IMDS_URL", "https://169.254.169.254")], "invalid IMDS_URL: expected a URL starting with http:// and naming a host, got \"https://169.254.169.254\""),
+            (&[], &[("IMDS_URL", "https://169.254.169.254")], "invalid IMDS_URL: expected a URL starting with http:// and naming a host, got \"https://169.254.169.254\" (https:// is not supported here)"),
             (&[], &[("DRAIN_RESERVE", "11m")], "invalid DRAIN_RESERVE: expected a duration such as 5, 5s, 200ms or 2m, from 0s to 10m, got \"11m\""),
-            (&[], &[("SLACK_URL", "hooks.slack.com/services/T0/B0/topsecret")], "invalid SLACK_URL: expected a URL starting with http:// or https:// and naming a host, got a value of 40 characters that is not such a URL"),
+            (&[], &[("SLACK_URL", "hooks.slack.com/services/T0/B0/topsecret")], "invalid SLACK_URL: expected a URL starting with http:// or https:// and naming a host, got a value of 40 characters that is not such a URL (it does not start with http:// or https://)"),
+            (&[], &[("SLACK_URL", "https://user:topsecret@hooks.slack.com/services/T0/B0/x")], "invalid SLACK_URL: expected a URL starting with http:// or https:// and naming a host, got a value of 55 characters that is not such a URL (it has user info (user@host), which is not allowed)"),
             (&["--node-name", "../nodes/x"], &[], "invalid --node-name: expected a Kubernetes object name (lowercase letters, digits, '-' and '.'), got \"../nodes/x\""),
             (&[], &[("NAMESPACE", "Kube-System"), ("POD_NAME", "p")], "invalid NAMESPACE: expected a Kubernetes object name (lowercase letters, digits, '-' and '.'), got \"Kube-System\""),
             (&["--bogus", "1"], &[], "invalid command line: expected only the options listed by --help, each followed by its value, got \"--bogus\""),
@@ -892,6 +918,36 @@ mod tests {
         for (args, env, want) in cases {
             let e = run(args, &with(env)).unwrap_err();
             assert_eq!(e.to_string(), *want);
+        }
+    }
+
+    #[test]
+    fn every_url_is_validated_under_its_own_name() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("KUBE_API_URL", "https://127.0.0.1:99999")], "invalid KUBE_API_URL: expected a URL starting with http:// or https:// and naming a host, got \"https://127.0.0.1:99999\" (its port is not a number from 1 to 65535)"),
+            (&[("KUBE_API_URL", "https://admin:pw@10.96.0.1")], "invalid KUBE_API_URL: expected a URL starting with http:// or https:// and naming a host, got \"https://admin:pw@10.96.0.1\" (it has user info (user@host), which is not allowed)"),
+            (&[("KUBE_API_URL", "https://10.96.0.1?x=1")], "invalid KUBE_API_URL: expected a URL starting with http:// or https:// and naming a host, got \"https://10.96.0.1?x=1\" (it has a '?' or '#' before the path)"),
+            (&[("KUBE_API_URL", "https://")], "invalid KUBE_API_URL: expected a URL starting with http:// or https:// and naming a host, got \"https://\" (it names no host)"),
+            (&[("KUBE_API_URL", "http://10.0.0.5:8001")], "invalid KUBE_API_URL: expected https://, or http:// only to a loopback address such as kubectl proxy's 127.0.0.1:8001 (the service-account token goes with every request), got \"http://10.0.0.5:8001\""),
+            (&[("IMDS_URL", "http://169.254.169.254:0"), ("NOTICE_URL", "http://169.254.169.254/latest/meta-data/spot/termination-time")], "invalid IMDS_URL: expected a URL starting with http:// and naming a host, got \"http://169.254.169.254:0\" (its port is not a number from 1 to 65535)"),
+            (&[("NOTICE_URL", "http://169.254.169.254:x/latest")], "invalid NOTICE_URL: expected a URL starting with http:// and naming a host, got \"http://169.254.169.254:x/latest\" (its port is not a number from 1 to 65535)"),
+            (&[("NOTICE_URL", "http://u@169.254.169.254/")], "invalid NOTICE_URL: expected a URL starting with http:// and naming a host, got \"http://u@169.254.169.254/\" (it has user info (user@host), which is not allowed)"),
+            (&[("KUBERNETES_SERVICE_HOST", "10.96.0.1/x")], "invalid KUBERNETES_SERVICE_HOST: expected a host name or IP address, got \"10.96.0.1/x\" (it is not a bare host name or IP address)"),
+            (&[("KUBERNETES_SERVICE_PORT", "+443")], "invalid KUBERNETES_SERVICE_PORT: expected a TCP port number from 1 to 65535, got \"+443\""),
+        ];
+        for (env, want) in cases {
+            let e = run(&[], &with(env)).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+        }
+        for ok in [
+            "http://127.0.0.1:8001",
+            "http://localhost:8001/",
+            "http://[::1]:8001",
+            "https://10.96.0.1:443",
+            "https://kubernetes.default.svc",
+        ] {
+            let c = run(&[], &with(&[("KUBE_API_URL", ok)])).unwrap();
+            assert_eq!(c.kube_api_url, ok.trim_end_matches('/'));
         }
     }
 

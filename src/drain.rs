@@ -1,18 +1,59 @@
-//! Cordon, select, evict, wait: the drain, always inside the notice's deadline.
+//! Select, evict, wait, report: the drain, always inside the notice's deadline. (The cordon, the
+//! taints and the load-balancer label are put on first by the one action path, `node`.)
 //!
-//! Deadline arithmetic. `deadline` is when the cloud takes the VM; `force_at = deadline −
-//! reserve`. Until `force_at` we evict through the Eviction API, so PodDisruptionBudgets are
-//! respected: a pod a budget blocks is retried every ~5 s (with jitter). Each eviction asks for
-//! `grace = min(pod's own, GRACE_PERIOD, force_at − now)`, so pods evicted in time also stop
-//! in time. At `force_at`, a pod still not evicted is deleted directly with the grace that is
-//! left, `min(pod's own, GRACE_PERIOD, deadline − now)`: the VM dies anyway, and a graceful stop
-//! beats a hard kill (`FORCE_DELETE=false` turns that off). Past `deadline` nothing is tried.
+//! A drain runs on a thread of its own under a [`Control`]: the loop can tighten it while it runs
+//! (a spot notice arriving during a rebalance drain brings a deadline and allows forced deletes;
+//! every attempt reads the current [`Budget`]), or stop it (its notices were undone). A drain
+//! without a deadline (a rebalance drain) evicts within budgets, never deletes directly, and
+//! retries for at most [`OPEN_LIMIT`].
+//!
+//! `EVICTION_DELAY` pauses between the load-balancer label and the first eviction, cut so that
+//! every pod still gets its own grace before the report time.
+//!
+//! **Deadline arithmetic** ([`Budget`]). `deadline` is when the cloud takes the VM.
+//! - *Emergency.* With less than [`EMERGENCY_WINDOW`] (10 s) left when the notice is seen, or a
+//!   deadline already past, the effective deadline is detection + 10 s: everything is done at
+//!   once (no waiting for budgets: `force_at` is detection), with the short grace that window
+//!   allows, and the log and Slack say so.
+//! - *Report.* `report_at = deadline − report margin`, the margin being a tenth of the window
+//!   (deadline − detection), at least 1 s and at most [`REPORT_MARGIN`] (5 s): 5 s of AWS's
+//!   120 s, 3 s of a 30 s window, 1 s in an emergency. Evictions, deletions and the wait all end
+//!   by `report_at`, so the Node annotation and the Slack summary go out while the VM is still
+//!   up, and they name the pods still on the node.
+//! - *Force.* Budgets are waited for until `force_at`, then pods still refused are deleted.
+//!   With `W` the window (deadline − detection) and `R` = `DRAIN_RESERVE`, budgets get
+//!   `b(W) = W − R` on windows of 120 s and more (AWS: 100 s of 120), `min(W/6, W − R)` on
+//!   windows up to 60 s (GCP or Azure Preempt: 5 s of 30 s: no budget heals in 30 s, and the
+//!   pods need the time to stop), and a straight line in between; never negative, and
+//!   `force_at = detection + b(W)` is never later than `report_at` (detection itself in an
+//!   emergency).
+//!   Until then pods are evicted through the Eviction API, so PodDisruptionBudgets are
+//!   respected: a pod a budget blocks is retried every ~5 s (with jitter). At `force_at`, a pod
+//!   still refused is deleted directly (`FORCE_DELETE=false` turns that off), and a pod that
+//!   was already terminating with a grace that would outlast `report_at` gets a DELETE with the
+//!   shorter grace below: the VM dies anyway, and a graceful stop beats a hard kill.
+//!
+//! **Grace**, one rule for evictions and deletes, at time `now`, in whole seconds:
+//! `grace = max(1, min(pod's own, GRACE_PERIOD, ⌊report_at − now⌋))`. A pod asked at `now` stops
+//! by `now + grace`, which
+//! - equals `now + own` whenever the pod's own grace fits (within `GRACE_PERIOD` and before
+//!   `report_at`);
+//! - never lies past `report_at`, except for the 1 s floor in the last second;
+//! - never moves earlier as time passes: a pod asked late never gets less time to stop than
+//!   one asked early was left with. (Exactly so for the rule before rounding; rounding down to
+//!   whole seconds, the API's unit, can put it less than a second before an earlier answer's
+//!   when `report_at` binds, never more.)
+//!
+//! Evictions and deletes carry the pod's UID as a precondition: a same-named replacement (a
+//! StatefulSet's) is never evicted, and a 409 means the pod we saw is gone.
 //!
 //! Pod selection is `kubectl drain --force --ignore-daemonsets --delete-emptydir-data`:
 //! DaemonSet pods and mirror pods stay, as does the handler's own pod; emptyDir and unmanaged
-//! pods go. Pods already terminating are not evicted again, only waited for.
+//! pods go. Pods already terminating are not evicted again, only waited for (and shortened at
+//! `force_at`, as above).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,8 +72,6 @@ const WAIT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Concurrent evictions. Each worker uses one API connection at a time (kept open between
 /// its requests).
 pub const MAX_WORKERS: usize = 32;
-/// Prefix of our Node annotations.
-pub const ANNOTATION_PREFIX: &str = "spot-termination-notice-handler/";
 
 /// What to do with one pod of the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,18 +108,59 @@ pub fn select(pod: &Pod, own_pod: Option<(&str, &str)>) -> Selection {
     Selection::Evict
 }
 
-/// The time budget of one drain. Pure arithmetic over `Instant`s.
-#[derive(Debug, Clone, Copy)]
+/// With less than this left when a notice is seen (or a deadline already past), the notice
+/// is an emergency: the effective deadline becomes detection + this window.
+pub const EMERGENCY_WINDOW: Duration = Duration::from_secs(10);
+/// The most time kept at the end of the window to record and send the outcome.
+pub const REPORT_MARGIN: Duration = Duration::from_secs(5);
+/// The least time kept for that.
+const MIN_REPORT_MARGIN: Duration = Duration::from_secs(1);
+
+/// A drain without a deadline retries for at most this long.
+pub const OPEN_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// How long budgets are waited for in a window `w` with reserve `r` (see the module docs).
+pub fn budget_time(w: Duration, r: Duration) -> Duration {
+    let long = |w: Duration| w.saturating_sub(r);
+    let short = |w: Duration| (w / 6).min(long(w));
+    let (lo, hi) = (Duration::from_secs(60), Duration::from_secs(120));
+    if w <= lo {
+        short(w)
+    } else if w >= hi {
+        long(w)
+    } else {
+        // A straight line from b(60 s) to b(120 s).
+        let (a, b) = (short(lo).as_secs_f64(), long(hi).as_secs_f64());
+        let t = (w - lo).as_secs_f64() / (hi - lo).as_secs_f64();
+        Duration::from_secs_f64((a + (b - a) * t).max(0.0)).min(long(w))
+    }
+}
+
+/// The report margin of a window: a tenth of it, from 1 s to [`REPORT_MARGIN`].
+pub fn report_margin(window: Duration) -> Duration {
+    (window / 10).clamp(MIN_REPORT_MARGIN, REPORT_MARGIN)
+}
+
+/// The time budget of one drain (see the module docs). Pure arithmetic over `Instant`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
+    /// When the VM goes (the notice's deadline, or detection + [`EMERGENCY_WINDOW`]).
     pub deadline: Instant,
+    /// `deadline − report margin`: all drain work ends here, then the outcome is reported.
+    pub report_at: Instant,
+    /// `min(deadline − reserve, report_at)`, not before detection (detection in an
+    /// emergency): budgets stop being waited for.
     pub force_at: Instant,
     pub grace_cap: Option<u32>,
-    /// Pods still blocked at `force_at` may be deleted directly.
-    pub force: bool,
+    /// Less than [`EMERGENCY_WINDOW`] was left at detection.
+    pub emergency: bool,
+    /// How long the notice's deadline had already passed at detection (`None`: it had not).
+    pub passed_by: Option<Duration>,
 }
 
 impl Budget {
-    /// `deadline` as an `Instant`, from the notice's wall-clock time.
+    /// The budget of a notice with wall-clock `deadline`, detected at `now` (`wall_now` on the
+    /// wall clock; pass a corrected clock to measure against another time source).
     pub fn new(
         deadline: SystemTime,
         reserve: Duration,
@@ -88,39 +168,52 @@ impl Budget {
         now: Instant,
         wall_now: SystemTime,
     ) -> Budget {
+        let passed_by = wall_now.duration_since(deadline).ok();
         let left = deadline.duration_since(wall_now).unwrap_or_default();
-        let deadline = now + left;
-        let force_at = deadline.checked_sub(reserve).unwrap_or(now).max(now);
+        let emergency = left < EMERGENCY_WINDOW;
+        let window = if emergency { EMERGENCY_WINDOW } else { left };
+        let deadline = now + window;
+        let report_at = deadline - report_margin(window);
+        // In an emergency there is no time to wait for budgets.
+        let force_at = if emergency {
+            now
+        } else {
+            (now + budget_time(window, reserve)).min(report_at)
+        };
         Budget {
             deadline,
+            report_at,
             force_at,
             grace_cap,
-            force: true,
+            emergency,
+            passed_by,
         }
     }
 
-    fn cap(&self, own: i64, window: Duration) -> i64 {
-        let mut g = own.min(window.as_secs() as i64);
+    /// Grace for an eviction or a delete at `now`: the pod's own, capped by `GRACE_PERIOD` and
+    /// by the whole seconds left until `report_at`; at least 1 s (0 would mean SIGKILL without
+    /// SIGTERM).
+    pub fn grace(&self, own: i64, now: Instant) -> i64 {
+        let window = self.report_at.saturating_duration_since(now).as_secs();
+        let mut g = own.min(i64::try_from(window).unwrap_or(i64::MAX));
         if let Some(c) = self.grace_cap {
             g = g.min(i64::from(c));
         }
-        // 0 would mean "kill now" (SIGKILL without SIGTERM); one second is the least we ask.
         g.max(1)
     }
 
-    /// Grace for an eviction at `now`: the pod must be gone by `force_at` (or, past it, by the deadline).
-    pub fn eviction_grace(&self, own: i64, now: Instant) -> i64 {
-        let window = if now < self.force_at {
-            self.force_at - now
-        } else {
-            self.deadline.saturating_duration_since(now)
-        };
-        self.cap(own, window)
-    }
-
-    /// Grace for a forced delete at `now`: what is left until the deadline.
-    pub fn delete_grace(&self, own: i64, now: Instant) -> i64 {
-        self.cap(own, self.deadline.saturating_duration_since(now))
+    /// The budget of a drain without a deadline (a rebalance drain): budgets are waited for
+    /// throughout, for at most [`OPEN_LIMIT`].
+    pub fn open(grace_cap: Option<u32>, now: Instant) -> Budget {
+        let deadline = now + OPEN_LIMIT;
+        Budget {
+            deadline,
+            report_at: deadline,
+            force_at: deadline,
+            grace_cap,
+            emergency: false,
+            passed_by: None,
+        }
     }
 
     pub fn seconds_left(&self, now: Instant) -> u64 {
@@ -133,9 +226,9 @@ impl Budget {
 pub enum Fate {
     /// The Eviction API accepted it.
     Evicted,
-    /// Deleted directly at `deadline − reserve`.
+    /// Deleted directly at `force_at`.
     Forced,
-    /// Gone (404) or replaced (new UID) before we got to it.
+    /// Gone (404) or replaced (new UID: 409 on the UID precondition) before we got to it.
     AlreadyGone,
     Failed(String),
 }
@@ -174,35 +267,119 @@ impl Target {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
     pub evicted: usize,
+    /// Deleted directly at `force_at`: still refused by a budget, or already terminating with
+    /// a grace that would have outlasted the report.
     pub forced: usize,
     pub already_gone: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// Evicted or forced pods still present when the wait ended (at the deadline).
+    /// Selected pods still on the node when the wait ended (at `report_at`), failed ones
+    /// included.
     pub still_present: usize,
+    /// Their `ns/name`.
+    pub still_present_pods: Vec<String>,
     pub seconds: f64,
     pub failed_pods: Vec<String>,
+    /// The cordon was accepted.
+    pub cordoned: bool,
+    /// The node's pods could be listed; when not, nothing was evicted.
+    pub listed: bool,
+    /// The notice was an emergency (see [`Budget::emergency`]).
+    pub emergency: bool,
+    /// How long its deadline had passed when it was seen.
+    pub passed_by: Option<Duration>,
+    /// The drain was stopped before its end (its notices were undone).
+    pub cancelled: bool,
+}
+
+/// What a drain achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every selected pod is gone.
+    Drained,
+    /// Some selected pods failed or were still on the node at the end.
+    PodsLeft,
+    /// The pods could not be listed: the node is not drained.
+    NotDrained,
+}
+
+/// How many names the summaries show before "…".
+pub const SHOWN_NAMES: usize = 5;
+
+/// Up to [`SHOWN_NAMES`] names, then "…": `shop/a, shop/b, …`.
+pub fn some_names(names: &[String], sep: &str) -> String {
+    let mut out = names
+        .iter()
+        .take(SHOWN_NAMES)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(sep);
+    if names.len() > SHOWN_NAMES {
+        out.push_str(sep);
+        out.push('…');
+    }
+    out
 }
 
 impl Report {
-    /// Every pod went: none failed, none still on the node.
-    pub fn is_complete(&self) -> bool {
-        self.failed == 0 && self.still_present == 0
+    pub fn outcome(&self) -> Outcome {
+        if !self.listed {
+            Outcome::NotDrained
+        } else if self.failed > 0 || self.still_present > 0 {
+            Outcome::PodsLeft
+        } else {
+            Outcome::Drained
+        }
     }
 
+    /// The `phase` annotation that records it: `drained`, `incomplete` or `failed`. Only
+    /// `drained` stops a restarted handler from draining again.
+    pub fn phase(&self) -> &'static str {
+        match self.outcome() {
+            Outcome::Drained => PHASE_DRAINED,
+            Outcome::PodsLeft => "incomplete",
+            Outcome::NotDrained => "failed",
+        }
+    }
+
+    /// One line for the log and the `summary` annotation.
     pub fn summary(&self) -> String {
-        format!(
-            "evicted={} forced={} failed={} already_gone={} skipped={} still_present={} seconds={:.1}",
-            self.evicted, self.forced, self.failed, self.already_gone, self.skipped, self.still_present, self.seconds
-        )
+        let mut s = if self.listed {
+            format!(
+                "evicted={} forced={} failed={} already_gone={} skipped={} still_present={} seconds={:.1}",
+                self.evicted, self.forced, self.failed, self.already_gone, self.skipped, self.still_present, self.seconds
+            )
+        } else {
+            format!(
+                "could not list pods; node not drained seconds={:.1}",
+                self.seconds
+            )
+        };
+        if !self.still_present_pods.is_empty() {
+            s.push_str(" still_on_node=");
+            s.push_str(&some_names(&self.still_present_pods, ","));
+        }
+        if !self.cordoned {
+            s.push_str(" cordoned=false");
+        }
+        if let Some(late) = self.passed_by {
+            s.push_str(&format!(" deadline_passed_s={}", late.as_secs()));
+        } else if self.emergency {
+            s.push_str(" emergency=true");
+        }
+        s
     }
 }
 
-/// What the drain is asked to do, updatable while it runs (a stronger notice can tighten the
-/// deadline or allow forced deletes; undoing the notice cancels it).
+/// The `phase` annotation of a finished drain.
+pub const PHASE_DRAINED: &str = "drained";
+
+/// What one drain is asked to do, changed by the loop while it runs.
 pub struct Control {
-    order: Mutex<Order>,
-    cancelled: std::sync::atomic::AtomicBool,
+    state: Mutex<Order>,
+    cancelled: AtomicBool,
+    reserve: Duration,
+    grace_cap: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,48 +387,85 @@ struct Order {
     deadline: Option<SystemTime>,
     force: bool,
     primary: String,
+    budget: Budget,
 }
 
 impl Control {
-    pub fn new(deadline: Option<SystemTime>, force: bool, primary: &str) -> Control {
+    /// A drain to `deadline` (`None`: no deadline), detected now. `force`: pods a budget still
+    /// refuses at `force_at` may be deleted directly.
+    pub fn new(
+        deadline: Option<SystemTime>,
+        force: bool,
+        primary: &str,
+        reserve: Duration,
+        grace_cap: Option<u32>,
+    ) -> Control {
+        let budget = Self::budget_for(deadline, reserve, grace_cap);
         Control {
-            order: Mutex::new(Order {
+            state: Mutex::new(Order {
                 deadline,
                 force,
                 primary: primary.to_string(),
+                budget,
             }),
-            cancelled: std::sync::atomic::AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            reserve,
+            grace_cap,
+        }
+    }
+
+    fn budget_for(deadline: Option<SystemTime>, reserve: Duration, cap: Option<u32>) -> Budget {
+        match deadline {
+            Some(d) => Budget::new(d, reserve, cap, Instant::now(), SystemTime::now()),
+            None => Budget::open(cap, Instant::now()),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Order> {
-        self.order.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A new order while the drain runs: a changed deadline gets a new budget, measured from now.
     pub fn update(&self, deadline: Option<SystemTime>, force: bool, primary: &str) {
         let mut o = self.lock();
-        o.deadline = deadline;
+        if o.deadline != deadline {
+            o.budget = Self::budget_for(deadline, self.reserve, self.grace_cap);
+            o.deadline = deadline;
+            info!(
+                "the drain's deadline changed",
+                notice = primary,
+                deadline = deadline.map_or("none".to_string(), format_rfc3339)
+            );
+        }
         o.force = force;
         o.primary = primary.to_string();
     }
 
     pub fn cancel(&self) {
-        self.cancelled
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+        self.cancelled.load(Ordering::Relaxed)
     }
 
     /// The governing notice's id.
     pub fn primary(&self) -> String {
         self.lock().primary.clone()
     }
-}
 
-/// A drain without a deadline (a rebalance drain) retries for at most this long.
-const NO_DEADLINE_LIMIT: Duration = Duration::from_secs(3600);
+    pub fn budget(&self) -> Budget {
+        self.lock().budget
+    }
+
+    pub fn deadline(&self) -> Option<SystemTime> {
+        self.lock().deadline
+    }
+
+    fn force(&self) -> bool {
+        self.lock().force
+    }
+}
 
 /// Settings of a drain.
 pub struct Drainer<'a> {
@@ -259,62 +473,54 @@ pub struct Drainer<'a> {
     pub node: String,
     pub own_pod: Option<(String, String)>,
     pub version: EvictionVersion,
-    pub reserve: Duration,
-    pub grace_cap: Option<u32>,
-    /// Pause between the load-balancer label and the first eviction, cut to what the deadline
-    /// allows.
+    /// Pause between the load-balancer label and the first eviction, cut to what the budget
+    /// allows (`EVICTION_DELAY`).
     pub eviction_delay: Duration,
 }
 
-/// The notice a drain serves, for its log lines.
-struct Notice {
-    id: String,
-    deadline: SystemTime,
-}
-
 impl Drainer<'_> {
-    /// Drains the node (the cordon is already on: `node`).
+    /// Drains the node as `control` says (the cordon is already on).
     pub fn run(&self, control: &Control) -> Report {
         let started = Instant::now();
-        let order = control.lock().clone();
-        let force_delete = order.force;
-        let deadline = order
-            .deadline
-            .unwrap_or_else(|| SystemTime::now() + NO_DEADLINE_LIMIT);
-        let mut budget = Budget::new(
-            deadline,
-            self.reserve,
-            self.grace_cap,
-            started,
-            SystemTime::now(),
-        );
-        budget.force = force_delete;
-        let notice = Notice {
-            id: order.primary.clone(),
-            deadline,
-        };
+        let budget = &control.budget();
         info!(
             "draining node",
             node = self.node,
-            notice = notice.id,
-            deadline = format_rfc3339(notice.deadline),
+            notice = control.primary(),
+            deadline = control
+                .deadline()
+                .map_or("none".to_string(), format_rfc3339),
             seconds_left = budget.seconds_left(started),
             force_in_s = budget.force_at.saturating_duration_since(started).as_secs(),
+            report_in_s = budget
+                .report_at
+                .saturating_duration_since(started)
+                .as_secs(),
+            emergency = budget.emergency,
             eviction_api = self.version.api_version()
         );
-
-        let Some(pods) = self.list_pods(&budget) else {
-            error!("gave up listing pods at the deadline", node = self.node);
-            return Report {
-                seconds: started.elapsed().as_secs_f64(),
-                ..Report::default()
-            };
+        let mut report = Report {
+            // The caller knows whether the cordon is on; it says so when it is not.
+            cordoned: true,
+            emergency: budget.emergency,
+            passed_by: budget.passed_by,
+            ..Report::default()
         };
+
+        let Some(pods) = self.list_pods(control) else {
+            error!(
+                "could not list pods before the report time; nothing evicted",
+                node = self.node
+            );
+            report.seconds = started.elapsed().as_secs_f64();
+            return report;
+        };
+        report.listed = true;
         let own = self
             .own_pod
             .as_ref()
             .map(|(ns, n)| (ns.as_str(), n.as_str()));
-        let (mut targets, mut waiting, mut skipped) = (Vec::new(), Vec::new(), 0);
+        let (mut targets, mut terminating) = (Vec::new(), Vec::new());
         for p in &pods {
             match select(p, own) {
                 Selection::Evict => targets.push(Target::from_pod(p)),
@@ -323,7 +529,7 @@ impl Drainer<'_> {
                         "pod already terminating; waiting for it",
                         pod = format!("{}/{}", p.namespace(), p.metadata.name)
                     );
-                    waiting.push(p.uid().to_string());
+                    terminating.push(Target::from_pod(p));
                 }
                 Selection::Skip(why) => {
                     info!(
@@ -331,7 +537,7 @@ impl Drainer<'_> {
                         pod = format!("{}/{}", p.namespace(), p.metadata.name),
                         reason = why
                     );
-                    skipped += 1;
+                    report.skipped += 1;
                 }
             }
         }
@@ -339,16 +545,19 @@ impl Drainer<'_> {
             "evicting pods",
             node = self.node,
             pods = targets.len(),
-            terminating = waiting.len(),
-            skipped = skipped
+            terminating = terminating.len(),
+            skipped = report.skipped
         );
 
-        let fates = self.evict_all(&targets, &budget);
-        let mut report = Report {
-            skipped,
-            ..Report::default()
+        self.delay_evictions(&targets, control);
+        let fates = self.evict_all(&targets, control);
+        let mut watch = Watch {
+            wait: terminating
+                .iter()
+                .map(|t| (t.uid.clone(), t.key()))
+                .collect(),
+            failed: HashMap::new(),
         };
-        let mut wait_for: HashSet<String> = waiting.into_iter().collect();
         for (t, fate) in targets.iter().zip(&fates) {
             match fate {
                 Fate::Evicted => report.evicted += 1,
@@ -357,37 +566,75 @@ impl Drainer<'_> {
                 Fate::Failed(_) => {
                     report.failed += 1;
                     report.failed_pods.push(t.key());
+                    watch.failed.insert(t.uid.clone(), t.key());
                 }
             }
             if matches!(fate, Fate::Evicted | Fate::Forced) {
-                wait_for.insert(t.uid.clone());
+                watch.wait.insert(t.uid.clone(), t.key());
             }
         }
-        report.still_present = self.wait_gone(wait_for, &budget);
+        let (left, shortened) = self.wait_gone(watch, terminating, control);
+        report.forced += shortened;
+        report.still_present = left.len();
+        report.still_present_pods = left;
         report.seconds = started.elapsed().as_secs_f64();
+        report.cancelled = control.is_cancelled();
         report
     }
 
-    /// Lists the node's pods, retrying every second until the deadline.
-    fn list_pods(&self, budget: &Budget) -> Option<Vec<Pod>> {
+    /// `EVICTION_DELAY`, cut so that every target still gets its own grace before the report
+    /// time; stops early when the drain is stopped or tightened.
+    fn delay_evictions(&self, targets: &[Target], control: &Control) {
+        if self.eviction_delay.is_zero() || targets.is_empty() {
+            return;
+        }
+        let budget = control.budget();
+        let now = Instant::now();
+        let needed = targets
+            .iter()
+            .map(|t| budget.grace(t.grace, now))
+            .max()
+            .unwrap_or(0);
+        let room = budget
+            .report_at
+            .saturating_duration_since(now)
+            .saturating_sub(Duration::from_secs(needed.max(0) as u64));
+        let delay = self.eviction_delay.min(room);
+        info!(
+            "waiting for load balancers to deregister the node before evicting",
+            delay_ms = delay.as_millis(),
+            configured_ms = self.eviction_delay.as_millis()
+        );
+        let until = now + delay;
+        while Instant::now() < until && !control.is_cancelled() && control.budget() == budget {
+            sleep_until(Instant::now() + Duration::from_millis(100), until);
+        }
+    }
+
+    /// Lists the node's pods, retrying every second until the report time.
+    fn list_pods(&self, control: &Control) -> Option<Vec<Pod>> {
         loop {
+            let budget = control.budget();
+            if control.is_cancelled() {
+                return None;
+            }
             match self
                 .client
-                .list_pods_on_node(&self.node, Some(budget.deadline))
+                .list_pods_on_node(&self.node, Some(budget.report_at))
             {
                 Ok(p) => return Some(p),
                 Err(e) => warn!("listing pods failed; retrying", node = self.node, error = e),
             }
             let next = Instant::now() + ERROR_RETRY_INTERVAL;
-            if next >= budget.deadline {
+            if next >= budget.report_at {
                 return None;
             }
-            sleep_until(next, budget.deadline);
+            sleep_until(next, budget.report_at);
         }
     }
 
     /// Evicts every target concurrently; returns each target's fate, in order.
-    fn evict_all(&self, targets: &[Target], budget: &Budget) -> Vec<Fate> {
+    fn evict_all(&self, targets: &[Target], control: &Control) -> Vec<Fate> {
         struct Task {
             idx: usize,
             due: Instant,
@@ -441,7 +688,7 @@ impl Drainer<'_> {
                         let mut task = q.pending.swap_remove(pos);
                         q.in_flight += 1;
                         drop(q);
-                        let step = self.attempt(&targets[task.idx], task.attempts, budget);
+                        let step = self.attempt(&targets[task.idx], task.attempts, control);
                         q = queue.lock().unwrap_or_else(|p| p.into_inner());
                         q.in_flight -= 1;
                         match step {
@@ -465,25 +712,30 @@ impl Drainer<'_> {
     }
 
     /// One attempt for one pod: evict, or delete once past `force_at`.
-    fn attempt(&self, t: &Target, attempts: u32, budget: &Budget) -> Step {
+    fn attempt(&self, t: &Target, attempts: u32, control: &Control) -> Step {
         let now = Instant::now();
         let pod = t.key();
-        if now >= budget.deadline {
+        let budget = &control.budget();
+        let force = control.force();
+        if control.is_cancelled() {
+            return Step::Done(Fate::Failed("drain stopped".to_string()));
+        }
+        if now >= budget.report_at {
             error!(
-                "gave up on pod at the deadline",
+                "gave up on pod: out of time before the deadline",
                 pod = pod,
                 attempts = attempts
             );
-            return Step::Done(Fate::Failed("deadline reached".to_string()));
+            return Step::Done(Fate::Failed("out of time".to_string()));
         }
-        if attempts > 0 && now >= budget.force_at && budget.force {
-            let grace = budget.delete_grace(t.grace, now);
+        let grace = budget.grace(t.grace, now);
+        if attempts > 0 && now >= budget.force_at && force {
             return match self.client.delete_pod(
                 &t.namespace,
                 &t.name,
                 &t.uid,
                 grace,
-                Some(budget.deadline),
+                Some(budget.report_at),
             ) {
                 Ok(()) => {
                     warn!(
@@ -504,13 +756,13 @@ impl Drainer<'_> {
                 }
             };
         }
-        let grace = budget.eviction_grace(t.grace, now);
         match self.client.evict(
             &t.namespace,
             &t.name,
+            &t.uid,
             grace,
             self.version,
-            Some(budget.deadline),
+            Some(budget.report_at),
         ) {
             Ok(()) => {
                 info!(
@@ -523,6 +775,13 @@ impl Drainer<'_> {
             }
             Err(e) if e.is_not_found() => {
                 info!("pod already gone", pod = pod);
+                Step::Done(Fate::AlreadyGone)
+            }
+            Err(e) if e.is_conflict() => {
+                info!(
+                    "pod already gone (replaced by a new pod of the same name)",
+                    pod = pod
+                );
                 Step::Done(Fate::AlreadyGone)
             }
             Err(e) => {
@@ -541,7 +800,7 @@ impl Drainer<'_> {
                     ERROR_RETRY_INTERVAL
                 };
                 let mut next = now + jitter(delay, &pod, attempts);
-                if budget.force {
+                if force {
                     // Never wait past force_at; once past it, delete right away.
                     next = next.min(budget.force_at.max(now));
                 }
@@ -562,49 +821,149 @@ impl Drainer<'_> {
         }
     }
 
-    /// Waits until no pod with one of `uids` is on the node (a same-name replacement has a new
-    /// UID, so it counts as gone), with one LIST per second, until the deadline. Returns how
-    /// many remain.
-    fn wait_gone(&self, mut uids: HashSet<String>, budget: &Budget) -> usize {
-        let total = uids.len();
-        while !uids.is_empty() {
+    /// Waits, with one LIST per second, until no pod of `watch.wait` (UIDs) is on the node (a
+    /// same-name replacement has a new UID, so it counts as gone), but not past `report_at`.
+    /// At `force_at`, each of `terminating` still there whose deletion is due after
+    /// `report_at` gets a DELETE with the rule's grace. Returns the `ns/name` of the watched
+    /// pods (failed ones included) still on the node, and how many deletions were shortened.
+    fn wait_gone(
+        &self,
+        mut watch: Watch,
+        terminating: Vec<Target>,
+        control: &Control,
+    ) -> (Vec<String>, usize) {
+        let total = watch.wait.len();
+        let mut to_shorten = terminating;
+        let mut shortened = 0;
+        while !watch.wait.is_empty() && !control.is_cancelled() {
             let now = Instant::now();
-            if now >= budget.deadline {
+            let budget = &control.budget();
+            if !control.force() {
+                to_shorten.clear();
+            }
+            if now >= budget.report_at {
                 warn!(
-                    "deadline reached while waiting for pods to stop",
-                    remaining = uids.len()
+                    "stopped waiting for pods to stop, to report before the deadline",
+                    remaining = watch.wait.len()
                 );
                 break;
             }
             match self
                 .client
-                .list_pods_on_node(&self.node, Some(budget.deadline))
+                .list_pods_on_node(&self.node, Some(budget.report_at))
             {
                 Ok(pods) => {
-                    let present: HashSet<&str> = pods.iter().map(Pod::uid).collect();
-                    uids.retain(|u| present.contains(u.as_str()));
+                    let present: HashMap<&str, &Pod> = pods.iter().map(|p| (p.uid(), p)).collect();
+                    watch.wait.retain(|u, _| present.contains_key(u.as_str()));
+                    watch.failed.retain(|u, _| present.contains_key(u.as_str()));
+                    to_shorten.retain(|t| watch.wait.contains_key(&t.uid));
+                    if now >= budget.force_at {
+                        to_shorten.retain(|t| {
+                            let outlasts = present
+                                .get(t.uid.as_str())
+                                .is_some_and(|p| deletion_outlasts(p, budget.report_at, now));
+                            if !outlasts {
+                                return false;
+                            }
+                            match self.shorten(t, budget) {
+                                Shortened::Done => {
+                                    shortened += 1;
+                                    false
+                                }
+                                Shortened::Gone => false,
+                                Shortened::Retry => true,
+                            }
+                        });
+                    }
                 }
                 Err(e) => warn!("listing pods failed while waiting; retrying", error = e),
             }
-            if uids.is_empty() {
+            if watch.wait.is_empty() {
                 break;
             }
-            sleep_until(now + WAIT_POLL_INTERVAL, budget.deadline);
+            let mut next = now + WAIT_POLL_INTERVAL;
+            if !to_shorten.is_empty() && now < budget.force_at {
+                next = next.min(budget.force_at);
+            }
+            sleep_until(next, budget.report_at);
         }
         info!(
             "pods gone",
-            gone = total - uids.len(),
-            remaining = uids.len()
+            gone = total - watch.wait.len(),
+            remaining = watch.wait.len()
         );
-        uids.len()
+        let mut left: Vec<String> = watch
+            .wait
+            .into_values()
+            .chain(watch.failed.into_values())
+            .collect();
+        left.sort();
+        (left, shortened)
+    }
+
+    /// DELETE an already terminating pod with a shorter grace (only if it is still that pod).
+    fn shorten(&self, t: &Target, budget: &Budget) -> Shortened {
+        let now = Instant::now();
+        let grace = budget.grace(t.grace, now);
+        let pod = t.key();
+        match self
+            .client
+            .delete_pod(&t.namespace, &t.name, &t.uid, grace, Some(budget.report_at))
+        {
+            Ok(()) => {
+                warn!(
+                    "shortened the grace of a terminating pod at deadline minus reserve",
+                    pod = pod,
+                    grace_s = grace
+                );
+                Shortened::Done
+            }
+            Err(e) if e.is_not_found() || e.is_conflict() => {
+                info!("pod already gone", pod = pod);
+                Shortened::Gone
+            }
+            Err(e) => {
+                warn!("delete failed; retrying", pod = pod, error = e);
+                Shortened::Retry
+            }
+        }
     }
 }
 
-/// Retry at `next` unless that is past the deadline.
+/// The pods a drain still watches after its evictions, UID → `ns/name`.
+struct Watch {
+    /// Evicted, deleted or terminating: waited for.
+    wait: HashMap<String, String>,
+    /// Never evicted: not waited for, but reported while on the node.
+    failed: HashMap<String, String>,
+}
+
+enum Shortened {
+    Done,
+    Gone,
+    Retry,
+}
+
+/// True when `pod` (terminating) will not be gone by `report_at`: its `deletionTimestamp` lies
+/// later, or cannot be read.
+fn deletion_outlasts(pod: &Pod, report_at: Instant, now: Instant) -> bool {
+    let report_wall = SystemTime::now() + report_at.saturating_duration_since(now);
+    match pod
+        .metadata
+        .deletion_timestamp
+        .as_deref()
+        .and_then(crate::time::parse_rfc3339)
+    {
+        Some(due) => due > report_wall,
+        None => true,
+    }
+}
+
+/// Retry at `next` unless that is past the report time.
 fn retry(next: Instant, budget: &Budget, pod: &str, why: &str) -> Step {
-    if next >= budget.deadline {
+    if next >= budget.report_at {
         error!(
-            "gave up on pod at the deadline",
+            "gave up on pod: out of time before the deadline",
             pod = pod,
             last_error = why
         );
@@ -730,46 +1089,218 @@ mod tests {
         let now = Instant::now();
         let wall = SystemTime::now();
         let s = Duration::from_secs;
-        // AWS: 120 s notice, 20 s reserve.
+        // AWS: 120 s notice, 20 s reserve, 5 s report margin.
         let b = Budget::new(wall + s(120), s(20), None, now, wall);
-        assert_eq!(b.force_at - now, s(100));
-        let cases: &[(i64, u64, i64, i64)] = &[
-            // own grace, seconds after notice, eviction grace, delete grace
-            (30, 0, 30, 30),
-            (300, 0, 100, 120),
-            (300, 90, 10, 30),
-            (300, 100, 20, 20),
-            (300, 110, 10, 10),
-            (300, 119, 1, 1),
-            (300, 125, 1, 1),
-            (0, 0, 1, 1),
+        assert_eq!(
+            (b.deadline - now, b.report_at - now, b.force_at - now),
+            (s(120), s(115), s(100))
+        );
+        assert!(!b.emergency && b.passed_by.is_none());
+        let cases: &[(i64, u64, i64)] = &[
+            // own grace, seconds after notice, grace (evictions and deletes alike)
+            (30, 0, 30),
+            (300, 0, 115),
+            (300, 90, 25),
+            (30, 85, 30),
+            (30, 86, 29),
+            (300, 100, 15),
+            (300, 110, 5),
+            (300, 114, 1),
+            (300, 119, 1),
+            (300, 125, 1),
+            (0, 0, 1),
         ];
-        for (own, after, evict, delete) in cases {
-            let at = now + s(*after);
+        for (own, after, want) in cases {
             assert_eq!(
-                (b.eviction_grace(*own, at), b.delete_grace(*own, at)),
-                (*evict, *delete),
+                b.grace(*own, now + s(*after)),
+                *want,
                 "own {own} after {after}"
             );
         }
         // GRACE_PERIOD caps everything.
         let capped = Budget::new(wall + s(120), s(20), Some(15), now, wall);
         assert_eq!(
-            (
-                capped.eviction_grace(300, now),
-                capped.delete_grace(300, now + s(100))
-            ),
+            (capped.grace(300, now), capped.grace(300, now + s(100))),
             (15, 15)
         );
-        // A reserve longer than the notice: force at once.
-        let short = Budget::new(wall + s(10), s(20), None, now, wall);
-        assert_eq!(short.force_at, now);
-        // A deadline already past.
-        let past = Budget::new(wall - s(5), s(20), None, now, wall);
-        assert_eq!(
-            (past.deadline, past.force_at, past.seconds_left(now)),
-            (now, now, 0)
+        // A 30 s window (GCP): a 3 s margin; a reserve longer than the window forces at once.
+        let short = Budget::new(wall + s(30), s(40), None, now, wall);
+        assert_eq!((short.report_at - now, short.force_at), (s(27), now));
+        // DRAIN_RESERVE=0: budgets are waited for until the report time, not past it.
+        let zero = Budget::new(wall + s(120), s(0), None, now, wall);
+        assert_eq!(zero.force_at, zero.report_at);
+    }
+
+    #[test]
+    fn budgets_get_a_sixth_of_short_windows_and_all_but_the_reserve_of_long_ones() {
+        let s = Duration::from_secs;
+        let r = s(20);
+        // (window, seconds budgets are waited for)
+        let cases: &[(u64, f64)] = &[
+            (12, 0.0),
+            (30, 5.0),
+            (45, 7.5),
+            (60, 10.0),
+            (90, 55.0),
+            (120, 100.0),
+            (300, 280.0),
+        ];
+        for (w, want) in cases {
+            let got = budget_time(s(*w), r).as_secs_f64();
+            assert!(
+                (got - want).abs() < 0.01,
+                "window {w}: {got} s, want {want} s"
+            );
+        }
+        // Never more than W − R; a reserve longer than the window forces at once.
+        assert_eq!(budget_time(s(30), s(40)), Duration::ZERO);
+        assert_eq!(budget_time(s(90), s(85)), s(5));
+        // Monotonic in the window for a given reserve, from 10 s to 10 min, every 100 ms.
+        for reserve in [0, 5, 20, 60] {
+            let mut last = Duration::ZERO;
+            for tenths in 100..6000u64 {
+                let b = budget_time(Duration::from_millis(tenths * 100), s(reserve));
+                assert!(
+                    b >= last,
+                    "reserve {reserve}: b({tenths}00 ms) = {b:?} < {last:?}"
+                );
+                assert!(b <= Duration::from_millis(tenths * 100).saturating_sub(s(reserve)));
+                last = b;
+            }
+        }
+        // In a Budget: a 30 s preemption forces at 5 s; an AWS notice at 100 s.
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let gcp = Budget::new(wall + s(30), r, None, now, wall);
+        assert_eq!(gcp.force_at - now, s(5));
+        let aws = Budget::new(wall + s(120), r, None, now, wall);
+        assert_eq!(aws.force_at - now, s(100));
+    }
+
+    #[test]
+    fn a_control_tightens_and_stops_a_running_drain() {
+        let s = Duration::from_secs;
+        let c = Control::new(None, false, "aws-rebalance/x", s(20), None);
+        let open = c.budget();
+        assert!(
+            open.report_at - Instant::now() > s(3600),
+            "no deadline: open"
         );
+        assert!(!c.force());
+        let deadline = SystemTime::now() + s(120);
+        c.update(Some(deadline), true, "aws-spot/terminate/y");
+        let b = c.budget();
+        assert!(c.force() && c.primary() == "aws-spot/terminate/y");
+        assert!(b.report_at - Instant::now() <= s(115), "{b:?}");
+        // The same deadline again keeps the budget (measured from when it was first seen).
+        c.update(Some(deadline), true, "aws-spot/terminate/y");
+        assert_eq!(c.budget(), b);
+        assert!(!c.is_cancelled());
+        c.cancel();
+        assert!(c.is_cancelled());
+    }
+
+    #[test]
+    fn a_past_or_nearly_past_deadline_is_an_emergency() {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        let s = Duration::from_secs;
+        for (deadline, passed) in [
+            (wall - s(5), Some(s(5))),
+            (wall - s(3600), Some(s(3600))),
+            (wall, Some(s(0))),
+            (wall + s(4), None),
+            (wall + s(9), None),
+        ] {
+            let b = Budget::new(deadline, s(20), None, now, wall);
+            assert!(b.emergency, "{deadline:?}");
+            assert_eq!(b.passed_by, passed);
+            assert_eq!(b.deadline - now, EMERGENCY_WINDOW, "acts within the window");
+            assert_eq!(b.report_at - now, s(9), "a 1 s report margin");
+            assert_eq!(b.force_at, now, "budgets are not waited for");
+            assert_eq!(b.grace(30, now), 9, "every pod gets what the window allows");
+            assert_eq!(b.seconds_left(now), 10);
+        }
+        let b = Budget::new(wall + s(10), s(20), None, now, wall);
+        assert!(!b.emergency && b.passed_by.is_none());
+    }
+
+    #[test]
+    fn report_margin_scales_with_the_window() {
+        let s = Duration::from_secs;
+        for (window, margin) in [
+            (s(120), s(5)),
+            (s(50), s(5)),
+            (s(35), Duration::from_millis(3500)),
+            (s(30), s(3)),
+            (s(10), s(1)),
+            (s(2), s(1)),
+        ] {
+            assert_eq!(report_margin(window), margin, "{window:?}");
+        }
+    }
+
+    /// The grace rule over the whole window, every 100 ms from the notice to past the
+    /// deadline: the stop time `now + grace` never moves earlier (exactly for the rule,
+    /// within the whole-second rounding for what is sent), never lies past `report_at`
+    /// except for the 1 s floor, and is `now + own` whenever the pod's own grace fits.
+    #[test]
+    fn grace_invariants_over_the_whole_window() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let step = Duration::from_millis(100);
+        for window_s in [120u64, 30, 10, 4] {
+            for reserve_s in [0u64, 20] {
+                for cap in [None, Some(15u32), Some(45)] {
+                    let b = Budget::new(
+                        wall + Duration::from_secs(window_s),
+                        Duration::from_secs(reserve_s),
+                        cap,
+                        t0,
+                        wall,
+                    );
+                    for own in [1i64, 5, 30, 35, 60, 300, 3600] {
+                        let what = format!(
+                            "window {window_s}s reserve {reserve_s}s cap {cap:?} own {own}s"
+                        );
+                        let (mut prev_exact, mut prev_sent): (Option<f64>, Option<f64>) =
+                            (None, None);
+                        let mut now = t0;
+                        while now <= b.deadline + Duration::from_secs(2) {
+                            let at = (now - t0).as_secs_f64();
+                            let left = (b.report_at.saturating_duration_since(now)).as_secs_f64();
+                            let limit = cap.map_or(f64::MAX, f64::from);
+                            // The rule before rounding.
+                            let exact = at + (own as f64).min(limit).min(left).max(1.0);
+                            let grace = b.grace(own, now);
+                            let sent = at + grace as f64;
+                            if let Some(p) = prev_exact {
+                                assert!(exact >= p - 1e-9, "{what}: at {at:.1}s the rule's stop moved earlier: {p} → {exact}");
+                            }
+                            if let Some(p) = prev_sent {
+                                assert!(sent > p - 1.0, "{what}: at {at:.1}s the stop moved a second or more earlier: {p} → {sent}");
+                            }
+                            let report_at = (b.report_at - t0).as_secs_f64();
+                            assert!(
+                                sent <= report_at + 1e-9 || (grace == 1 && left < 1.0),
+                                "{what}: at {at:.1}s grace {grace} stops at {sent}, past the report time {report_at}"
+                            );
+                            let fits =
+                                cap.is_none_or(|c| own <= i64::from(c)) && (own as f64) <= left;
+                            if fits && own >= 1 {
+                                assert_eq!(
+                                    grace, own,
+                                    "{what}: at {at:.1}s the pod's own grace fits"
+                                );
+                            }
+                            assert!(grace >= 1 && grace <= own.max(1));
+                            prev_exact = Some(exact);
+                            prev_sent = Some(sent);
+                            now += step;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -791,10 +1322,12 @@ mod tests {
     fn retry_never_passes_the_deadline() {
         let now = Instant::now();
         let b = Budget {
-            deadline: now + Duration::from_secs(10),
+            deadline: now + Duration::from_secs(12),
+            report_at: now + Duration::from_secs(10),
             force_at: now,
             grace_cap: None,
-            force: true,
+            emergency: false,
+            passed_by: None,
         };
         assert_eq!(
             retry(now + Duration::from_secs(5), &b, "a/b", "x"),
@@ -807,17 +1340,52 @@ mod tests {
     }
 
     #[test]
-    fn report_summary() {
+    fn report_summary_outcome_and_phase() {
         let r = Report {
             evicted: 17,
             forced: 3,
             skipped: 4,
             seconds: 31.25,
+            cordoned: true,
+            listed: true,
             ..Report::default()
         };
         assert_eq!(
             r.summary(),
             "evicted=17 forced=3 failed=0 already_gone=0 skipped=4 still_present=0 seconds=31.2"
         );
+        assert_eq!((r.outcome(), r.phase()), (Outcome::Drained, "drained"));
+        let left = Report {
+            evicted: 2,
+            still_present: 7,
+            still_present_pods: (1..=7).map(|i| format!("shop/web-{i}")).collect(),
+            cordoned: false,
+            listed: true,
+            passed_by: Some(Duration::from_secs(12)),
+            emergency: true,
+            ..Report::default()
+        };
+        assert_eq!(
+            left.summary(),
+            "evicted=2 forced=0 failed=0 already_gone=0 skipped=0 still_present=7 seconds=0.0 still_on_node=shop/web-1,shop/web-2,shop/web-3,shop/web-4,shop/web-5,… cordoned=false deadline_passed_s=12"
+        );
+        assert_eq!(
+            (left.outcome(), left.phase()),
+            (Outcome::PodsLeft, "incomplete")
+        );
+        let unlisted = Report {
+            cordoned: true,
+            seconds: 9.0,
+            ..Report::default()
+        };
+        assert_eq!(
+            unlisted.summary(),
+            "could not list pods; node not drained seconds=9.0"
+        );
+        assert_eq!(
+            (unlisted.outcome(), unlisted.phase()),
+            (Outcome::NotDrained, "failed")
+        );
+        assert_eq!(some_names(&["a".into(), "b".into()], ", "), "a, b");
     }
 }

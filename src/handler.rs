@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cloud::{self, aws, Cloud, Observation};
 use crate::config::{self, Config};
 use crate::decision::{self, Change, Desired, Entry, Ledger, Status};
-use crate::drain::{self, Drainer, Report};
+use crate::drain::{self, Drainer, Outcome, Report};
 use crate::kube::{Client, EvictionVersion};
 use crate::node::{Keeper, Labels};
 use crate::notice::{Kind, Notice};
@@ -163,6 +163,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         snapshots: BTreeMap::new(),
         errors: BTreeMap::new(),
         sources: names,
+        write_errors: SourceErrors::default(),
         stale_logged: HashSet::new(),
         drain: None,
         tx,
@@ -179,12 +180,27 @@ struct Running {
     control: Arc<drain::Control>,
 }
 
-/// Error bookkeeping of one source, for quiet logs.
+/// Error bookkeeping of one source (or of node writes), for quiet logs.
 #[derive(Default)]
 struct SourceErrors {
     last: String,
     consecutive: u64,
     total: u64,
+}
+
+impl SourceErrors {
+    /// Counts a failure; returns what to log: a new kind of error always, a repeated one every
+    /// `POLL_ERROR_LOG_EVERY` times.
+    fn note(&mut self, text: String) -> Option<(String, u64)> {
+        self.total += 1;
+        self.consecutive += 1;
+        if text != self.last || self.consecutive % POLL_ERROR_LOG_EVERY == 0 {
+            self.last = text.clone();
+            Some((text, self.consecutive))
+        } else {
+            None
+        }
+    }
 }
 
 struct Loop<'a> {
@@ -205,10 +221,13 @@ struct Loop<'a> {
     errors: BTreeMap<&'static str, SourceErrors>,
     /// Every source the configuration runs.
     sources: Vec<&'static str>,
+    /// Failed node writes (cordon), for quiet logs.
+    write_errors: SourceErrors,
     stale_logged: HashSet<String>,
     drain: Option<Running>,
     tx: Sender<Event>,
-    last_report: Option<String>,
+    /// The last drain's summary and phase (`drained`, `incomplete`, `failed`).
+    last_report: Option<(String, &'static str)>,
 }
 
 impl<'a> Loop<'a> {
@@ -262,18 +281,14 @@ impl<'a> Loop<'a> {
             }
             Err(text) => {
                 let e = self.errors.entry(o.source).or_default();
-                e.total += 1;
-                e.consecutive += 1;
-                // A new kind of error is always logged; a repeated one every so often.
-                if text != e.last || e.consecutive % POLL_ERROR_LOG_EVERY == 0 {
+                if let Some((text, consecutive)) = e.note(text) {
                     warn!(
                         "metadata poll failed; still polling",
                         source = o.source,
                         error = text,
-                        consecutive = e.consecutive,
+                        consecutive = consecutive,
                         poll_errors_total = e.total
                     );
-                    e.last = text;
                 }
             }
         }
@@ -484,9 +499,28 @@ impl<'a> Loop<'a> {
             .keeper
             .apply(desired, &ids, &self.ledger, &labels, deadline)
         {
-            Ok(()) => true,
+            Ok(()) => {
+                if self.write_errors.consecutive > 0 {
+                    info!(
+                        "node update succeeded after failures",
+                        node = self.node,
+                        failed_attempts = self.write_errors.consecutive
+                    );
+                    self.write_errors.consecutive = 0;
+                    self.write_errors.last.clear();
+                }
+                true
+            }
             Err(e) => {
-                warn!("cordon failed; will retry", node = self.node, error = e);
+                let e = self.write_errors.note(e.to_string());
+                if let Some((text, consecutive)) = e {
+                    warn!(
+                        "cordon failed; will retry",
+                        node = self.node,
+                        error = text,
+                        consecutive = consecutive
+                    );
+                }
                 false
             }
         }
@@ -543,7 +577,7 @@ impl<'a> Loop<'a> {
         } else if self.drain.is_some() || desired.drain.is_some() {
             Some("draining")
         } else if self.ledger.iter().any(|e| e.status == Status::Incomplete) {
-            Some("incomplete")
+            Some(self.last_report.as_ref().map_or("incomplete", |(_, p)| p))
         } else if self.ledger.iter().any(|e| e.status == Status::Drained) {
             Some("drained")
         } else {
@@ -555,7 +589,7 @@ impl<'a> Loop<'a> {
             notice: g.map(|e| e.id.clone()),
             deadline: g.and_then(|e| e.deadline),
             acted_at: self.ledger.iter().filter_map(|e| e.acted).min(),
-            summary: self.last_report.clone(),
+            summary: self.last_report.as_ref().map(|(s, _)| s.clone()),
         }
     }
 
@@ -582,7 +616,16 @@ impl<'a> Loop<'a> {
                     order.deadline,
                     order.force && self.cfg.force_delete,
                     &order.primary,
+                    self.cfg.drain_reserve,
+                    self.cfg.grace_period,
                 ));
+                warn_emergency(&control.budget(), order.deadline);
+                if !self.keeper.view().is_some_and(|n| n.unschedulable()) {
+                    error!(
+                        "could not cordon the node; draining anyway",
+                        node = self.node
+                    );
+                }
                 self.drain = Some(Running {
                     ids: order.ids.clone(),
                     control: control.clone(),
@@ -592,8 +635,6 @@ impl<'a> Loop<'a> {
                     node: self.node.clone(),
                     own_pod: self.cfg.namespace.clone().zip(self.cfg.pod_name.clone()),
                     version: self.version,
-                    reserve: self.cfg.drain_reserve,
-                    grace_cap: self.cfg.grace_period,
                     eviction_delay: if self.cfg.exclude_from_load_balancers {
                         self.cfg.eviction_delay
                     } else {
@@ -633,18 +674,19 @@ impl<'a> Loop<'a> {
         }
     }
 
-    fn drained(&mut self, report: Report) {
+    fn drained(&mut self, mut report: Report) {
         let Some(running) = self.drain.take() else {
             return;
         };
+        report.cordoned = self.keeper.view().is_some_and(|n| n.unschedulable());
         let cancelled = running.control.is_cancelled();
-        let complete = report.is_complete();
+        let outcome = report.outcome();
         let mut send = false;
         let mut governing = None;
         if !cancelled {
             // Recorded first, so that no log line or message runs ahead of the node.
-            self.last_report = Some(report.summary());
-            decision::drain_finished(&mut self.ledger, &running.ids, complete);
+            self.last_report = Some((report.summary(), report.phase()));
+            decision::drain_finished(&mut self.ledger, &running.ids, outcome == Outcome::Drained);
             let primary = running.control.primary();
             governing = self
                 .ledger
@@ -660,28 +702,34 @@ impl<'a> Loop<'a> {
             }
             self.record();
         }
-        let (level, msg) = if cancelled {
-            (log::Level::Info, "drain stopped")
-        } else if complete {
-            (log::Level::Info, "drain finished")
-        } else {
-            (log::Level::Error, "drain finished with pods left")
+        let (level, msg) = match (cancelled, outcome) {
+            (true, _) => (
+                log::Level::Info,
+                "drain stopped: no notice needs it any more",
+            ),
+            (_, Outcome::Drained) => (log::Level::Info, "drain finished"),
+            (_, Outcome::PodsLeft) => (log::Level::Error, "drain finished with pods left"),
+            (_, Outcome::NotDrained) => {
+                (log::Level::Error, "could not list pods; node not drained")
+            }
         };
         let seconds = format!("{:.1}", report.seconds);
-        log::log(
-            level,
-            msg,
-            &[
-                ("node", &self.node),
-                ("evicted", &report.evicted),
-                ("forced", &report.forced),
-                ("failed", &report.failed),
-                ("already_gone", &report.already_gone),
-                ("skipped", &report.skipped),
-                ("still_present", &report.still_present),
-                ("seconds", &seconds),
-            ],
-        );
+        let names = drain::some_names(&report.still_present_pods, ",");
+        let mut fields: Vec<(&str, &dyn std::fmt::Display)> = vec![
+            ("node", &self.node),
+            ("evicted", &report.evicted),
+            ("forced", &report.forced),
+            ("failed", &report.failed),
+            ("already_gone", &report.already_gone),
+            ("skipped", &report.skipped),
+            ("still_present", &report.still_present),
+        ];
+        if !names.is_empty() {
+            fields.push(("still_on_node", &names));
+        }
+        fields.push(("cordoned", &report.cordoned));
+        fields.push(("seconds", &seconds));
+        log::log(level, msg, &fields);
         if let (true, Some(g)) = (send, governing) {
             self.notifier
                 .send("drained", self.origin.render_drained(&g, &report));
@@ -689,10 +737,45 @@ impl<'a> Loop<'a> {
     }
 }
 
+/// Says so when a drain starts in an emergency (a deadline passed or closer than the window).
+fn warn_emergency(budget: &drain::Budget, deadline: Option<SystemTime>) {
+    if !budget.emergency {
+        return;
+    }
+    let window_s = drain::EMERGENCY_WINDOW.as_secs();
+    match budget.passed_by {
+        Some(late) => warn!(
+            "the notice's deadline has already passed; acting at once within the emergency window",
+            late_s = late.as_secs(),
+            window_s = window_s
+        ),
+        None => warn!(
+            "less time left than the emergency window; acting at once within it",
+            seconds_left = deadline
+                .map(|d| crate::time::secs_until(d, SystemTime::now())
+                    .max(0.0)
+                    .round())
+                .unwrap_or_default(),
+            window_s = window_s
+        ),
+    }
+}
+
 /// Reads our records on the node; `None` (with a warning) when the API does not answer.
 fn load_ledger(keeper: &mut Keeper, node: &str) -> Option<Ledger> {
     match keeper.load(Instant::now() + STARTUP_CALL_TIMEOUT) {
-        Ok(l) => {
+        Ok(mut l) => {
+            let phase = keeper
+                .view()
+                .and_then(|n| n.annotations().phase)
+                .unwrap_or_else(|| "none".to_string());
+            // A drain that ended with pods left (or none listed) gets another try after a
+            // restart; only a complete one stands.
+            for e in l.iter_mut() {
+                if e.status == Status::Incomplete {
+                    e.status = Status::Active;
+                }
+            }
             for e in &l {
                 info!(
                     "node carries our record of a notice",
@@ -703,7 +786,8 @@ fn load_ledger(keeper: &mut Keeper, node: &str) -> Option<Ledger> {
                 match e.status {
                     Status::Active if e.action == crate::notice::Action::Drain => info!(
                         "resuming the drain this handler started before a restart",
-                        notice = e.id
+                        notice = e.id,
+                        phase = phase
                     ),
                     Status::Drained | Status::Incomplete => info!(
                         "node already drained for this notice (our record); nothing more to do while it lasts",

@@ -6,7 +6,11 @@
 //! a drain does not pay a TLS handshake per eviction and an idle poll costs no TCP setup; a
 //! reused connection that the server closed meanwhile is replaced once, transparently.
 //! Every phase (connect, TLS handshake, write, read) of an exchange is bounded by one overall
-//! deadline, and the body is capped. Bodies may come with `Content-Length`, chunked, or until
+//! deadline: the handshake is driven explicitly, and every socket read and write (rustls's
+//! included) first sets the socket timeout to the time left, so neither a peer that never
+//! answers nor one that trickles a byte at a time can hold the caller past it. (Name
+//! resolution is the system resolver's, bounded by its own timeouts; the API server and the
+//! metadata service are IP addresses.) The body is capped. Bodies may come with `Content-Length`, chunked, or until
 //! close (a TLS peer that closes without `close_notify` is tolerated).
 //!
 //! Errors name the endpoint as `host:port` only: a Slack URL's path is the secret, so it never
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConfig, ClientConnection};
 
 /// Largest response head we accept.
 const MAX_HEAD: usize = 64 * 1024;
@@ -40,33 +44,129 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-impl Endpoint {
-    /// Parses `http(s)://host[:port][/path]`. `tls` is required for https.
-    pub fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Endpoint, String> {
+/// A URL as this client takes it: `http(s)://host[:port][/path[?query]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub https: bool,
+    /// Without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+    /// Empty or starting with `/`, trailing slashes removed.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses and checks a URL. The reasons never quote the URL (a webhook URL is a secret):
+    /// the scheme, a host (a DNS name, an IPv4 address or a bracketed IPv6 one), a port from 1
+    /// to 65535, no user info, no `?` or `#` before the path, no fragment, no whitespace or
+    /// control characters.
+    pub fn parse(url: &str) -> Result<Url, &'static str> {
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("it contains whitespace or control characters");
+        }
         let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("http://") {
             (false, r)
         } else {
-            return Err("the URL must start with http:// or https://".to_string());
+            return Err("it does not start with http:// or https://");
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })?;
-        let tls = if https {
+        if authority.contains(['?', '#']) {
+            return Err("it has a '?' or '#' before the path");
+        }
+        if url.contains('#') {
+            return Err("it has a fragment ('#')");
+        }
+        if authority.contains('@') {
+            return Err("it has user info (user@host), which is not allowed");
+        }
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let end = r.find(']').ok_or("its IPv6 address has no closing ']'")?;
+            let host = &r[..end];
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("the host in [...] is not an IPv6 address");
+            }
+            match &r[end + 1..] {
+                "" => (host, None),
+                p => (
+                    host,
+                    Some(
+                        p.strip_prefix(':')
+                            .ok_or("something follows the IPv6 address")?,
+                    ),
+                ),
+            }
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let bracketed = authority.starts_with('[');
+        if host.is_empty() {
+            return Err("it names no host");
+        }
+        if !bracketed
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err("the host has characters a host name cannot have");
+        }
+        let port = match port {
+            None => {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Err("its port is not a number from 1 to 65535"),
+            },
+        };
+        if https && ServerName::try_from(host.to_string()).is_err() {
+            return Err("the host is not a valid TLS server name");
+        }
+        Ok(Url {
+            https,
+            host: host.to_string(),
+            port,
+            path: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// A loopback host: 127.0.0.0/8, ::1 or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl Endpoint {
+    /// Parses `http(s)://host[:port][/path]` (see [`Url::parse`]). `tls` is required for https.
+    pub fn parse(url: &str, tls: Option<Arc<ClientConfig>>) -> Result<Endpoint, String> {
+        let u = Url::parse(url).map_err(|why| format!("not a usable URL: {why}"))?;
+        let tls = if u.https {
             let config = tls.ok_or("https needs a TLS configuration")?;
-            let name = ServerName::try_from(host.clone())
-                .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
+            let name = ServerName::try_from(u.host.clone())
+                .map_err(|_| "the host is not a valid TLS server name".to_string())?;
             Some((config, name))
         } else {
             None
         };
         Ok(Endpoint {
-            host,
-            port,
-            base_path: path.trim_end_matches('/').to_string(),
+            host: u.host,
+            port: u.port,
+            base_path: u.path,
             tls,
         })
     }
@@ -96,30 +196,6 @@ impl Endpoint {
             self.authority()
         }
     }
-}
-
-fn split_host_port(authority: &str, default_port: u16) -> Result<(String, u16), String> {
-    if authority.is_empty() || authority.contains('@') {
-        return Err("the URL must name a host (and no user info)".to_string());
-    }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']').ok_or("unterminated IPv6 address")?;
-        (&rest[..end], rest[end + 1..].strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or(format!("{p:?} is not a TCP port"))?,
-        None => default_port,
-    };
-    Ok((host.to_string(), port))
 }
 
 /// One request. `path` is appended to the endpoint's base path and may carry a query.
@@ -222,59 +298,83 @@ impl std::error::Error for Error {}
 
 enum Stream {
     Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    /// The TLS state and its socket, kept apart so that every socket operation rustls makes
+    /// goes through [`Timed`].
+    Tls(Box<ClientConnection>, TcpStream),
 }
 
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
+/// The socket of a stream, every read and write bounded by `deadline`: each one first sets the
+/// socket's timeout to the time left (and fails with `TimedOut` once none is left), so a peer
+/// that never answers, or trickles one byte at a time, cannot hold the caller past it.
+struct Timed<'a> {
+    tcp: &'a TcpStream,
+    deadline: Instant,
+}
+
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
+    } else {
+        Ok(left)
     }
 }
 
-/// A stream whose every read and write is bounded by `deadline`.
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.set_read_timeout(Some(time_left(self.deadline)?))?;
+        let mut tcp = self.tcp;
+        tcp.read(buf)
+    }
+}
+
+impl Write for Timed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp
+            .set_write_timeout(Some(time_left(self.deadline)?))?;
+        let mut tcp = self.tcp;
+        tcp.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A stream whose every read and write, TLS records included, is bounded by `deadline`.
 struct Bounded {
     stream: Stream,
     deadline: Instant,
 }
 
-impl Bounded {
-    fn remaining(&self) -> io::Result<Duration> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
-        } else {
-            Ok(left)
-        }
-    }
-}
-
 impl Read for Bounded {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.remaining()?;
-        self.stream.tcp().set_read_timeout(Some(left))?;
+        let deadline = self.deadline;
         match &mut self.stream {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
+            Stream::Plain(s) => Timed { tcp: s, deadline }.read(buf),
+            Stream::Tls(conn, s) => {
+                rustls::Stream::new(&mut **conn, &mut Timed { tcp: s, deadline }).read(buf)
+            }
         }
     }
 }
 
 impl Write for Bounded {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.remaining()?;
-        self.stream.tcp().set_write_timeout(Some(left))?;
+        let deadline = self.deadline;
         match &mut self.stream {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
+            Stream::Plain(s) => Timed { tcp: s, deadline }.write(buf),
+            Stream::Tls(conn, s) => {
+                rustls::Stream::new(&mut **conn, &mut Timed { tcp: s, deadline }).write(buf)
+            }
         }
     }
     fn flush(&mut self) -> io::Result<()> {
+        let deadline = self.deadline;
         match &mut self.stream {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
+            Stream::Plain(_) => Ok(()),
+            Stream::Tls(conn, s) => {
+                rustls::Stream::new(&mut **conn, &mut Timed { tcp: s, deadline }).flush()
+            }
         }
     }
 }
@@ -382,15 +482,26 @@ impl Pool {
         self.fail(phase, ErrorKind::Io(e))
     }
 
+    /// A new connection, the TLS handshake done, all within `deadline`.
     fn open(&self, deadline: Instant) -> Result<Stream, Error> {
         let tcp = connect(&self.ep, deadline).map_err(|e| self.io_fail(Phase::Connect, e))?;
         let _ = tcp.set_nodelay(true);
         Ok(match &self.ep.tls {
             None => Stream::Plain(tcp),
             Some((config, name)) => {
-                let conn = ClientConnection::new(config.clone(), name.clone())
+                let mut conn = ClientConnection::new(config.clone(), name.clone())
                     .map_err(|e| self.fail(Phase::Handshake, ErrorKind::Tls(e.to_string())))?;
-                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+                // Explicitly, not inside the first write: each of its reads and writes is
+                // bounded by the deadline, and a failure is reported as the handshake's.
+                let mut io = Timed {
+                    tcp: &tcp,
+                    deadline,
+                };
+                while conn.is_handshaking() {
+                    conn.complete_io(&mut io)
+                        .map_err(|e| self.io_fail(Phase::Handshake, e))?;
+                }
+                Stream::Tls(Box::new(conn), tcp)
             }
         })
     }
@@ -403,7 +514,6 @@ impl Pool {
         deadline: Instant,
         max_body: usize,
     ) -> Result<Response, Failure> {
-        let fresh_tls = !reused && self.ep.is_tls();
         let mut s = Bounded { stream, deadline };
         let head = request_head(&self.ep, req, self.max_idle == 0);
         let written = s
@@ -414,13 +524,7 @@ impl Pool {
             if reused && is_closed(&e) {
                 return Err(Failure::Stale);
             }
-            // For a new TLS connection the handshake happens inside the first write.
-            let phase = if fresh_tls {
-                Phase::Handshake
-            } else {
-                Phase::Write
-            };
-            return Err(Failure::Failed(self.io_fail(phase, e)));
+            return Err(Failure::Failed(self.io_fail(Phase::Write, e)));
         }
         match read_response(&mut s, req.method == "HEAD", max_body) {
             Ok((resp, reusable)) => {
@@ -489,8 +593,14 @@ fn connect(ep: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
 }
 
 fn request_head(ep: &Endpoint, req: &Request<'_>, close: bool) -> String {
+    // A URL without a path asks for `/` (an empty request target is malformed).
+    let slash = if ep.base_path.is_empty() && !req.path.starts_with('/') {
+        "/"
+    } else {
+        ""
+    };
     let mut head = format!(
-        "{} {}{} HTTP/1.1\r\nHost: {}\r\n",
+        "{} {slash}{}{} HTTP/1.1\r\nHost: {}\r\n",
         req.method,
         ep.base_path,
         req.path,
@@ -930,6 +1040,95 @@ mod tests {
     }
 
     #[test]
+    fn urls_table() {
+        let ok = |u: &str| Url::parse(u).unwrap();
+        assert_eq!(
+            ok("https://10.96.0.1"),
+            Url {
+                https: true,
+                host: "10.96.0.1".into(),
+                port: 443,
+                path: String::new()
+            }
+        );
+        assert_eq!(ok("http://[::1]:8001/api/").path, "/api");
+        assert_eq!(ok("http://[::1]:8001/api/").host, "::1");
+        assert_eq!(ok("http://h:65535/x?y=1").port, 65535);
+        assert_eq!(ok("http://h/x?y=1").path, "/x?y=1");
+        let cases: &[(&str, &str)] = &[
+            ("ftp://h", "it does not start with http:// or https://"),
+            ("h:80", "it does not start with http:// or https://"),
+            ("http://", "it names no host"),
+            ("http://:80", "it names no host"),
+            ("http://h:0", "its port is not a number from 1 to 65535"),
+            ("http://h:65536", "its port is not a number from 1 to 65535"),
+            ("http://h:+80", "its port is not a number from 1 to 65535"),
+            ("http://h:", "its port is not a number from 1 to 65535"),
+            ("http://h:80:80", "its port is not a number from 1 to 65535"),
+            (
+                "http://user:pw@h",
+                "it has user info (user@host), which is not allowed",
+            ),
+            ("http://h?x=1", "it has a '?' or '#' before the path"),
+            ("http://h#x", "it has a '?' or '#' before the path"),
+            ("http://h/p#x", "it has a fragment ('#')"),
+            (
+                "http://h /p",
+                "it contains whitespace or control characters",
+            ),
+            (
+                "http://h/p\n",
+                "it contains whitespace or control characters",
+            ),
+            ("http://fd00::1", "its port is not a number from 1 to 65535"),
+            ("http://[fd00::1", "its IPv6 address has no closing ']'"),
+            (
+                "http://[nope]:1",
+                "the host in [...] is not an IPv6 address",
+            ),
+            ("http://[::1]x", "something follows the IPv6 address"),
+            (
+                "http://h%41",
+                "the host has characters a host name cannot have",
+            ),
+            ("https://a..b", "the host is not a valid TLS server name"),
+        ];
+        for (url, why) in cases {
+            assert_eq!(Url::parse(url), Err(*why), "{url}");
+        }
+        for (url, lo) in [
+            ("http://127.0.0.1:8001", true),
+            ("http://127.1.2.3", true),
+            ("http://[::1]:8001", true),
+            ("http://LocalHost:8001", true),
+            ("http://10.0.0.1:8001", false),
+            ("http://localhost.example.com", false),
+            ("http://[::ffff:10.0.0.1]", false),
+        ] {
+            assert_eq!(Url::parse(url).unwrap().is_loopback(), lo, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_url_without_a_path_asks_for_slash() {
+        let get = |path| Request {
+            method: "GET",
+            path,
+            headers: &[],
+            body: b"",
+        };
+        let bare = Endpoint::parse("http://169.254.169.254", None).unwrap();
+        assert!(request_head(&bare, &get(""), false).starts_with("GET / HTTP/1.1\r\n"));
+        assert!(request_head(&bare, &get("/latest"), false).starts_with("GET /latest HTTP/1.1\r\n"));
+        let slash = Endpoint::parse("http://h:1/", None).unwrap();
+        assert!(request_head(&slash, &get(""), false).starts_with("GET / HTTP/1.1\r\n"));
+        let hook = Endpoint::parse("http://h:1/services/T/B/x", None).unwrap();
+        assert!(
+            request_head(&hook, &get(""), false).starts_with("GET /services/T/B/x HTTP/1.1\r\n")
+        );
+    }
+
+    #[test]
     fn request_head_has_length_and_close() {
         let e = Endpoint::parse("http://h:1/base", None).unwrap();
         let req = Request {
@@ -1014,6 +1213,88 @@ mod tests {
             exchange(&ep, &get, Duration::from_secs(5), 100).unwrap();
         }
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Runs `exchange` on a thread; fails the test if it has not returned within `limit`
+    /// (instead of hanging the suite when the bound is missing).
+    fn bounded_exchange(ep: Endpoint, timeout: Duration, limit: Duration) -> (Error, Duration) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let req = Request {
+                method: "GET",
+                path: "/",
+                headers: &[],
+                body: b"",
+            };
+            let t = Instant::now();
+            let r = exchange(&ep, &req, timeout, 100);
+            let _ = tx.send((r.map(|r| r.status), t.elapsed()));
+        });
+        match rx.recv_timeout(limit) {
+            Ok((Err(e), took)) => (e, took),
+            Ok((Ok(status), _)) => panic!("a hostile peer answered HTTP {status}"),
+            Err(_) => panic!("the exchange was still running after {limit:?}: not bounded"),
+        }
+    }
+
+    #[test]
+    fn a_tls_peer_that_never_answers_times_out_in_the_handshake() {
+        let hole = stnh_sim::hostile::BlackHole::start().unwrap();
+        let ep = Endpoint::parse(
+            &format!("https://{}", hole.addr()),
+            Some(tls_config_public().unwrap()),
+        )
+        .unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_millis(300), Duration::from_secs(10));
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Handshake, "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(hole.connections(), 1);
+    }
+
+    #[test]
+    fn a_trickling_peer_cannot_stretch_an_exchange_past_its_deadline() {
+        use stnh_sim::hostile::Trickle;
+        // Every read gets a byte well within any per-read timeout; only the exchange's
+        // deadline can end it.
+        let every = Duration::from_millis(50);
+        // TLS: a handshake record header, then its body one byte at a time.
+        let tls = Trickle::start(&[0x16, 0x03, 0x03, 0x40, 0x00], 0, every).unwrap();
+        let ep = Endpoint::parse(
+            &format!("https://{}", tls.addr()),
+            Some(tls_config_public().unwrap()),
+        )
+        .unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_millis(600), Duration::from_secs(10));
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Handshake, "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        // Plain HTTP: a response head that never ends.
+        let http = Trickle::start(b"HTTP/1.1 200 OK\r\nX-Slow: ", b'a', every).unwrap();
+        let ep = Endpoint::parse(&format!("http://{}", http.addr()), None).unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_millis(600), Duration::from_secs(10));
+        assert!(err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Read, "{err}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+
+    #[test]
+    fn a_reset_during_the_handshake_is_an_error_at_once() {
+        use stnh_sim::hostile::{Proxy, ProxyMode};
+        let hole = stnh_sim::hostile::BlackHole::start().unwrap();
+        let proxy = Proxy::start(hole.addr()).unwrap();
+        proxy.set_mode(ProxyMode::Reset);
+        let ep = Endpoint::parse(
+            &format!("https://{}", proxy.addr()),
+            Some(tls_config_public().unwrap()),
+        )
+        .unwrap();
+        let (err, took) = bounded_exchange(ep, Duration::from_secs(5), Duration::from_secs(10));
+        assert!(!err.is_timeout(), "{err}");
+        assert_eq!(err.phase, Phase::Handshake, "{err}");
+        assert!(err.to_string().contains("reset"), "{err}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        assert_eq!(proxy.resets(), 1);
     }
 
     #[test]

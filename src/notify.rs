@@ -12,11 +12,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cloud::Identity;
 use crate::config::Secret;
 use crate::decision::{Entry, Status};
-use crate::drain::Report;
+use crate::drain::{some_names, Outcome, Report, EMERGENCY_WINDOW};
 use crate::http::{self, Endpoint};
 use crate::notice::{Action, Kind, Notice};
 use crate::time::format_rfc3339;
-use crate::{info, warn};
+use crate::{debug, info, warn};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPTS: u32 = 3;
@@ -102,10 +102,16 @@ impl Origin {
             Some(d) => {
                 let deadline = format_rfc3339(d);
                 let left = crate::time::secs_until(d, now);
-                if left < 0.0 {
+                if left <= 0.0 {
                     text.push_str(&format!(
-                        ", Action: {}, Deadline: {deadline} (passed {:.0} s ago)",
+                        ", Action: {}, Deadline: {deadline} (passed {:.0} s before the notice was seen)",
                         n.detail, -left
+                    ));
+                } else if left < EMERGENCY_WINDOW.as_secs_f64() && status == Status::Active {
+                    text.push_str(&format!(
+                        ", Action: {}, Deadline: {deadline} ({left:.0} s left, less than the {} s emergency window)",
+                        n.detail,
+                        EMERGENCY_WINDOW.as_secs()
                     ));
                 } else {
                     text.push_str(&format!(
@@ -131,8 +137,15 @@ impl Origin {
             (_, Action::Drain) if n.deadline.is_none() => {
                 " Cordoning and draining the node within its disruption budgets.".to_string()
             }
-            (_, Action::Drain) if n.deadline.is_some_and(|d| d <= now) => {
-                " The deadline has passed: cordoning and draining the node at once.".to_string()
+            (_, Action::Drain)
+                if n.deadline.is_some_and(|d| {
+                    crate::time::secs_until(d, now) < EMERGENCY_WINDOW.as_secs_f64()
+                }) =>
+            {
+                format!(
+                    " Acting at once: cordoning and draining the node within a {} s emergency window.",
+                    EMERGENCY_WINDOW.as_secs()
+                )
             }
             (_, Action::Drain) => " Cordoning and draining the node.".to_string(),
             _ => " Cordoning the node; its pods stay.".to_string(),
@@ -148,50 +161,87 @@ impl Origin {
         self.payload(n.kind, &text, color, &extra)
     }
 
-    /// The summary when a drain has ended.
+    /// The summary after a drain: drained, not fully drained (naming the pods still on the
+    /// node), or not drained at all (the pods could not be listed).
     pub fn render_drained(&self, e: &Entry, report: &Report) -> String {
-        let mut text = format!(
-            "{}: {} drained: {} evicted, {} forced at the deadline, {} failed in {:.1} s (Action: {}, Deadline: {})",
-            self.title(e.kind),
-            self.node,
-            report.evicted,
-            report.forced,
-            report.failed,
-            report.seconds,
+        let outcome = report.outcome();
+        let mut text = match outcome {
+            Outcome::NotDrained => format!(
+                "{}: {}: could not list pods; node not drained (gave up after {:.1} s)",
+                self.title(e.kind),
+                self.node,
+                report.seconds
+            ),
+            _ => format!(
+                "{}: {} {}: {} evicted, {} forced at the deadline, {} failed in {:.1} s",
+                self.title(e.kind),
+                self.node,
+                if outcome == Outcome::Drained {
+                    "drained"
+                } else {
+                    "not fully drained"
+                },
+                report.evicted,
+                report.forced,
+                report.failed,
+                report.seconds
+            ),
+        };
+        text.push_str(&format!(
+            " (Action: {}, Deadline: {})",
             e.detail,
             e.deadline.map_or("none".to_string(), format_rfc3339)
-        );
-        if !report.failed_pods.is_empty() {
-            let mut names = report
-                .failed_pods
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
-            if report.failed_pods.len() > 10 {
-                names.push_str(", …");
-            }
-            text.push_str(&format!(". Failed: {names}"));
+        ));
+        if report.still_present > 0 {
+            text.push_str(&format!(
+                ". {} {} still on the node: {}",
+                report.still_present,
+                if report.still_present == 1 {
+                    "pod"
+                } else {
+                    "pods"
+                },
+                some_names(&report.still_present_pods, ", ")
+            ));
         }
-        let color = if report.failed > 0 || report.still_present > 0 {
-            "danger"
-        } else if report.forced > 0 {
-            "warning"
-        } else {
-            "good"
+        if !report.failed_pods.is_empty() {
+            text.push_str(&format!(
+                ". Failed: {}",
+                some_names(&report.failed_pods, ", ")
+            ));
+        }
+        if !report.cordoned {
+            text.push_str(". The node could not be cordoned");
+        }
+        if let Some(late) = report.passed_by {
+            text.push_str(&format!(
+                ". The deadline had already passed ({} s ago) when the notice was seen: acted within a {} s emergency window",
+                late.as_secs(),
+                EMERGENCY_WINDOW.as_secs()
+            ));
+        } else if report.emergency {
+            text.push_str(&format!(
+                ". Less than {} s were left when the notice was seen: acted within that emergency window",
+                EMERGENCY_WINDOW.as_secs()
+            ));
+        }
+        let color = match outcome {
+            Outcome::NotDrained | Outcome::PodsLeft => "danger",
+            Outcome::Drained if report.forced > 0 || !report.cordoned || report.emergency => {
+                "warning"
+            }
+            Outcome::Drained => "good",
         };
-        self.payload(
-            e.kind,
-            &text,
-            color,
-            &[
-                ("Evicted", report.evicted.to_string()),
-                ("Forced", report.forced.to_string()),
-                ("Failed", report.failed.to_string()),
-                ("Seconds", format!("{:.1}", report.seconds)),
-            ],
-        )
+        let mut fields = vec![
+            ("Evicted", report.evicted.to_string()),
+            ("Forced", report.forced.to_string()),
+            ("Failed", report.failed.to_string()),
+        ];
+        if report.still_present > 0 {
+            fields.push(("Still on the node", report.still_present.to_string()));
+        }
+        fields.push(("Seconds", format!("{:.1}", report.seconds)));
+        self.payload(e.kind, &text, color, &fields)
     }
 
     /// The message when the node is back in service (or left cordoned, and why).
@@ -249,7 +299,7 @@ impl Notifier {
     pub fn send(&self, kind: &'static str, payload: String) {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(payload) {
-            Ok(()) => {}
+            Ok(()) => debug!("queued Slack message", message = kind),
             Err(TrySendError::Full(_)) => {
                 warn!("Slack queue full; message dropped", message = kind)
             }
@@ -417,7 +467,7 @@ mod tests {
         assert!(p.contains("\"color\":\"danger\""));
         let late = crate::time::parse_rfc3339("2017-09-18T08:27:00Z").unwrap();
         let p = o.render_seen(&notice(), Status::Active, late);
-        assert!(p.contains("Deadline: 2017-09-18T08:22:00Z (passed 300 s ago). The deadline has passed: cordoning and draining the node at once."), "{p}");
+        assert!(p.contains("Deadline: 2017-09-18T08:22:00Z (passed 300 s before the notice was seen). Acting at once: cordoning and draining the node within a 10 s emergency window."), "{p}");
     }
 
     #[test]
@@ -464,38 +514,120 @@ mod tests {
         );
     }
 
+    fn done(r: Report) -> Report {
+        Report {
+            cordoned: true,
+            listed: true,
+            ..r
+        }
+    }
+
     #[test]
     fn drained_payload_colors_and_failed_pods() {
         let o = origin(Some("prod"));
-        let e = entry(&notice());
-        let ok = Report {
+        let ok = done(Report {
             evicted: 17,
             seconds: 12.34,
             ..Report::default()
-        };
-        let p = o.render_drained(&e, &ok);
+        });
+        let p = o.render_drained(&entry(&notice()), &ok);
         crate::json::check(p.as_bytes()).unwrap();
-        assert!(p.contains("\"text\":\"Spot Termination (prod): ip-10-0-1-23.ec2.internal drained: 17 evicted, 0 forced at the deadline, 0 failed in 12.3 s"), "{p}");
+        assert!(p.contains("\"text\":\"Spot Termination (prod): ip-10-0-1-23.ec2.internal drained: 17 evicted, 0 forced at the deadline, 0 failed in 12.3 s (Action: terminate, Deadline: 2017-09-18T08:22:00Z)\""), "{p}");
         assert!(p.contains("\"color\":\"good\""));
-        let forced = Report {
+        let forced = done(Report {
             evicted: 1,
             forced: 2,
             ..Report::default()
-        };
+        });
         assert!(o
-            .render_drained(&e, &forced)
+            .render_drained(&entry(&notice()), &forced)
             .contains("\"color\":\"warning\""));
-        let failed = Report {
+        let failed = done(Report {
             failed: 12,
             failed_pods: (0..12).map(|i| format!("ns/p{i}")).collect(),
+            still_present: 12,
+            still_present_pods: (0..12).map(|i| format!("ns/p{i}")).collect(),
             ..Report::default()
-        };
-        let p = o.render_drained(&e, &failed);
+        });
+        let p = o.render_drained(&entry(&notice()), &failed);
         assert!(
-            p.contains("Failed: ns/p0, ns/p1") && p.contains("ns/p9, …") && !p.contains("ns/p10"),
+            p.contains("not fully drained: 0 evicted, 0 forced at the deadline, 12 failed")
+                && p.contains("12 pods still on the node: ns/p0, ns/p1, ns/p2, ns/p3, ns/p4, …")
+                && p.contains("Failed: ns/p0, ns/p1")
+                && !p.contains("ns/p5"),
             "{p}"
         );
         assert!(p.contains("\"color\":\"danger\""));
+    }
+
+    #[test]
+    fn pods_left_behind_are_named_and_never_called_drained() {
+        let o = origin(None);
+        let left = done(Report {
+            evicted: 5,
+            still_present: 1,
+            still_present_pods: vec!["shop/slow-0".into()],
+            ..Report::default()
+        });
+        let p = o.render_drained(&entry(&notice()), &left);
+        crate::json::check(p.as_bytes()).unwrap();
+        assert!(
+            p.contains("ip-10-0-1-23.ec2.internal not fully drained: 5 evicted")
+                && p.contains(". 1 pod still on the node: shop/slow-0")
+                && p.contains("{\"title\":\"Still on the node\",\"value\":\"1\""),
+            "{p}"
+        );
+        assert!(p.contains("\"color\":\"danger\""));
+    }
+
+    #[test]
+    fn a_drain_that_could_not_list_pods_is_a_failure() {
+        let o = origin(Some("prod"));
+        let r = Report {
+            cordoned: true,
+            listed: false,
+            seconds: 100.0,
+            ..Report::default()
+        };
+        let p = o.render_drained(&entry(&notice()), &r);
+        crate::json::check(p.as_bytes()).unwrap();
+        assert!(
+            p.contains("\"text\":\"Spot Termination (prod): ip-10-0-1-23.ec2.internal: could not list pods; node not drained (gave up after 100.0 s)"),
+            "{p}"
+        );
+        assert!(!p.contains(" drained:") && !p.contains("evicted"), "{p}");
+        assert!(p.contains("\"color\":\"danger\""), "{p}");
+        let uncordoned = Report {
+            cordoned: false,
+            ..r
+        };
+        assert!(o
+            .render_drained(&entry(&notice()), &uncordoned)
+            .contains("The node could not be cordoned"));
+    }
+
+    #[test]
+    fn a_passed_deadline_is_said_in_both_messages() {
+        let o = origin(None);
+        let late = crate::time::parse_rfc3339("2017-09-18T08:22:30Z").unwrap();
+        let p = o.render_seen(&notice(), Status::Active, late);
+        crate::json::check(p.as_bytes()).unwrap();
+        assert!(p.contains("Deadline: 2017-09-18T08:22:00Z (passed 30 s before the notice was seen). Acting at once: cordoning and draining the node within a 10 s emergency window."), "{p}");
+        let near = crate::time::parse_rfc3339("2017-09-18T08:21:56Z").unwrap();
+        let p = o.render_seen(&notice(), Status::Active, near);
+        assert!(
+            p.contains("(4 s left, less than the 10 s emergency window). Acting at once"),
+            "{p}"
+        );
+        let r = done(Report {
+            evicted: 3,
+            emergency: true,
+            passed_by: Some(Duration::from_secs(30)),
+            ..Report::default()
+        });
+        let p = o.render_drained(&entry(&notice()), &r);
+        assert!(p.contains("drained: 3 evicted") && p.contains("The deadline had already passed (30 s ago) when the notice was seen: acted within a 10 s emergency window"), "{p}");
+        assert!(p.contains("\"color\":\"warning\""), "{p}");
     }
 
     #[test]

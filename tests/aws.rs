@@ -132,14 +132,17 @@ fn a_token_request_that_times_out_explains_the_hop_limit_once() {
 
 #[test]
 fn seed_notice_url_mode_polls_that_url_and_treats_200_as_the_notice() {
-    let sim = Sim::start(mixed_node().imds_mode(ImdsMode::Optional).notice_after(
-        Duration::from_millis(600),
-        "terminate",
-        Duration::from_secs(60),
-    ))
-    .unwrap();
+    let sim = Sim::start(mixed_node().imds_mode(ImdsMode::Optional)).unwrap();
     let url = format!("{}/latest/meta-data/spot/termination-time", sim.imds_url());
     let h = Handler::start(&sim, &[("NOTICE_URL", &url), ("VERBOSE", "1")]);
+    // A few polls without a notice (404), then the notice.
+    eventually("two polls before the notice", LONG, || {
+        h.count("msg=polled") >= 2
+    });
+    sim.set_notice(
+        "terminate",
+        std::time::SystemTime::now() + Duration::from_secs(60),
+    );
     h.wait_for("msg=\"drain finished\"", LONG);
     assert!(
         h.dump()
@@ -202,4 +205,25 @@ fn garbage_from_the_metadata_service_is_logged_and_polling_continues() {
         h.dump()
     );
     assert!(sim.pods_on(NODE).len() == 3);
+}
+
+#[test]
+fn a_notice_url_without_a_path_asks_for_slash() {
+    let sim = Sim::start(mixed_node()).unwrap();
+    // The fake IMDS answers `/` with 200 (its version list): in seed mode, a notice.
+    let h = Handler::start(&sim, &[("NOTICE_URL", &sim.imds_url())]);
+    h.wait_for("spot interruption notice received", LONG);
+    let polls: Vec<_> = sim
+        .imds_requests()
+        .into_iter()
+        .filter(|r| !r.path.starts_with("/latest/"))
+        .collect();
+    assert!(!polls.is_empty(), "{:?}", sim.imds_requests());
+    assert!(
+        polls
+            .iter()
+            .all(|r| r.method == "GET" && r.path == "/" && r.status == 200),
+        "{polls:?}"
+    );
+    assert_eq!(h.count("metadata poll failed"), 0, "{}", h.dump());
 }

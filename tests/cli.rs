@@ -1,22 +1,50 @@
 //! The binary's command line: help, version, and configuration errors (exit 2, one line).
 #![allow(clippy::type_complexity)]
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spot-termination-notice-handler");
 
+/// Runs the binary to its exit, at most 10 s (a configuration that is accepted by mistake
+/// starts the daemon, which never exits: killed, and reported as code -1).
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    use std::io::Read;
+    let mut child = Command::new(BIN)
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run the binary");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let readers = (
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        }),
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        }),
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait for the binary") {
+            break status.code().unwrap_or(-1);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -1;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (code, readers.0.join().unwrap(), readers.1.join().unwrap())
 }
 
 #[test]
@@ -101,6 +129,36 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_setting() {
             &[("KUBE_API_URL", "https://127.0.0.1:9")],
             "invalid SERVICE_ACCOUNT_DIR: expected a readable ca.crt",
         ),
+        // Every URL under its own name, before any use of it.
+        (
+            &[],
+            &[("KUBE_API_URL", "https://127.0.0.1:99999")],
+            "invalid KUBE_API_URL: expected a URL starting with http:// or https:// and naming a host, got … (its port is not a number from 1 to 65535)",
+        ),
+        (
+            &[],
+            &[("KUBE_API_URL", "https://u:p@127.0.0.1:6443")],
+            "invalid KUBE_API_URL: expected a URL starting with http:// or https:// and naming a host, got … (it has user info (user@host), which is not allowed)",
+        ),
+        (
+            &[],
+            &[
+                ("IMDS_URL", "http://127.0.0.1:0"),
+                ("NOTICE_URL", "http://127.0.0.1:9/latest/meta-data/spot/termination-time"),
+            ],
+            "invalid IMDS_URL: expected a URL starting with http:// and naming a host, got … (its port is not a number from 1 to 65535)",
+        ),
+        (
+            &[],
+            &[("NOTICE_URL", "http://127.0.0.1:9?x=1")],
+            "invalid NOTICE_URL: expected a URL starting with http:// and naming a host, got … (it has a '?' or '#' before the path)",
+        ),
+        // The token never goes over plain http to anything but loopback (kubectl proxy).
+        (
+            &[],
+            &[("KUBE_API_URL", "http://10.1.2.3:8001")],
+            "invalid KUBE_API_URL: expected https://, or http:// only to a loopback address",
+        ),
     ];
     for (args, extra, want) in cases {
         let mut env: Vec<(&str, &str)> = base.to_vec();
@@ -112,23 +170,37 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_setting() {
         assert_eq!(code, 2, "{want}: {err}");
         let errors: Vec<&str> = err.lines().filter(|l| l.contains("level=error")).collect();
         assert_eq!(errors.len(), 1, "exactly one error line: {err}");
-        assert!(errors[0].contains(want), "{want:?} not in {err}");
+        // " … " separates fragments that must appear in this order (the value between them is
+        // quoted, and the log escapes its quotes).
+        let mut rest = errors[0];
+        for part in want.split(" … ") {
+            let at = rest.find(part);
+            assert!(at.is_some(), "{part:?} of {want:?} not in {err}");
+            rest = &rest[at.unwrap() + part.len()..];
+        }
     }
 }
 
 #[test]
 fn secrets_never_reach_the_error_line() {
-    let (code, _, err) = run(
-        &[],
-        &[
-            ("NODE_NAME", "n"),
-            ("KUBE_API_URL", "http://127.0.0.1:9"),
-            ("SLACK_URL", "hooks.slack.com/services/T0/B0/VerySecretPart"),
-        ],
-    );
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("invalid SLACK_URL") && !err.contains("VerySecretPart"),
-        "{err}"
-    );
+    for slack in [
+        "hooks.slack.com/services/T0/B0/VerySecretPart",
+        "https://hooks.slack.com:99999/services/T0/B0/VerySecretPart",
+        "https://VerySecretPart@hooks.slack.com/services/T0/B0/x",
+        "https://hooks.slack.com/services/T0/B0/VerySecretPart#x",
+    ] {
+        let (code, _, err) = run(
+            &[],
+            &[
+                ("NODE_NAME", "n"),
+                ("KUBE_API_URL", "http://127.0.0.1:9"),
+                ("SLACK_URL", slack),
+            ],
+        );
+        assert_eq!(code, 2, "{slack}");
+        assert!(
+            err.contains("invalid SLACK_URL") && !err.contains("VerySecretPart"),
+            "{err}"
+        );
+    }
 }

@@ -20,8 +20,23 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
     ))
     .unwrap();
     let handler_pod = sim.handler_pod_name().unwrap().to_string();
+    let uids: std::collections::HashMap<(String, String), String> = sim
+        .pods()
+        .iter()
+        .map(|p| {
+            let m = &p["metadata"];
+            (
+                (
+                    m["namespace"].as_str().unwrap().to_string(),
+                    m["name"].as_str().unwrap().to_string(),
+                ),
+                m["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     // No NODE_NAME: the handler finds its node through its own pod, as the seed did.
-    let h = Handler::start(&sim, &[("NODE_NAME", "")]);
+    // VERBOSE=1 logs when the notice message is queued.
+    let h = Handler::start(&sim, &[("NODE_NAME", ""), ("VERBOSE", "1")]);
     h.wait_for("msg=\"drain finished\"", LONG);
     eventually("the drained summary reached Slack", LONG, || {
         sim.slack_messages().len() == 2
@@ -117,7 +132,8 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         .as_str()
         .unwrap()
         .starts_with("aws-spot.terminate.20"));
-    // Evictions: policy/v1, grace no longer than the pod's own (web-2 has 60, debug 5).
+    // Evictions: policy/v1, with the pod's UID as a precondition, and the pod's own grace
+    // when it fits before the report time (55 s of the 60 s): web-2 (60 s) gets what is left.
     for r in &evictions {
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["apiVersion"], "policy/v1");
@@ -131,7 +147,17 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
             "default/debug" => 5,
             _ => 30,
         };
-        assert!(grace >= 1 && grace <= own, "{pod}: grace {grace}");
+        if own <= 50 {
+            assert_eq!(grace, own, "{pod}: its own grace fits");
+        } else {
+            assert!((50..=55).contains(&grace), "{pod}: grace {grace}");
+        }
+        let (ns, name) = pod.split_once('/').unwrap();
+        assert_eq!(
+            body["deleteOptions"]["preconditions"]["uid"].as_str(),
+            Some(uids[&(ns.to_string(), name.to_string())].as_str()),
+            "{pod}: only the pod we saw"
+        );
         assert_eq!(
             body["metadata"]["name"].as_str().unwrap(),
             pod.split('/').nth(1).unwrap()
@@ -186,9 +212,14 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         second.contains("node-a drained: 6 evicted, 0 forced at the deadline, 0 failed"),
         "{second}"
     );
+    // The Slack worker sends on its own thread, so when its POST arrives is not ordered
+    // with the cordon; what is: the message is queued before the cordon is sent.
+    let queued = h.position("queued Slack message").unwrap();
+    let cordoned = h.position("msg=\"cordoned node\"").unwrap();
     assert!(
-        slack[0].at < cordon.at,
-        "the notice message is sent before the cordon, without waiting"
+        queued < cordoned && h.logs()[queued].contains("message=notice"),
+        "the notice message is queued before the cordon:\n{}",
+        h.dump()
     );
 
     // IMDSv2: a token first, then every GET with a valid token.
@@ -289,7 +320,8 @@ fn budget_refusal_is_retried_until_the_budget_allows() {
     assert!(sim.pods_on(NODE).is_empty());
 }
 
-/// A budget that never allows the eviction, a 9 s deadline and a 4 s reserve.
+/// A budget that never allows the eviction, a 12 s deadline and a 4 s reserve (less than
+/// 10 s would be an emergency, where budgets are not waited for at all).
 fn blocked_scenario() -> Scenario {
     let checkout = |name: &str| {
         PodSpec::new("shop", name)
@@ -317,12 +349,12 @@ fn blocked_scenario() -> Scenario {
         .notice_after(
             Duration::from_millis(500),
             "terminate",
-            Duration::from_secs(9),
+            Duration::from_secs(12),
         )
 }
 
 #[test]
-fn blocked_pods_are_deleted_at_deadline_minus_reserve_with_the_grace_left() {
+fn blocked_pods_are_deleted_at_force_at_with_the_grace_left() {
     let sim = Sim::start(blocked_scenario()).unwrap();
     let uids: std::collections::HashMap<&str, String> = ["shop/checkout-1", "shop/checkout-2"]
         .into_iter()
@@ -339,7 +371,7 @@ fn blocked_pods_are_deleted_at_deadline_minus_reserve_with_the_grace_left() {
     let h = Handler::start(&sim, &[("DRAIN_RESERVE", "4s")]);
     h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("blocked_pods_are_deleted", &sim);
-    let deadline = sim.started().1 + Duration::from_millis(500) + Duration::from_secs(9);
+    let deadline = sim.started().1 + Duration::from_millis(500) + Duration::from_secs(12);
     let reqs = sim.api_requests();
     for pod in ["shop/checkout-1", "shop/checkout-2"] {
         let evictions = eviction_statuses(&sim, pod);
@@ -356,19 +388,27 @@ fn blocked_pods_are_deleted_at_deadline_minus_reserve_with_the_grace_left() {
         assert_eq!(d.status, 200);
         let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
         let grace = body["gracePeriodSeconds"].as_i64().unwrap();
+        // A 12 s window is short: budgets get a sixth of it (2 s, drain.rs budget_time), then
+        // the pod gets what is left until the report time (12 s − 1.2 s − 2 s).
+        let appeared = sim.started().1 + Duration::from_millis(500);
         assert!(
-            (1..=4).contains(&grace),
-            "{pod}: forced grace {grace} fits in the reserve"
+            d.time >= appeared + Duration::from_millis(1800)
+                && d.time <= appeared + Duration::from_secs(4),
+            "{pod}: deleted {:?} after the notice appeared",
+            d.time.duration_since(appeared).unwrap_or_default()
+        );
+        assert!(
+            (7..=9).contains(&grace),
+            "{pod}: forced grace {grace}: the time left before the report"
+        );
+        assert!(
+            d.time + Duration::from_secs(grace as u64) < deadline,
+            "{pod}: stops before the deadline"
         );
         assert_eq!(
             body["preconditions"]["uid"].as_str(),
             Some(uids[pod].as_str()),
             "{pod}: DELETE only the pod we saw"
-        );
-        // Not before deadline − reserve (1 s slack: the notice time has whole seconds), not after the deadline.
-        assert!(
-            d.time + Duration::from_secs(1) >= deadline - Duration::from_secs(4),
-            "{pod}: deleted too early"
         );
         assert!(d.time < deadline, "{pod}: deleted after the deadline");
     }
@@ -422,17 +462,14 @@ fn with_force_delete_off_blocked_pods_stay_and_are_reported_failed() {
 
 #[test]
 fn a_401_makes_the_handler_reread_its_rotated_token() {
-    let sim = Sim::start(mixed_node().notice_after(
-        Duration::from_secs(2),
-        "terminate",
-        Duration::from_secs(60),
-    ))
-    .unwrap();
+    let sim = Sim::start(mixed_node()).unwrap();
     let h = Handler::start_idle(&sim, &[]);
     let old = sim.token();
     sim.rotate_token();
     let new = sim.token();
     assert_ne!(old, new);
+    // The notice only once the token has rotated: the cordon is the first request to use it.
+    sim.set_notice("terminate", SystemTime::now() + Duration::from_secs(60));
     h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("token_reread", &sim);
     let reqs = sim.api_requests();
@@ -466,19 +503,19 @@ fn a_401_makes_the_handler_reread_its_rotated_token() {
 
 #[test]
 fn a_restart_mid_drain_resumes_without_duplicate_messages_or_evictions() {
+    // The web pods stop only when their 10 s grace runs out, so they are still terminating
+    // when the second handler looks; checkout-1's budget never allows its eviction.
+    let web = |name: &str| {
+        PodSpec::new("shop", name)
+            .replicaset("web")
+            .grace(10)
+            .shutdown(Duration::from_secs(3600))
+    };
     let sim = Sim::start(
         Scenario::new(NODE)
             .replacement_ready_after(None)
-            .pod(
-                PodSpec::new("shop", "web-1")
-                    .replicaset("web")
-                    .shutdown(Duration::from_secs(4)),
-            )
-            .pod(
-                PodSpec::new("shop", "web-2")
-                    .replicaset("web")
-                    .shutdown(Duration::from_secs(4)),
-            )
+            .pod(web("web-1"))
+            .pod(web("web-2"))
             .pod(
                 PodSpec::new("shop", "checkout-1")
                     .replicaset("checkout")
@@ -494,17 +531,34 @@ fn a_restart_mid_drain_resumes_without_duplicate_messages_or_evictions() {
             .notice_after(
                 Duration::from_millis(500),
                 "terminate",
-                Duration::from_secs(10),
+                Duration::from_secs(20),
             ),
     )
     .unwrap();
-    let env = [("DRAIN_RESERVE", "4s")];
+    // 20 s: budgets are waited for until 12 s, the report goes out at 18 s.
+    let env = [("DRAIN_RESERVE", "8s")];
     let mut first = Handler::start(&sim, &env);
-    first.wait_for("blocked by disruption budget", LONG);
+    // The state the crash must hit: both web evictions accepted, checkout refused.
+    eventually(
+        "web pods evicted and checkout refused, by the first handler",
+        LONG,
+        || {
+            eviction_statuses(&sim, "shop/web-1") == [201]
+                && eviction_statuses(&sim, "shop/web-2") == [201]
+                && eviction_statuses(&sim, "shop/checkout-1").first() == Some(&429)
+        },
+    );
     first.kill(); // a crash (SIGKILL) mid-drain: web pods terminating, checkout blocked
     eventually("the notice message was delivered", LONG, || {
         sim.slack_messages().len() == 1
     });
+    let web_terminating = || {
+        ["web-1", "web-2"].iter().all(|n| {
+            sim.pod("shop", n)
+                .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string())
+        })
+    };
+    assert!(web_terminating(), "the web pods are terminating");
 
     let second = Handler::start(&sim, &env);
     second.wait_for(
@@ -536,9 +590,13 @@ fn a_restart_mid_drain_resumes_without_duplicate_messages_or_evictions() {
 
     // A third start while the notice is still there: nothing to do, no message, no patch.
     let before = sim.api_requests().len();
+    let polls = sim.imds_count("/latest/meta-data/spot/instance-action");
     let third = Handler::start(&sim, &env);
     third.wait_for("node already drained for this notice", LONG);
-    std::thread::sleep(Duration::from_millis(500));
+    // It has seen the notice again and decided (nothing): a few polls later.
+    eventually("three polls by the third handler", LONG, || {
+        sim.imds_count("/latest/meta-data/spot/instance-action") >= polls + 3
+    });
     record_requests("restart_resume", &sim);
     assert_eq!(sim.slack_messages().len(), 2);
     let after: Vec<String> = sim.api_requests()[before..]
@@ -563,30 +621,27 @@ fn a_hanging_slack_webhook_does_not_hold_up_the_drain() {
         Duration::from_secs(60),
     ))
     .unwrap();
-    let h = Handler::start(&sim, &[]);
+    let h = Handler::start(&sim, &[("VERBOSE", "1")]);
     h.wait_for("msg=\"drain finished\"", LONG);
-    let cordon = sim
-        .api_requests()
-        .into_iter()
-        .find(|r| r.method == "PATCH")
-        .unwrap();
-    let slack = sim.slack_messages();
-    assert!(
-        !slack.is_empty() && slack[0].status == 0,
-        "the webhook is still hanging: {slack:?}"
-    );
-    assert!(
-        slack[0].at <= cordon.at,
-        "the notice message went out first, and the cordon did not wait for it"
-    );
-    h.wait_for("Slack message not delivered; retrying", LONG);
-    let finished = h.position("msg=\"drain finished\"").unwrap();
-    let slack_timeout = h.position("Slack message not delivered").unwrap();
-    assert!(
-        finished < slack_timeout,
-        "the drain finished before the first Slack attempt even timed out:\n{}",
+    // Had the drain waited for Slack, it would have waited for all three attempts at the
+    // notice message (5 s each, 3 s of backoff) to give up first.
+    assert_eq!(
+        h.count("Slack message not delivered; giving up"),
+        0,
+        "the drain finished while Slack was still being tried:\n{}",
         h.dump()
     );
+    let slack = sim.slack_messages();
+    assert!(
+        !slack.is_empty() && slack.iter().all(|m| m.status == 0),
+        "the webhook is hanging: {slack:?}"
+    );
+    assert!(
+        h.position("queued Slack message").unwrap() < h.position("msg=\"cordoned node\"").unwrap(),
+        "the notice message was queued before the cordon"
+    );
+    let line = h.wait_for("Slack message not delivered; retrying", LONG);
+    assert!(line.contains("timed out"), "{line}");
     assert!(
         !h.dump().contains("XXXXSECRETXXXX"),
         "no webhook URL in logs"
@@ -622,12 +677,7 @@ fn an_old_cluster_gets_policy_v1beta1_evictions() {
 
 #[test]
 fn api_faults_are_retried_within_the_deadline() {
-    let sim = Sim::start(mixed_node().notice_after(
-        Duration::from_millis(500),
-        "terminate",
-        Duration::from_secs(60),
-    ))
-    .unwrap();
+    let sim = Sim::start(mixed_node()).unwrap();
     let h = Handler::start_idle(&sim, &[]);
     sim.fail_next("PATCH", "/api/v1/nodes/", 1, 503, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"reason\":\"ServiceUnavailable\",\"code\":503}");
     sim.fail_next("GET", "/api/v1/pods", 1, 500, "boom");
@@ -639,6 +689,8 @@ fn api_faults_are_retried_within_the_deadline() {
         "Too many requests, please try again later.",
     );
     sim.drop_next("POST", "/api/v1/namespaces/default/pods/debug/eviction", 1);
+    // The notice only once the faults are in place.
+    sim.set_notice("terminate", SystemTime::now() + Duration::from_secs(60));
     h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("api_faults", &sim);
     assert!(

@@ -12,7 +12,9 @@
 //!   three flavours, paging, the eviction subresource with real PDB arithmetic, a pod termination
 //!   model and the controllers a drain meets ([`api`], [`store`], [`events`], [`workloads`]);
 //! - a **Slack webhook sink** ([`slack`]), generic and service-shaped **webhook sinks**
-//!   ([`webhook`]) and an HTTP **CONNECT proxy** ([`proxy`]).
+//!   ([`webhook`]) and an HTTP **CONNECT proxy** ([`proxy`]);
+//! - hostile peers for timeout tests: a black hole, a trickler, a switchable TCP proxy
+//!   ([`hostile`]).
 //!
 //! Tests describe a [`Scenario`], [`Sim::start`] it, point the handler at
 //! [`Sim::handler_env`], and then assert on the request logs and the final cluster state.
@@ -28,6 +30,7 @@ pub mod api;
 pub mod child;
 pub mod discovery;
 pub mod events;
+pub mod hostile;
 pub mod http;
 pub mod imds;
 pub mod kubetime;

@@ -9,8 +9,11 @@
 //!
 //! 1. **Pod termination.** Eviction or DELETE sets `deletionTimestamp` (= request time + grace)
 //!    and `deletionGracePeriodSeconds`; the object disappears at request time +
-//!    min(app shutdown time, grace). A shorter grace on an already-terminating pod shortens it; a
-//!    longer one does not extend it. Grace 0, terminal pods and unscheduled pods go at once.
+//!    min(app shutdown time, grace). A shorter grace on an already-terminating pod shortens it
+//!    (deletionTimestamp − old grace + new grace, as the apiserver computes it; the object goes
+//!    within the new grace from the request); a longer one does not extend it. Grace 0,
+//!    terminal pods and unscheduled pods go at once. Evictions and DELETEs check
+//!    `preconditions.uid` (and `resourceVersion`): a mismatch is a 409 Conflict.
 //! 2. **Controllers.** ReplicaSets keep `spec.replicas` active pods and Deployments roll their
 //!    ReplicaSets ([`crate::workloads`]): a ReplicaSet pod marked for deletion is replaced at once
 //!    (new name suffix, new uid, the template's labels) on the replacement node. A StatefulSet
@@ -1043,11 +1046,19 @@ impl Store {
         }
         let deadline = rfc3339(now_sys + Duration::from_secs(grace as u64));
         if let Some(current) = obj["metadata"]["deletionGracePeriodSeconds"].as_i64() {
-            // Already terminating: only a shorter grace changes anything.
+            // Already terminating: only a shorter grace changes anything. Like the apiserver
+            // (rest.BeforeDelete), the new deletionTimestamp is the old one minus the old grace
+            // plus the new one; the kubelet kills the containers within the new grace from now.
             if grace < current {
+                let shortened = obj["metadata"]["deletionTimestamp"]
+                    .as_str()
+                    .and_then(util::parse_rfc3339)
+                    .and_then(|t| t.checked_sub(Duration::from_secs(current.max(0) as u64)))
+                    .map(|t| rfc3339(t + Duration::from_secs(grace as u64)))
+                    .unwrap_or(deadline);
                 let rv = self.next_rv();
                 let ent = self.pods.get_mut(k).expect("pod");
-                ent.obj["metadata"]["deletionTimestamp"] = json!(deadline);
+                ent.obj["metadata"]["deletionTimestamp"] = json!(shortened);
                 ent.obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                 ent.obj["metadata"]["resourceVersion"] = json!(rv);
                 let cut = now + Duration::from_secs(grace as u64);

@@ -493,8 +493,17 @@ fn chunked_responses_and_requests() {
 
 #[test]
 fn eviction_pdb_math() {
+    let slow = |name: &str| {
+        PodSpec::new("shop", name)
+            .replicaset("web-7d4b9c")
+            .labels(&[("app", "web")])
+            .shutdown(Duration::from_secs(60))
+    };
     let sim = Sim::start(
-        web_scenario()
+        Scenario::new(NODE)
+            .pod(slow("web-1"))
+            .pod(slow("web-2"))
+            .pod(slow("web-3"))
             .pod(
                 PodSpec::new("shop", "web-pending")
                     .replicaset("web-7d4b9c")
@@ -538,7 +547,7 @@ fn eviction_pdb_math() {
     assert!(p["status"]["conditions"]
         .to_string()
         .contains("EvictionByEvictionAPI"));
-    // Evicting a terminating pod again is fine.
+    // Evicting a terminating pod again is fine (web-1 takes 60 s to stop).
     assert_eq!(evict(&sim, "shop", "web-1").status, 201);
 
     // Missing pod, name mismatch.
@@ -643,20 +652,23 @@ fn termination_model_and_controllers() {
                     .grace(30),
             )
             .pod(PodSpec::new("kube-system", "fluentd-x").daemonset("fluentd"))
-            .replacement_ready_after(Some(Duration::from_millis(200))),
+            .replacement_ready_after(Some(Duration::from_millis(1000))),
     )
     .unwrap();
+    let evicted = Instant::now();
     assert_eq!(evict(&sim, "shop", "web-1").status, 201);
     let p = sim.pod("shop", "web-1").unwrap();
     assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 30);
-    // The ReplicaSet replacement exists at once, on node-b, Pending.
+    // The ReplicaSet replacement exists at once, on node-b, Pending (for its first second).
     let repl: Vec<Value> = sim.pods_on("node-b");
     assert_eq!(repl.len(), 1);
     assert!(repl[0]["metadata"]["name"]
         .as_str()
         .unwrap()
         .starts_with("web-7d4b9c-"));
-    assert_eq!(repl[0]["status"]["phase"], "Pending");
+    if evicted.elapsed() < Duration::from_millis(900) {
+        assert_eq!(repl[0]["status"]["phase"], "Pending");
+    }
     assert!(wait_until(Duration::from_secs(3), || sim
         .pod("shop", "web-1")
         .is_none()));
@@ -752,6 +764,125 @@ fn termination_model_and_controllers() {
         .as_str()
         .unwrap()
         .starts_with("fluentd")));
+}
+
+fn evict_uid(sim: &Sim, ns: &str, name: &str, uid: &str) -> Response {
+    let body = json!({"apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": name, "namespace": ns},
+        "deleteOptions": {"gracePeriodSeconds": 5, "preconditions": {"uid": uid}}});
+    call(
+        sim,
+        "POST",
+        &format!("/api/v1/namespaces/{ns}/pods/{name}/eviction"),
+        Some("application/json"),
+        &body.to_string(),
+    )
+}
+
+#[test]
+fn evictions_check_the_uid_precondition() {
+    let sim = Sim::start(
+        Scenario::new(NODE)
+            .pod(
+                PodSpec::new("db", "db-0")
+                    .statefulset("db")
+                    .shutdown(Duration::from_millis(100)),
+            )
+            .pod(PodSpec::new("shop", "web-1").replicaset("web-7d4b9c")),
+    )
+    .unwrap();
+    let uid = |ns: &str, name: &str| {
+        sim.pod(ns, name).unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let web = uid("shop", "web-1");
+    let r = evict_uid(&sim, "shop", "web-1", "not-it");
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json(),
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+            "message": format!("Operation cannot be fulfilled on Pod \"web-1\": Precondition failed: UID in precondition: not-it, UID in object meta: {web}"),
+            "reason":"Conflict","details":{"name":"web-1","kind":"pods"},"code":409})
+    );
+    assert!(
+        !sim.pod("shop", "web-1").unwrap()["metadata"]["deletionTimestamp"].is_string(),
+        "a failed precondition evicts nothing"
+    );
+    assert_eq!(evict_uid(&sim, "shop", "web-1", &web).status, 201);
+    // A StatefulSet pod comes back under the same name with a new UID: an eviction meant
+    // for the old one must not evict it.
+    let old = uid("db", "db-0");
+    assert_eq!(evict_uid(&sim, "db", "db-0", &old).status, 201);
+    assert!(wait_until(Duration::from_secs(10), || sim
+        .pod("db", "db-0")
+        .is_some_and(|p| p["metadata"]["uid"] != old.as_str())));
+    let r = evict_uid(&sim, "db", "db-0", &old);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("UID in precondition: {old}, UID in object meta: ")));
+    let replacement = sim.pod("db", "db-0").unwrap();
+    assert!(!replacement["metadata"]["deletionTimestamp"].is_string());
+}
+
+#[test]
+fn a_shorter_grace_shortens_a_terminating_pod_and_a_longer_one_is_ignored() {
+    // An app that ignores SIGTERM: only the grace period ends it.
+    let sim = Sim::start(
+        Scenario::new(NODE).pod(
+            PodSpec::new("shop", "stuck-0")
+                .grace(600)
+                .shutdown(Duration::from_secs(3600)),
+        ),
+    )
+    .unwrap();
+    let path = "/api/v1/namespaces/shop/pods/stuck-0";
+    let del = |grace: i64| {
+        call(
+            &sim,
+            "DELETE",
+            path,
+            Some("application/json"),
+            &format!(
+                r#"{{"apiVersion":"v1","kind":"DeleteOptions","gracePeriodSeconds":{grace}}}"#
+            ),
+        )
+    };
+    let r = del(600);
+    assert_eq!(r.status, 200);
+    let meta = &r.json()["metadata"];
+    assert_eq!(meta["deletionGracePeriodSeconds"], 600);
+    let first = stnh_sim::util::parse_rfc3339(meta["deletionTimestamp"].as_str().unwrap()).unwrap();
+    // Longer: ignored, the pod keeps its 600 s.
+    let r = del(900);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["metadata"]["deletionGracePeriodSeconds"], 600);
+    assert_eq!(
+        r.json()["metadata"]["deletionTimestamp"],
+        stnh_sim::util::rfc3339(first)
+    );
+    // Shorter, a while later: deletionTimestamp moves to (first − 600 s + 2 s), not to
+    // now + 2 s, and the pod goes within 2 s of the request.
+    sleep(Duration::from_millis(1100));
+    let r = del(2);
+    assert_eq!(r.status, 200);
+    let meta = &r.json()["metadata"];
+    assert_eq!(meta["deletionGracePeriodSeconds"], 2);
+    assert_eq!(
+        meta["deletionTimestamp"],
+        stnh_sim::util::rfc3339(first - Duration::from_secs(598))
+    );
+    let asked = Instant::now();
+    assert!(wait_until(Duration::from_secs(10), || sim
+        .pod("shop", "stuck-0")
+        .is_none()));
+    assert!(
+        asked.elapsed() >= Duration::from_millis(1500),
+        "it is given its (new) grace, not killed at once"
+    );
 }
 
 #[test]

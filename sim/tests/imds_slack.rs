@@ -74,6 +74,7 @@ fn optional_and_required_modes() {
     let r = imds(&sim, "GET", "/latest/meta-data/instance-id", &[]);
     assert_eq!(r.status, 401);
     assert!(r.text().contains("<title>401 - Unauthorized</title>"));
+    let issued = Instant::now();
     let t = token(&sim, "1");
     let ok = imds(
         &sim,
@@ -81,7 +82,12 @@ fn optional_and_required_modes() {
         "/latest/meta-data/placement/availability-zone",
         &[("X-aws-ec2-metadata-token", &t)],
     );
-    assert_eq!((ok.status, ok.text().as_str()), (200, "us-east-1a"));
+    // Within its 1 s TTL the token works (judged only when this machine was quick enough to
+    // use it within the second).
+    let quick = issued.elapsed() < Duration::from_millis(900);
+    if quick {
+        assert_eq!((ok.status, ok.text().as_str()), (200, "us-east-1a"));
+    }
     sleep(Duration::from_millis(1100));
     let expired = imds(
         &sim,
@@ -96,7 +102,7 @@ fn optional_and_required_modes() {
     assert!(last.token_sent && !last.token_valid);
     assert_eq!(last.status, 401);
     let ok_entry = &log[log.len() - 2];
-    assert!(ok_entry.token_sent && ok_entry.token_valid);
+    assert!(ok_entry.token_sent && (ok_entry.token_valid || !quick));
 }
 
 #[test]
@@ -107,23 +113,24 @@ fn notice_script() {
         Duration::from_secs(120),
     ))
     .unwrap();
-    let (_, started) = sim.started();
-    assert_eq!(imds(&sim, "GET", ACTION, &[]).status, 404);
-    assert_eq!(
-        imds(&sim, "GET", "/latest/meta-data/spot/termination-time", &[]).status,
-        404
-    );
-    assert_eq!(
-        imds(
-            &sim,
-            "GET",
-            "/latest/meta-data/events/recommendations/rebalance",
-            &[]
-        )
-        .status,
-        404
-    );
-    sleep(Duration::from_millis(500));
+    let (t0, started) = sim.started();
+    let appears = t0 + Duration::from_millis(400);
+    // Before the notice time: 404. (A request that only got there after it, on a loaded
+    // machine, proves nothing either way and is not judged.)
+    for path in [
+        ACTION,
+        "/latest/meta-data/spot/termination-time",
+        "/latest/meta-data/events/recommendations/rebalance",
+    ] {
+        let asked = Instant::now();
+        let status = imds(&sim, "GET", path, &[]).status;
+        if asked < appears && Instant::now() < appears {
+            assert_eq!(status, 404, "{path} before the notice");
+        }
+    }
+    while Instant::now() < appears + Duration::from_millis(50) {
+        sleep(Duration::from_millis(20));
+    }
     let r = imds(&sim, "GET", ACTION, &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/plain"));

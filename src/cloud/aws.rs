@@ -99,13 +99,15 @@ impl Imds {
     /// GET `path` (below the base URL) with the session token when we have one; one retry with
     /// a fresh token on 401.
     pub fn get(&self, path: &str) -> Result<Answer, String> {
-        self.get_url(&format!("{}{path}", self.base), true)
+        self.get_url(&format!("{}{path}", self.base), true, "polled")
     }
 
     /// GET any URL; the token is sent only to the metadata service itself.
-    fn get_url(&self, url: &str, on_imds: bool) -> Result<Answer, String> {
+    /// `what` names the request in the debug log (`VERBOSE=1`): "polled" for a signal's poll,
+    /// whose status the seed script printed too.
+    fn get_url(&self, url: &str, on_imds: bool, what: &str) -> Result<Answer, String> {
         let token = if on_imds { self.token() } else { None };
-        let answer = self.send_get(url, token.as_deref())?;
+        let answer = self.send_get(url, token.as_deref(), what)?;
         if answer.status != 401 || !on_imds {
             return Ok(answer);
         }
@@ -118,7 +120,7 @@ impl Imds {
             *state = TokenState::Unknown;
         }
         match self.token() {
-            Some(fresh) => self.send_get(url, Some(&fresh)),
+            Some(fresh) => self.send_get(url, Some(&fresh), what),
             None => Ok(answer),
         }
     }
@@ -127,16 +129,16 @@ impl Imds {
         self.token.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn send_get(&self, url: &str, token: Option<&str>) -> Result<Answer, String> {
+    fn send_get(&self, url: &str, token: Option<&str>, what: &str) -> Result<Answer, String> {
         let headers: &[(&str, &str)] = match &token {
             Some(t) => &[("X-aws-ec2-metadata-token", t)],
             None => &[],
         };
         let answer = metadata::send(Method::Get, url, headers, b"", self.timeout).map_err(|e| {
-            debug!("polled", url = url, error = e);
+            debug!(what, url = url, error = e);
             fail(&path_of(url), e)
         })?;
-        debug!("polled", url = url, status = answer.status);
+        debug!(what, url = url, status = answer.status);
         Ok(answer)
     }
 
@@ -234,7 +236,8 @@ impl Imds {
 
     /// One identity value; "unknown" (with a warning) when it cannot be read.
     fn identity_value(&self, path: &str) -> String {
-        match self.get(&format!("/latest/meta-data/{path}")) {
+        let url = format!("{}/latest/meta-data/{path}", self.base);
+        match self.get_url(&url, true, "metadata read") {
             Ok(a) if a.status == 200 => clean_value(&a.text()),
             Ok(a) => {
                 warn!(
@@ -654,7 +657,7 @@ impl Watcher for NoticeUrl {
         self.period
     }
     fn poll(&mut self) -> Result<Vec<Notice>, String> {
-        let a = self.imds.get_url(&self.url, self.on_imds)?;
+        let a = self.imds.get_url(&self.url, self.on_imds, "polled")?;
         if document(&a, &path_of(&self.url))?.is_none() {
             self.default_deadline = None;
             return Ok(vec![]);

@@ -4,7 +4,8 @@
 //! against the service account's `ca.crt` (IP SANs work: the service host is usually an IP), a
 //! bearer token re-read from the projected `token` file at least once a minute and after a 401
 //! (then the request is retried once). A plain `http://` base (kubectl proxy) works too, with or
-//! without a token. Every call is bounded by a per-request timeout and by the caller's deadline.
+//! without a token; the configuration step allows it only to a loopback address, since the
+//! token goes with every request. Every call is bounded by a per-request timeout and by the caller's deadline.
 
 pub mod model;
 
@@ -442,16 +443,23 @@ impl Client {
     }
 
     /// POST the Eviction subresource; `Ok` once the API accepted it (the pod is terminating).
+    /// With a `uid`, only that pod is evicted: a same-named replacement answers 409 Conflict.
     pub fn evict(
         &self,
         ns: &str,
         name: &str,
+        uid: &str,
         grace_seconds: i64,
         version: EvictionVersion,
         deadline: Option<Instant>,
     ) -> Result<(), Error> {
+        let preconditions = if uid.is_empty() {
+            String::new()
+        } else {
+            format!(",\"preconditions\":{{\"uid\":{}}}", json::escape(uid))
+        };
         let body = format!(
-            "{{\"apiVersion\":\"{}\",\"kind\":\"Eviction\",\"metadata\":{{\"name\":{},\"namespace\":{}}},\"deleteOptions\":{{\"gracePeriodSeconds\":{grace_seconds}}}}}",
+            "{{\"apiVersion\":\"{}\",\"kind\":\"Eviction\",\"metadata\":{{\"name\":{},\"namespace\":{}}},\"deleteOptions\":{{\"gracePeriodSeconds\":{grace_seconds}{preconditions}}}}}",
             version.api_version(),
             json::escape(name),
             json::escape(ns)
