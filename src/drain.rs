@@ -590,9 +590,14 @@ impl Drainer<'_> {
         }
         let budget = control.budget();
         let now = Instant::now();
+        // The grace the pods ask for, not what the window would cut it to.
         let needed = targets
             .iter()
-            .map(|t| budget.grace(t.grace, now))
+            .map(|t| {
+                budget
+                    .grace_cap
+                    .map_or(t.grace, |c| t.grace.min(i64::from(c)))
+            })
             .max()
             .unwrap_or(0);
         let room = budget

@@ -164,6 +164,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         errors: BTreeMap::new(),
         sources: names,
         write_errors: SourceErrors::default(),
+        undone: Vec::new(),
         stale_logged: HashSet::new(),
         drain: None,
         tx,
@@ -223,6 +224,9 @@ struct Loop<'a> {
     sources: Vec<&'static str>,
     /// Failed node writes (cordon), for quiet logs.
     write_errors: SourceErrors,
+    /// Notices undone whose "back in service" message waits for the node to be given back
+    /// (after a running drain has stopped), with their entries as they were.
+    undone: Vec<(Entry, &'static str)>,
     stale_logged: HashSet<String>,
     drain: Option<Running>,
     tx: Sender<Event>,
@@ -351,7 +355,16 @@ impl<'a> Loop<'a> {
         if !refresh_identity {
             self.queue_seen_messages(&notices, now);
         }
-        let mut written = self.reconcile(&desired, &undone, &before);
+        for (id, why) in &undone {
+            if let Some(e) = before.iter().find(|e| &e.id == id) {
+                self.undone.push((e.clone(), why));
+            }
+        }
+        if !desired.is_clear() {
+            // The node is not going back: nothing to announce for what was undone.
+            self.undone.clear();
+        }
+        let mut written = self.reconcile(&desired);
         self.manage_drain(scope, &desired);
         if refresh_identity {
             let fresh = self.cloud.identity();
@@ -422,12 +435,7 @@ impl<'a> Loop<'a> {
 
     /// Makes the node what the decision says; on failure the next step tries again. Returns
     /// whether the ledger was written to the node.
-    fn reconcile(
-        &mut self,
-        desired: &Desired,
-        undone: &[(String, &'static str)],
-        previous: &Ledger,
-    ) -> bool {
+    fn reconcile(&mut self, desired: &Desired) -> bool {
         let deadline = Instant::now() + NODE_WRITE_TIMEOUT;
         if desired.is_clear() {
             let touched = self.keeper.before.is_some()
@@ -444,15 +452,12 @@ impl<'a> Loop<'a> {
             }
             // The back-in-service messages this gives rise to, marked sent in what we write.
             // An undone notice may already be forgotten (gone from the ledger): its entry as it
-            // was before this step says what to tell.
+            // was when undone says what to tell.
             let mut ledger = self.ledger.clone();
             let mut messages = Vec::new();
-            for (id, why) in undone {
-                let Some(e) = previous.iter().find(|e| &e.id == id) else {
-                    continue;
-                };
+            for (e, why) in &self.undone {
                 if !e.sent.back && e.acted.is_some() && e.action >= crate::notice::Action::Cordon {
-                    if let Some(kept) = ledger.iter_mut().find(|k| &k.id == id) {
+                    if let Some(kept) = ledger.iter_mut().find(|k| k.id == e.id) {
                         kept.sent.back = true;
                     }
                     messages.push((e.clone(), *why));
@@ -474,6 +479,7 @@ impl<'a> Loop<'a> {
                     }
                     self.ledger = ledger;
                     self.last_report = None;
+                    self.undone.clear();
                     for (e, why) in messages {
                         self.notifier
                             .send("back", self.origin.render_back(&e, why, g.left_cordoned));

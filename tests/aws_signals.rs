@@ -458,3 +458,125 @@ fn a_restart_while_cordoned_or_pending_repeats_nothing() {
     );
     record_requests("restart_cordoned_pending", &sim);
 }
+
+/// A pod under a budget that never allows an eviction.
+fn blocked(s: Scenario) -> Scenario {
+    s.pod(
+        PodSpec::new("shop", "checkout-1")
+            .replicaset("checkout")
+            .labels(&[("app", "checkout")])
+            .shutdown(Duration::from_millis(300)),
+    )
+    .pdb(
+        "shop",
+        "checkout-pdb",
+        &[("app", "checkout")],
+        None,
+        Some(0),
+    )
+}
+
+fn deletes(sim: &Sim, pod: &str) -> usize {
+    sim.api_requests()
+        .iter()
+        .filter(|r| r.method == "DELETE" && pod_of(&r.path).as_deref() == Some(pod))
+        .count()
+}
+
+#[test]
+fn a_rebalance_drain_never_forces_until_a_spot_notice_brings_a_deadline() {
+    let sim =
+        Sim::start(blocked(small_node()).rebalance_after(Duration::from_millis(200))).unwrap();
+    let h = Handler::start(&sim, &[("REBALANCE", "drain")]);
+    h.wait_for("rebalance recommendation notice received", LONG);
+    eventually("web pods evicted, checkout refused twice", LONG, || {
+        eviction_statuses(&sim, "shop/web-1") == [201]
+            && eviction_statuses(&sim, "shop/checkout-1").len() >= 2
+    });
+    assert_eq!(
+        deletes(&sim, "shop/checkout-1"),
+        0,
+        "no deadline: never forced"
+    );
+    // The two-minute notice arrives during the rebalance drain: the running drain takes its
+    // deadline and may now force (a 40 s window: budgets get ~6.7 s of it).
+    sim.set_notice("terminate", SystemTime::now() + Duration::from_secs(40));
+    h.wait_for("the drain's deadline changed", LONG);
+    h.wait_for("deleted pod at deadline minus reserve", LONG);
+    let done = h.wait_for("msg=\"drain finished\"", LONG);
+    assert!(done.contains("forced=1"), "{done}");
+    assert_eq!(deletes(&sim, "shop/checkout-1"), 1);
+    let n = sim.node(NODE).unwrap();
+    let mut taints = our_taints(&n);
+    taints.sort();
+    assert_eq!(taints, ["rebalance-recommendation", "spot-interruption"]);
+    record_requests("rebalance_drain_then_spot", &sim);
+}
+
+#[test]
+fn a_rebalance_drain_is_stopped_and_the_node_given_back_when_its_ttl_passes() {
+    let sim =
+        Sim::start(blocked(small_node()).rebalance_after(Duration::from_millis(200))).unwrap();
+    let h = Handler::start(&sim, &[("REBALANCE", "drain"), ("REBALANCE_TTL", "4s")]);
+    h.wait_for("blocked by disruption budget", LONG);
+    h.wait_for("no notice needs the drain any more; stopping it", LONG);
+    h.wait_for("drain stopped", LONG);
+    h.wait_for("msg=\"node back in service\"", LONG);
+    let n = sim.node(NODE).unwrap();
+    assert!(!unschedulable(&n) && our_taints(&n).is_empty());
+    assert!(n["metadata"]["labels"][LB_LABEL].is_null());
+    let retries = eviction_statuses(&sim, "shop/checkout-1").len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        eviction_statuses(&sim, "shop/checkout-1").len(),
+        retries,
+        "no eviction after the drain stopped"
+    );
+    assert_eq!(deletes(&sim, "shop/checkout-1"), 0);
+    // No "drained" summary for a stopped drain: the notice, then back in service.
+    eventually("two messages", LONG, || sim.slack_messages().len() == 2);
+    assert!(slack_texts(&sim)[1].contains("back in service"));
+}
+
+#[test]
+fn the_eviction_delay_waits_for_load_balancers_but_never_eats_the_pods_grace() {
+    // 60 s window, a 5 s report margin: pods of 30 s grace leave room for a 25 s pause; 8 s is
+    // granted in full.
+    let sim = Sim::start(small_node().notice_after(
+        Duration::from_millis(300),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    let h = Handler::start(&sim, &[("EVICTION_DELAY", "8s")]);
+    let line = h.wait_for("waiting for load balancers to deregister", LONG);
+    assert!(line.contains("delay_ms=8000"), "{line}");
+    h.wait_for("msg=\"drain finished\"", LONG);
+    let reqs = sim.api_requests();
+    let labelled = reqs
+        .iter()
+        .find(|r| r.method == "PATCH" && r.body.contains(LB_LABEL))
+        .unwrap()
+        .at;
+    let first_eviction = reqs
+        .iter()
+        .find(|r| r.path.ends_with("/eviction"))
+        .unwrap()
+        .at;
+    let pause = first_eviction - labelled;
+    assert!(
+        pause >= Duration::from_secs(8) && pause < Duration::from_secs(10),
+        "{pause:?}"
+    );
+    // In a short window the delay is cut so the pods keep their grace: 14 s left, 30 s pods:
+    // no room at all.
+    let sim = Sim::start(small_node().notice_after(
+        Duration::from_millis(300),
+        "terminate",
+        Duration::from_secs(14),
+    ))
+    .unwrap();
+    let h = Handler::start(&sim, &[("EVICTION_DELAY", "8s")]);
+    let line = h.wait_for("waiting for load balancers to deregister", LONG);
+    assert!(line.contains("delay_ms=0"), "{line}");
+}
