@@ -142,6 +142,13 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "Where the machine's uptime is read: a notice older than the boot is stale, and a boot after our cordon means the node came back",
     },
     Setting {
+        flag: "--dry-run",
+        env: "DRY_RUN",
+        value: "BOOL",
+        default: "false",
+        meaning: "Read everything, write nothing: log what would be done and when (cordon, each eviction and its grace, forced deletes, undo); messages are marked dry run",
+    },
+    Setting {
         flag: "--verbose",
         env: "VERBOSE",
         value: "BOOL",
@@ -250,6 +257,7 @@ pub struct Config {
     pub exclude_from_load_balancers: bool,
     pub eviction_delay: Duration,
     pub uptime_file: PathBuf,
+    pub dry_run: bool,
     pub verbose: bool,
     pub grace_period: Option<u32>,
     pub drain_reserve: Duration,
@@ -589,6 +597,7 @@ impl Config {
             uptime_file: PathBuf::from(
                 text(raw, "UPTIME_FILE").unwrap_or_else(|| "/proc/uptime".to_string()),
             ),
+            dry_run: boolean(raw, "DRY_RUN", false)?,
             verbose: boolean(raw, "VERBOSE", false)?,
             grace_period,
             drain_reserve: duration_in(
@@ -658,6 +667,7 @@ impl Config {
                 self.exclude_from_load_balancers.to_string(),
             ),
             ("eviction_delay", format_duration(self.eviction_delay)),
+            ("dry_run", self.dry_run.to_string()),
             ("imds_timeout", format_duration(self.imds_timeout)),
             ("kube_api", self.kube_api_url.clone()),
             (

@@ -290,6 +290,9 @@ pub struct Report {
     pub passed_by: Option<Duration>,
     /// The drain was stopped before its end (its notices were undone).
     pub cancelled: bool,
+    /// `DRY_RUN`: nothing was done; `planned` pods would have been evicted.
+    pub dry_run: bool,
+    pub planned: usize,
 }
 
 /// What a drain achieved.
@@ -344,7 +347,12 @@ impl Report {
 
     /// One line for the log and the `summary` annotation.
     pub fn summary(&self) -> String {
-        let mut s = if self.listed {
+        let mut s = if self.dry_run {
+            format!(
+                "dry run: would evict {} pods, skipped={} seconds={:.1}",
+                self.planned, self.skipped, self.seconds
+            )
+        } else if self.listed {
             format!(
                 "evicted={} forced={} failed={} already_gone={} skipped={} still_present={} seconds={:.1}",
                 self.evicted, self.forced, self.failed, self.already_gone, self.skipped, self.still_present, self.seconds
@@ -476,6 +484,8 @@ pub struct Drainer<'a> {
     /// Pause between the load-balancer label and the first eviction, cut to what the budget
     /// allows (`EVICTION_DELAY`).
     pub eviction_delay: Duration,
+    /// `DRY_RUN`: list and select, then say what would be done, and when; evict nothing.
+    pub dry_run: bool,
 }
 
 impl Drainer<'_> {
@@ -549,6 +559,11 @@ impl Drainer<'_> {
             skipped = report.skipped
         );
 
+        if self.dry_run {
+            self.plan(&targets, &terminating, control, &mut report);
+            report.seconds = started.elapsed().as_secs_f64();
+            return report;
+        }
         self.delay_evictions(&targets, control);
         let fates = self.evict_all(&targets, control);
         let mut watch = Watch {
@@ -580,6 +595,42 @@ impl Drainer<'_> {
         report.seconds = started.elapsed().as_secs_f64();
         report.cancelled = control.is_cancelled();
         report
+    }
+
+    /// `DRY_RUN`: what the drain would do, and when, one line per pod.
+    fn plan(&self, targets: &[Target], terminating: &[Target], control: &Control, r: &mut Report) {
+        let budget = control.budget();
+        let now = Instant::now();
+        let wall = |at: Instant| {
+            format_rfc3339(SystemTime::now() + at.saturating_duration_since(Instant::now()))
+        };
+        let force = control.force() && budget.force_at < budget.report_at;
+        for t in targets {
+            info!(
+                "dry run: would evict pod",
+                pod = t.key(),
+                grace_s = budget.grace(t.grace, now),
+                at = wall(now)
+            );
+            if force {
+                info!(
+                    "dry run: if its budget refuses, would delete it directly",
+                    pod = t.key(),
+                    at = wall(budget.force_at),
+                    grace_s = budget.grace(t.grace, budget.force_at)
+                );
+            }
+        }
+        for t in terminating {
+            info!(
+                "dry run: would wait for the terminating pod, and shorten its grace if it outlasts the report time",
+                pod = t.key(),
+                at = wall(budget.force_at),
+                grace_s = budget.grace(t.grace, budget.force_at)
+            );
+        }
+        r.dry_run = true;
+        r.planned = targets.len();
     }
 
     /// `EVICTION_DELAY`, cut so that every target still gets its own grace before the report

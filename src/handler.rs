@@ -111,7 +111,11 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         instance_type = identity.instance_type,
         zone = identity.zone
     );
-    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers);
+    if cfg.dry_run {
+        warn!("dry run: the handler reads everything and writes nothing; messages say dry run");
+        client.set_dry_run(true);
+    }
+    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers, cfg.dry_run);
     let ledger = load_ledger(&mut keeper, &node);
     let version =
         match client.discover_eviction_version(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
@@ -153,6 +157,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             node: node.clone(),
             identity,
             channel: cfg.slack_channel.clone(),
+            dry_run: cfg.dry_run,
         },
         node,
         version,
@@ -641,6 +646,7 @@ impl<'a> Loop<'a> {
                     node: self.node.clone(),
                     own_pod: self.cfg.namespace.clone().zip(self.cfg.pod_name.clone()),
                     version: self.version,
+                    dry_run: self.cfg.dry_run,
                     eviction_delay: if self.cfg.exclude_from_load_balancers {
                         self.cfg.eviction_delay
                     } else {
@@ -709,6 +715,10 @@ impl<'a> Loop<'a> {
             self.record();
         }
         let (level, msg) = match (cancelled, outcome) {
+            _ if report.dry_run => (
+                log::Level::Info,
+                "dry run: drain planned; nothing was evicted",
+            ),
             (true, _) => (
                 log::Level::Info,
                 "drain stopped: no notice needs it any more",

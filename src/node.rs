@@ -48,6 +48,9 @@ pub struct Keeper<'a> {
     name: String,
     /// `EXCLUDE_FROM_LOAD_BALANCERS`.
     exclude_lb: bool,
+    /// `DRY_RUN`: say what would be written, write nothing, and keep the node as it would be
+    /// in memory (so the loop settles as it would).
+    dry_run: bool,
     /// The node as last read or patched; `None` when it could not be read.
     view: Option<Node>,
     /// The node before our first change (from our annotation after a restart).
@@ -63,11 +66,12 @@ pub struct GivenBack {
 }
 
 impl<'a> Keeper<'a> {
-    pub fn new(client: &'a Client, name: &str, exclude_lb: bool) -> Keeper<'a> {
+    pub fn new(client: &'a Client, name: &str, exclude_lb: bool, dry_run: bool) -> Keeper<'a> {
         Keeper {
             client,
             name: name.to_string(),
             exclude_lb,
+            dry_run,
             view: None,
             before: None,
         }
@@ -172,6 +176,31 @@ impl<'a> Keeper<'a> {
             meta_labels.push(format!("{}:null", escape(LB_LABEL)));
         }
         let annotations = self.annotations(ledger, labels);
+        if self.dry_run {
+            let ours = Self::our_taints(desired, ids);
+            info!(
+                "dry run: would update the node",
+                node = self.name,
+                cordon = desired.cordon,
+                taints = reason_list(&desired.reasons),
+                exclude_from_load_balancers = want_label,
+                phase = labels.phase.as_deref().unwrap_or("none")
+            );
+            self.pretend(
+                Some(desired.cordon || self.unschedulable() == Some(true)),
+                if set_label {
+                    Some(Some(LB_VALUE.to_string()))
+                } else if drop_label {
+                    Some(None)
+                } else {
+                    None
+                },
+                Some(ours),
+                ledger,
+                labels,
+            );
+            return Ok(());
+        }
         let patch = merge_patch(&meta_labels, &annotations, &spec, None);
         self.view = Some(self.client.patch_node(&self.name, &patch, Some(deadline))?);
         if cordon_on {
@@ -189,6 +218,43 @@ impl<'a> Keeper<'a> {
             );
         }
         self.set_taints(&Self::our_taints(desired, ids), deadline)
+    }
+
+    /// Dry run: the node as the writes would have left it, in memory only.
+    fn pretend(
+        &mut self,
+        unschedulable: Option<bool>,
+        label: Option<Option<String>>,
+        ours: Option<Vec<Taint>>,
+        ledger: &Ledger,
+        labels: &Labels,
+    ) {
+        let n = self.view.get_or_insert_with(Node::default);
+        let spec = n.spec.get_or_insert_with(Default::default);
+        if let Some(u) = unschedulable {
+            spec.unschedulable = Some(u);
+        }
+        if let Some(ours) = ours {
+            let mut taints: Vec<Taint> = spec
+                .taints
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !record::is_our_taint(&t.key))
+                .collect();
+            taints.extend(ours);
+            spec.taints = Some(taints);
+        }
+        if let Some(l) = label {
+            n.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .exclude_lb = l;
+        }
+        let a = n.metadata.annotations.get_or_insert_with(Default::default);
+        a.phase = labels.phase.clone();
+        a.notice = labels.notice.clone();
+        a.notices = (!ledger.is_empty()).then(|| record::ledger_to_json(ledger));
     }
 
     /// Replaces our taints by `ours`, keeping every other taint as it is.
@@ -246,6 +312,31 @@ impl<'a> Keeper<'a> {
             uncordoned: false,
             left_cordoned: None,
         };
+        if self.dry_run {
+            let was = self.before.as_ref().and_then(|b| b.unschedulable);
+            outcome.uncordoned = self.unschedulable() == Some(true) && was == Some(false);
+            if self.unschedulable() == Some(true) && was != Some(false) {
+                outcome.left_cordoned = Some(match was {
+                    Some(_) => "it was cordoned before our notice",
+                    None => "its state before our cordon is unknown",
+                });
+            }
+            info!(
+                "dry run: would give the node back",
+                node = self.name,
+                uncordon = outcome.uncordoned,
+                remove = "our taints, label and annotations"
+            );
+            self.pretend(
+                Some(!outcome.uncordoned && self.unschedulable() == Some(true)),
+                Some(None),
+                Some(Vec::new()),
+                ledger,
+                &Labels::default(),
+            );
+            self.before = None;
+            return Ok(outcome);
+        }
         for attempt in 1..=CONFLICT_ATTEMPTS {
             self.refresh(deadline)?;
             let node = self.view.as_ref().expect("refreshed");
@@ -312,6 +403,14 @@ impl<'a> Keeper<'a> {
         labels: &Labels,
         deadline: Instant,
     ) -> Result<(), crate::kube::Error> {
+        if self.dry_run {
+            crate::debug!(
+                "dry run: would record our notices on the node",
+                node = self.name
+            );
+            self.pretend(None, None, None, ledger, labels);
+            return Ok(());
+        }
         let annotations = self.annotations(ledger, labels);
         let patch = merge_patch(&[], &annotations, &[], None);
         self.view = Some(self.client.patch_node(&self.name, &patch, Some(deadline))?);

@@ -31,6 +31,8 @@ pub struct Origin {
     pub node: String,
     pub identity: Identity,
     pub channel: Option<String>,
+    /// `DRY_RUN`: every message says so first.
+    pub dry_run: bool,
 }
 
 /// Slack's three control characters in message text.
@@ -82,7 +84,12 @@ impl Origin {
             field("Availability Zone", &self.identity.zone, true),
         ];
         fields.extend(extra.iter().map(|(t, v)| field(t, v, true)));
-        let text = crate::json::escape(&slack_escape(text));
+        let text = if self.dry_run {
+            format!("[dry run: nothing was done] {text}")
+        } else {
+            text.to_string()
+        };
+        let text = crate::json::escape(&slack_escape(&text));
         let channel = match &self.channel {
             Some(c) => format!("\"channel\":{},", crate::json::escape(c)),
             None => String::new(),
@@ -164,6 +171,18 @@ impl Origin {
     /// The summary after a drain: drained, not fully drained (naming the pods still on the
     /// node), or not drained at all (the pods could not be listed).
     pub fn render_drained(&self, e: &Entry, report: &Report) -> String {
+        if report.dry_run {
+            let text = format!(
+                "{}: {}: would drain: {} pods to evict, {} skipped (Action: {}, Deadline: {})",
+                self.title(e.kind),
+                self.node,
+                report.planned,
+                report.skipped,
+                e.detail,
+                e.deadline.map_or("none".to_string(), format_rfc3339)
+            );
+            return self.payload(e.kind, &text, "good", &[]);
+        }
         let outcome = report.outcome();
         let mut text = match outcome {
             Outcome::NotDrained => format!(
@@ -417,6 +436,7 @@ mod tests {
                 zone: "us-east-1a".into(),
             },
             channel: None,
+            dry_run: false,
         }
     }
 

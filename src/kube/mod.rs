@@ -231,6 +231,9 @@ pub struct Client {
     /// Up to one idle connection per eviction worker is kept for reuse.
     pool: http::Pool,
     token: Option<Token>,
+    /// `DRY_RUN`: every write is refused here, before it leaves (callers log what they would
+    /// have done and do not call; this is the guard for anything that forgets).
+    dry_run: std::sync::atomic::AtomicBool,
 }
 
 impl Client {
@@ -254,7 +257,11 @@ impl Client {
             Err(_) if !https => None,
             Err(e) => return Err(e),
         };
-        Ok(Client { pool, token })
+        Ok(Client {
+            pool,
+            token,
+            dry_run: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Closes the connections kept for reuse (once a drain is over, nothing more is sent).
@@ -262,8 +269,23 @@ impl Client {
         self.pool.close_idle();
     }
 
+    /// `DRY_RUN`: refuse every write from now on.
+    pub fn set_dry_run(&self, on: bool) {
+        self.dry_run.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// One call. `Ok` for 2xx only; a 401 triggers one token re-read and retry.
     fn call(&self, c: &Call<'_>) -> Result<http::Response, Error> {
+        if c.method != "GET" && self.is_dry_run() {
+            return Err(Error {
+                op: (c.op)(),
+                kind: Box::new(ErrorKind::Transport("dry run: not sent".to_string())),
+            });
+        }
         let mut resp = self.send(c, false)?;
         if resp.status == 401 && self.token.is_some() {
             warn!(

@@ -81,6 +81,7 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.excludeFromLoadBalancers }}{{ $env = append $env (list "EXCLUDE_FROM_LOAD_BALANCERS" $v.excludeFromLoadBalancers) }}{{ end }}
 {{- if include "stnh.isSet" $v.evictionDelay }}{{ $env = append $env (list "EVICTION_DELAY" $v.evictionDelay) }}{{ end }}
 {{- if include "stnh.isSet" $v.uptimeFile }}{{ $env = append $env (list "UPTIME_FILE" $v.uptimeFile) }}{{ end }}
+{{- if include "stnh.isSet" $v.dryRun }}{{ $env = append $env (list "DRY_RUN" $v.dryRun) }}{{ end }}
 {{- range $env }}
 - name: {{ index . 0 }}
   value: {{ index . 1 | toString | quote }}
