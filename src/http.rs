@@ -863,9 +863,19 @@ pub fn tls_config_public() -> Result<Arc<ClientConfig>, String> {
 }
 
 fn client_config(roots: rustls::RootCertStore) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // TLS 1.3 only, AES-GCM (mandatory in TLS 1.3) and three groups: what every peer we talk
+    // to speaks, for 45 KB less binary than the full default provider (README, Dependencies).
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    let provider = Arc::new(rustls::crypto::CryptoProvider {
+        cipher_suites: vec![
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        ..rustls::crypto::ring::default_provider()
+    });
     let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
