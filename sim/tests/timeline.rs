@@ -61,7 +61,13 @@ fn the_svg_is_well_formed_with_a_row_per_pod_and_what_happened_to_it() {
             .pod(PodSpec::new("default", "debug <&> \"x\"").shutdown(quick))
             .pod(PodSpec::new("logging", "fluentd-x1").daemonset("fluentd"))
             .pod(PodSpec::new("kube-system", "kube-proxy-node-a").mirror())
-            .pdb("shop", "checkout-pdb", &[("app", "checkout")], None, Some(0)),
+            .pdb(
+                "shop",
+                "checkout-pdb",
+                &[("app", "checkout")],
+                None,
+                Some(0),
+            ),
     )
     .unwrap();
     let notice = Instant::now();
