@@ -858,13 +858,18 @@ impl Sim {
         });
     }
 
-    /// The AWS spot notice, if one is set: when it appears and its `time`, as instants of this
-    /// process (the `time` is on the metadata clock, which may be skewed).
+    /// The AWS spot notice, if one is set: when it appears and its `time` as served (whole
+    /// seconds), as instants of this process (`time` is on the metadata clock, maybe skewed).
     pub fn aws_notice(&self) -> Option<(Instant, Instant)> {
         let st = lock(&self.shared.imds);
         let n = st.notice.as_ref()?;
-        let left = n
+        let whole = n
             .deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(n.deadline, |d| {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs())
+            });
+        let left = whole
             .duration_since(st.clock.service_time(n.appear_at))
             .unwrap_or_default();
         Some((n.appear_at, n.appear_at + left))
