@@ -280,7 +280,8 @@ pub struct Config {
     pub slack_url: Option<Secret>,
     pub slack_channel: Option<String>,
     pub cluster: Option<String>,
-    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The address, and the setting's text (for logs: no address formatting code needed).
+    pub metrics_addr: Option<(std::net::SocketAddr, String)>,
     pub health_loop_timeout: Duration,
     pub health_metadata_timeout: Duration,
 }
@@ -502,7 +503,7 @@ fn url(raw: &RawArgs, env: &str, https_ok: bool, secret: bool) -> Result<Option<
 }
 
 /// `:PORT` (every IPv4 address), `IP:PORT` or `[IPv6]:PORT`; no host names (nothing resolves).
-fn socket_addr(raw: &RawArgs, env: &str) -> Result<Option<std::net::SocketAddr>, Error> {
+fn socket_addr(raw: &RawArgs, env: &str) -> Result<Option<(std::net::SocketAddr, String)>, Error> {
     let Some(r) = raw.get(env) else {
         return Ok(None);
     };
@@ -512,7 +513,7 @@ fn socket_addr(raw: &RawArgs, env: &str) -> Result<Option<std::net::SocketAddr>,
         None => v.to_string(),
     };
     full.parse()
-        .map(Some)
+        .map(|a| Some((a, v.to_string())))
         .map_err(|_| r.error("an address to listen on: :PORT, IP:PORT or [IPv6]:PORT"))
 }
 
@@ -731,7 +732,8 @@ impl Config {
             (
                 "metrics_addr",
                 self.metrics_addr
-                    .map_or("off".to_string(), |a| a.to_string()),
+                    .as_ref()
+                    .map_or("off".to_string(), |(_, text)| text.clone()),
             ),
         ]
     }
@@ -1040,7 +1042,8 @@ mod tests {
     #[test]
     fn metrics_addresses() {
         let addr = |v: &'static str| {
-            run(&[], &with(&[("METRICS_ADDR", v)])).map(|c| c.metrics_addr.map(|a| a.to_string()))
+            run(&[], &with(&[("METRICS_ADDR", v)]))
+                .map(|c| c.metrics_addr.map(|(a, _)| a.to_string()))
         };
         assert_eq!(addr(":17864").unwrap().as_deref(), Some("0.0.0.0:17864"));
         assert_eq!(addr("127.0.0.1:0").unwrap().as_deref(), Some("127.0.0.1:0"));

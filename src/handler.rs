@@ -69,8 +69,8 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         "starting spot-termination-notice-handler",
         &pairs,
     );
-    if let Some(addr) = cfg.metrics_addr {
-        serve_metrics(addr, &cfg)?;
+    if let Some((addr, text)) = &cfg.metrics_addr {
+        serve_metrics(*addr, text, &cfg)?;
     }
     info!(&format!(
         "polling {} every {} second(s)",
@@ -702,7 +702,11 @@ impl<'a> Loop<'a> {
 }
 
 /// Starts the metrics and health endpoint; a bad address is a configuration error.
-fn serve_metrics(addr: std::net::SocketAddr, cfg: &Config) -> Result<(), config::Error> {
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    text: &str,
+    cfg: &Config,
+) -> Result<(), config::Error> {
     let limits = crate::metrics::Limits {
         loop_stall: cfg.health_loop_timeout,
         metadata_silence: cfg.health_metadata_timeout,
@@ -711,9 +715,13 @@ fn serve_metrics(addr: std::net::SocketAddr, cfg: &Config) -> Result<(), config:
     let bound = crate::server::start(addr, limits).map_err(|e| config::Error {
         setting: "METRICS_ADDR".to_string(),
         expected: "an address this process can listen on".to_string(),
-        got: format!("{addr} ({e})"),
+        got: format!("{text} ({e})"),
     })?;
-    info!("serving /metrics and /healthz", addr = bound);
+    info!(
+        "serving /metrics and /healthz",
+        addr = text,
+        port = bound.port()
+    );
     Ok(())
 }
 

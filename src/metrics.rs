@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,15 +66,58 @@ pub fn loop_turn() {
 const META_RESULTS: [&str; 4] = ["ok", "absent", "error", "timeout"];
 const MAX_SOURCES: usize = 16;
 
+/// A slot's key, set once: a pointer to a leaked value. Zero-initialised, so the slot arrays
+/// cost no space in the binary; the one allocation happens the first time a key shows up.
+struct Key<T: 'static>(AtomicPtr<T>);
+
+impl<T: PartialEq + Copy> Key<T> {
+    const fn new() -> Self {
+        Key(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    fn get(&self) -> Option<&'static T> {
+        let p = self.0.load(Acquire);
+        // SAFETY: a non-null pointer came from Box::into_raw in `set` and is never freed.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// The key, set to `v` unless another thread set one first.
+    fn set(&self, v: T) -> &'static T {
+        let b = Box::into_raw(Box::new(v));
+        match self.0.compare_exchange(
+            std::ptr::null_mut(),
+            b,
+            std::sync::atomic::Ordering::AcqRel,
+            Acquire,
+        ) {
+            // SAFETY: `b` is ours and now published for good.
+            Ok(_) => unsafe { &*b },
+            Err(cur) => {
+                // SAFETY: `b` was not published: free it; `cur` is another thread's, never freed.
+                drop(unsafe { Box::from_raw(b) });
+                unsafe { &*cur }
+            }
+        }
+    }
+
+    /// Whether this slot is `v`'s, claiming it when free.
+    fn holds(&self, v: T) -> bool {
+        match self.get() {
+            Some(k) => *k == v,
+            None => *self.set(v) == v,
+        }
+    }
+}
+
 struct Source {
-    name: OnceLock<&'static str>,
+    name: Key<&'static str>,
     requests: [AtomicU64; 4],
     last_ok: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
 const SOURCE: Source = Source {
-    name: OnceLock::new(),
+    name: Key::new(),
     requests: [const { AtomicU64::new(0) }; 4],
     last_ok: AtomicU64::new(0),
 };
@@ -87,19 +130,7 @@ thread_local! {
 
 /// The slot named `name`, claiming a free one the first time (a few per process).
 fn source_slot(name: &'static str) -> Option<usize> {
-    for (i, s) in SOURCES.iter().enumerate() {
-        match s.name.get() {
-            Some(n) if *n == name => return Some(i),
-            Some(_) => {}
-            None => {
-                let _ = s.name.set(name);
-                if s.name.get() == Some(&name) {
-                    return Some(i);
-                }
-            }
-        }
-    }
-    None
+    SOURCES.iter().position(|s| s.name.holds(name))
 }
 
 /// This thread polls the watcher `name`: its metadata requests count under that source.
@@ -151,28 +182,21 @@ pub fn polled(ok: bool) {
 const MAX_NOTICE_KEYS: usize = 32;
 
 struct NoticeKey {
-    key: OnceLock<(&'static str, &'static str)>,
+    key: Key<(&'static str, &'static str)>,
     n: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NOTICE_KEY: NoticeKey = NoticeKey {
-    key: OnceLock::new(),
+    key: Key::new(),
     n: AtomicU64::new(0),
 };
 static NOTICES: [NoticeKey; MAX_NOTICE_KEYS] = [NOTICE_KEY; MAX_NOTICE_KEYS];
 
 /// A notice was seen for the first time.
 pub fn notice(provider: &'static str, kind: &'static str) {
-    let key = (provider, kind);
-    for s in &NOTICES {
-        if s.key.get().is_none() {
-            let _ = s.key.set(key);
-        }
-        if s.key.get() == Some(&key) {
-            s.n.fetch_add(1, Relaxed);
-            return;
-        }
+    if let Some(s) = NOTICES.iter().find(|s| s.key.holds((provider, kind))) {
+        s.n.fetch_add(1, Relaxed);
     }
 }
 
@@ -355,11 +379,11 @@ pub fn http_response(code: u16) {
     }
 }
 
-static PROVIDER: OnceLock<&'static str> = OnceLock::new();
+static PROVIDER: Key<&'static str> = Key::new();
 
 /// The cloud this process watches, for `build_info`.
 pub fn set_provider(p: &'static str) {
-    let _ = PROVIDER.set(p);
+    PROVIDER.holds(p);
 }
 
 // ---- health ---------------------------------------------------------------------------------
@@ -485,6 +509,17 @@ fn escaped(out: &mut String, v: &str) {
 
 /// `name{k="v",...} value\n`.
 fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    sample_dyn(out, name, labels, &value);
+}
+
+/// One copy of the line writer, not one per value type.
+#[inline(never)]
+fn sample_dyn(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    value: &dyn std::fmt::Display,
+) {
     out.push_str(name);
     for (i, (k, v)) in labels.iter().enumerate() {
         out.push(if i == 0 { '{' } else { ',' });

@@ -22,10 +22,13 @@ const SPOT: &str = "/latest/meta-data/spot/instance-action";
 /// The address the handler logged it serves on (it binds port 0: a free one).
 fn metrics_addr(h: &Handler) -> SocketAddr {
     let line = h.wait_for("msg=\"serving /metrics and /healthz\"", LONG);
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix("addr="))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no addr= in {line}"))
+    // The tests bind 127.0.0.1:0; the line names the port the OS picked.
+    let port: u16 = line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port= in {line}"));
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// Sends `request` as is; returns the status and the body (status 0: no answer).
