@@ -3,6 +3,8 @@
 #   make test    unit + integration tests (the README's test command; CI runs it)
 #   make build   static, stripped musl binary: $(BIN)
 #   make size    size of that binary, plain and gzip -9
+#   make timeline  draw the demo's drain as docs/drain-timeline.svg (the README shows it)
+#   make metrics-check  `promtool check metrics` on a real scrape (installs Debian's prometheus if needed)
 
 KUBE_VERSION ?= 1.32.0
 TARGET       ?= x86_64-unknown-linux-musl
@@ -16,7 +18,7 @@ ifeq ($(shell command -v x86_64-linux-musl-gcc 2>/dev/null),)
 export CC_x86_64_unknown_linux_musl ?= gcc
 endif
 
-.PHONY: all build size test demo lint fmt clean
+.PHONY: all build size test demo timeline metrics-check lint fmt clean
 
 all: build
 
@@ -39,6 +41,22 @@ test:
 demo:
 	$(CARGO) build --locked --bins --workspace
 	target/debug/stnh-sim --scenario demo --run -- target/debug/spot-termination-notice-handler
+
+# The picture in the README: the demo's drain, drawn by the simulator from its own logs.
+timeline:
+	$(CARGO) build --locked --bins --workspace
+	mkdir -p docs
+	target/debug/stnh-sim --scenario demo --quiet --timeline docs/drain-timeline.svg \
+	  --run -- target/debug/spot-termination-notice-handler
+
+# promtool comes with Debian's prometheus package; the test fails (it does not skip) when it is missing here.
+metrics-check:
+	@command -v promtool >/dev/null || { echo "metrics-check: installing promtool (Debian package prometheus)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; } || \
+	  echo "metrics-check: could not install the prometheus package"; }
+	STNH_REQUIRE_PROMTOOL=1 $(CARGO) test --locked --test metrics promtool_accepts_a_real_scrape -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -9,6 +9,8 @@
 #   make bench BENCH_FLAGS='--latency 5ms --reps 3'   any other stnh-bench flag (stnh-bench --help)
 #
 # A partial run (BENCH_ONLY) writes target/bench/BENCHMARKS-<scenarios>.md, not BENCHMARKS.md.
+# The drain and pdb scenarios also draw their drain: target/bench/timeline-drain-110.svg, timeline-pdb.svg
+# (the simulator's picture, from its own logs; `make timeline` draws the demo's into docs/).
 # The handler measured is always the production binary $(BIN) (`make build`); the benchmark driver
 # and the simulator are built with the `tools` profile. Needs kubectl for the kubectl scenario and
 # perf for the finer CPU figures; podman only to report image sizes.

@@ -211,6 +211,27 @@ pub const SETTINGS: &[Setting] = &[
         default: "",
         meaning: "Cluster name shown in Slack messages",
     },
+    Setting {
+        flag: "--metrics-addr",
+        env: "METRICS_ADDR",
+        value: "ADDR",
+        default: "",
+        meaning: "Serve Prometheus `/metrics` and `/healthz` here: `:PORT` (every address), `IP:PORT` or `[IPv6]:PORT`. Unset: no server. The manifests use `:17864`",
+    },
+    Setting {
+        flag: "--health-loop-timeout",
+        env: "HEALTH_LOOP_TIMEOUT",
+        value: "DURATION",
+        default: "60s",
+        meaning: "`/healthz` answers 503 when the notice loop has not turned for this long (it turns every second; stalled API calls hold it up to ~30 s), 1s to 10m",
+    },
+    Setting {
+        flag: "--health-metadata-timeout",
+        env: "HEALTH_METADATA_TIMEOUT",
+        value: "DURATION",
+        default: "15m",
+        meaning: "`/healthz` answers 503 when no metadata source has answered a poll for this long; long on purpose, so that a metadata outage restarts the pod at most once per period, never into CrashLoopBackOff; `0`: never; at most 24h",
+    },
 ];
 
 /// A secret value (token, webhook URL): `Debug` and `Display` print `<redacted>`.
@@ -267,6 +288,10 @@ pub struct Config {
     pub slack_url: Option<Secret>,
     pub slack_channel: Option<String>,
     pub cluster: Option<String>,
+    /// The address, and the setting's text (for logs: no address formatting code needed).
+    pub metrics_addr: Option<(std::net::SocketAddr, String)>,
+    pub health_loop_timeout: Duration,
+    pub health_metadata_timeout: Duration,
 }
 
 /// What the command line asks for.
@@ -497,6 +522,21 @@ fn kube_api_url(raw: &RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<S
     Ok(u)
 }
 
+/// `:PORT` (every IPv4 address), `IP:PORT` or `[IPv6]:PORT`; no host names (nothing resolves).
+fn socket_addr(raw: &RawArgs, env: &str) -> Result<Option<(std::net::SocketAddr, String)>, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(None);
+    };
+    let v = r.value.trim();
+    let full = match v.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => v.to_string(),
+    };
+    full.parse()
+        .map(|a| Some((a, v.to_string())))
+        .map_err(|_| r.error("an address to listen on: :PORT, IP:PORT or [IPv6]:PORT"))
+}
+
 impl Config {
     fn from_raw(raw: &RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let node_name = object_name(raw, "NODE_NAME")?;
@@ -616,6 +656,21 @@ impl Config {
             slack_url: url(raw, "SLACK_URL", true, true)?.map(Secret::new),
             slack_channel: text(raw, "SLACK_CHANNEL"),
             cluster: text(raw, "CLUSTER"),
+            metrics_addr: socket_addr(raw, "METRICS_ADDR")?,
+            health_loop_timeout: duration_in(
+                raw,
+                "HEALTH_LOOP_TIMEOUT",
+                Duration::from_secs(60),
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+            )?,
+            health_metadata_timeout: duration_in(
+                raw,
+                "HEALTH_METADATA_TIMEOUT",
+                Duration::from_secs(900),
+                Duration::ZERO,
+                Duration::from_secs(86_400),
+            )?,
         })
     }
 
@@ -693,6 +748,12 @@ impl Config {
             ("slack_channel", or(&self.slack_channel, "(webhook's own)")),
             ("cluster", or(&self.cluster, "(unset)")),
             ("verbose", self.verbose.to_string()),
+            (
+                "metrics_addr",
+                self.metrics_addr
+                    .as_ref()
+                    .map_or("off".to_string(), |(_, text)| text.clone()),
+            ),
         ]
     }
 }
@@ -1042,6 +1103,27 @@ mod tests {
             table == want.trim(),
             "README settings table is out of date; replace it with:\n{want}"
         );
+    }
+
+    #[test]
+    fn metrics_addresses() {
+        let addr = |v: &'static str| {
+            run(&[], &with(&[("METRICS_ADDR", v)]))
+                .map(|c| c.metrics_addr.map(|(a, _)| a.to_string()))
+        };
+        assert_eq!(addr(":17864").unwrap().as_deref(), Some("0.0.0.0:17864"));
+        assert_eq!(addr("127.0.0.1:0").unwrap().as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(addr("[::1]:9000").unwrap().as_deref(), Some("[::1]:9000"));
+        assert_eq!(addr(" ").unwrap(), None, "empty: off");
+        for bad in ["17864", "localhost:80", ":http", "0.0.0.0", "[::1]", ":-1"] {
+            assert_eq!(addr(bad).unwrap_err().setting, "METRICS_ADDR", "{bad}");
+        }
+        let c = run(&[], BASE).unwrap();
+        assert_eq!(c.metrics_addr, None, "off by default");
+        assert_eq!(c.health_loop_timeout, Duration::from_secs(60));
+        assert_eq!(c.health_metadata_timeout, Duration::from_secs(900));
+        let c = run(&[], &with(&[("HEALTH_METADATA_TIMEOUT", "0")])).unwrap();
+        assert_eq!(c.health_metadata_timeout, Duration::ZERO);
     }
 
     #[test]

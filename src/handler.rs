@@ -53,6 +53,7 @@ impl From<Observation> for Event {
 /// then runs forever.
 pub fn run(cfg: Config) -> Result<(), config::Error> {
     log::set_debug(cfg.verbose);
+    crate::metrics::init();
     let fields = cfg.banner_fields();
     let mut pairs: Vec<(&str, &dyn std::fmt::Display)> = vec![
         ("version", &env!("CARGO_PKG_VERSION")),
@@ -68,6 +69,9 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         "starting spot-termination-notice-handler",
         &pairs,
     );
+    if let Some((addr, text)) = &cfg.metrics_addr {
+        serve_metrics(*addr, text, &cfg)?;
+    }
     info!(&format!(
         "polling {} every {} second(s)",
         cfg.poll_url(),
@@ -94,6 +98,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         aws::Settings::from_config(&cfg),
     ));
 
+    crate::metrics::set_provider(cloud.provider().as_str());
     let node = match &cfg.node_name {
         Some(n) => n.clone(),
         None => find_node(
@@ -245,8 +250,10 @@ impl<'a> Loop<'a> {
         'a: 's,
     {
         // A restart mid-drain resumes at once, before the first poll answers.
+        crate::metrics::loop_turn();
         self.step(scope);
         loop {
+            crate::metrics::loop_turn();
             match rx.recv_timeout(TICK) {
                 Ok(Event::Observed(o)) => self.observed(o),
                 Ok(Event::Drained(r)) => self.drained(r),
@@ -383,6 +390,7 @@ impl<'a> Loop<'a> {
     }
 
     fn announce(&mut self, n: &Notice, status: Status, now: SystemTime) {
+        crate::metrics::notice(n.provider.as_str(), n.kind.slug());
         let seconds_left = n.deadline.map(|d| crate::time::secs_until(d, now).round());
         let left = seconds_left.map_or("none".to_string(), |s| format!("{s:.0}"));
         let deadline = n.deadline.map_or("none".to_string(), format_rfc3339);
@@ -468,7 +476,9 @@ impl<'a> Loop<'a> {
                     messages.push((e.clone(), *why));
                 }
             }
-            return match self.keeper.give_back(&ledger, deadline) {
+            let given = self.keeper.give_back(&ledger, deadline);
+            crate::metrics::action(crate::metrics::Action::GiveBack, given.is_ok());
+            return match given {
                 Ok(g) => {
                     match g.left_cordoned {
                         None => info!(
@@ -654,6 +664,7 @@ impl<'a> Loop<'a> {
                     },
                 };
                 let tx = self.tx.clone();
+                crate::metrics::drain_started();
                 scope.spawn(move || {
                     let report = drainer.run(&control);
                     let _ = tx.send(Event::Drained(report));
@@ -693,6 +704,7 @@ impl<'a> Loop<'a> {
         report.cordoned = self.keeper.view().is_some_and(|n| n.unschedulable());
         let cancelled = running.control.is_cancelled();
         let outcome = report.outcome();
+        crate::metrics::drain_finished(report.seconds, outcome == Outcome::Drained, cancelled);
         let mut send = false;
         let mut governing = None;
         if !cancelled {
@@ -775,6 +787,30 @@ fn warn_emergency(budget: &drain::Budget, deadline: Option<SystemTime>) {
             window_s = window_s
         ),
     }
+}
+
+/// Starts the metrics and health endpoint; a bad address is a configuration error.
+fn serve_metrics(
+    addr: std::net::SocketAddr,
+    text: &str,
+    cfg: &Config,
+) -> Result<(), config::Error> {
+    let limits = crate::metrics::Limits {
+        loop_stall: cfg.health_loop_timeout,
+        metadata_silence: cfg.health_metadata_timeout,
+        metadata_note: (cfg.poll_interval * 5).max(Duration::from_secs(5)),
+    };
+    let bound = crate::server::start(addr, limits).map_err(|e| config::Error {
+        setting: "METRICS_ADDR".to_string(),
+        expected: "an address this process can listen on".to_string(),
+        got: format!("{text} ({e})"),
+    })?;
+    info!(
+        "serving /metrics and /healthz",
+        addr = text,
+        port = bound.port()
+    );
+    Ok(())
 }
 
 /// Reads our records on the node; `None` (with a warning) when the API does not answer.

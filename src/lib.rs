@@ -21,10 +21,12 @@ pub mod json;
 pub mod kube;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod node;
 pub mod notice;
 pub mod notify;
 pub mod record;
+pub mod server;
 pub mod signal;
 pub mod time;
 

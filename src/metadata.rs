@@ -86,8 +86,23 @@ fn whole_seconds(d: Duration) -> u64 {
     s.max(1)
 }
 
-/// One request to `url` with `headers` and `body`, bounded by `timeout`.
+/// One request to `url` with `headers` and `body`, bounded by `timeout` (counted in `metrics`).
 pub fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Answer, Error> {
+    let r = exchange(method, url, headers, body, timeout);
+    crate::metrics::metadata_request(
+        r.as_ref().ok().map(|a| a.status),
+        r.as_ref().is_err_and(Error::is_timeout),
+    );
+    r
+}
+
+fn exchange(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],

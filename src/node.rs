@@ -202,7 +202,9 @@ impl<'a> Keeper<'a> {
             return Ok(());
         }
         let patch = merge_patch(&meta_labels, &annotations, &spec, None);
-        self.view = Some(self.client.patch_node(&self.name, &patch, Some(deadline))?);
+        let patched = self.client.patch_node(&self.name, &patch, Some(deadline));
+        crate::metrics::node_patched(cordon_on, set_label || drop_label, patched.is_ok());
+        self.view = Some(patched?);
         if cordon_on {
             info!(
                 "cordoned node",
@@ -288,13 +290,17 @@ impl<'a> Keeper<'a> {
             let patch = merge_patch(&[], &[], &spec, rv.as_deref());
             match self.client.patch_node(&self.name, &patch, Some(deadline)) {
                 Ok(n) => {
+                    crate::metrics::action(crate::metrics::Action::Taint, true);
                     self.view = Some(n);
                     return Ok(());
                 }
                 Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
                     self.refresh(deadline)?;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    crate::metrics::action(crate::metrics::Action::Taint, false);
+                    return Err(e);
+                }
             }
         }
         Ok(())

@@ -159,6 +159,26 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_setting() {
             &[("KUBE_API_URL", "http://10.1.2.3:8001")],
             "invalid KUBE_API_URL: expected https://, or http:// only to a loopback address",
         ),
+        (
+            &[],
+            &[("METRICS_ADDR", "localhost:17864")],
+            "invalid METRICS_ADDR: expected an address to listen on: :PORT, IP:PORT or [IPv6]:PORT, got \\\"localhost:17864\\\"",
+        ),
+        (
+            &["--metrics-addr", ":99999"],
+            &[],
+            "invalid --metrics-addr: expected an address to listen on",
+        ),
+        (
+            &[],
+            &[("HEALTH_LOOP_TIMEOUT", "0")],
+            "invalid HEALTH_LOOP_TIMEOUT: expected a duration such as 5, 5s, 200ms or 2m, from 1s to 10m",
+        ),
+        (
+            &[],
+            &[("HEALTH_METADATA_TIMEOUT", "2d")],
+            "invalid HEALTH_METADATA_TIMEOUT: expected a duration",
+        ),
     ];
     for (args, extra, want) in cases {
         let mut env: Vec<(&str, &str)> = base.to_vec();
@@ -203,4 +223,29 @@ fn secrets_never_reach_the_error_line() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_metrics_address_in_use_exits_2_naming_it_before_any_api_call() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run(
+        &[],
+        &[
+            ("NODE_NAME", "node-a"),
+            // Nothing listens there: an API call would fail differently (and later).
+            ("KUBE_API_URL", "http://127.0.0.1:9"),
+            ("METRICS_ADDR", &addr),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.contains("level=error")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    assert!(
+        errors[0].contains(&format!(
+            "invalid METRICS_ADDR: expected an address this process can listen on, got {addr} ("
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("find") && !err.contains("node-a\" "), "{err}");
 }

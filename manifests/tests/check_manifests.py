@@ -12,6 +12,9 @@
    Kubernetes JSON schemas of kubernetes-validate for the oldest and newest supported versions.
 5. values.schema.json rejects typos and wrong types (negative tests) and accepts the seed's spellings.
 6. Every seed key is a chart key; every setting of the README's table is a chart key or a known exception.
+7. Metrics and health: METRICS_ADDR, the metrics containerPort and the liveness probe by default; the optional
+   PodMonitor / Service + ServiceMonitor select the pods and name the port (the monitoring.coreos.com kinds
+   are checked structurally: kubernetes-validate has no schema for CRDs).
 """
 
 from __future__ import annotations
@@ -105,7 +108,12 @@ def check_daemonset_defaults(ds: dict, where: str) -> None:
         and c.get("resources", {}).get("limits", {}).get("memory") is not None,
         "terminationGracePeriodSeconds <= 10": 0 < pod.get("terminationGracePeriodSeconds", 30) <= 10,
         "RollingUpdate": ds["spec"].get("updateStrategy", {}).get("type") == "RollingUpdate",
-        "no probes (no health endpoint yet)": not any(k in c for k in ("livenessProbe", "readinessProbe", "startupProbe")),
+        "METRICS_ADDR :17864 and containerPort metrics 17864": lib.container_env(ds).get("METRICS_ADDR") == ":17864"
+        and c.get("ports") == [{"name": "metrics", "containerPort": 17864, "protocol": "TCP"}],
+        "liveness probe GET /healthz on the metrics port, restart within 60 s of failures; no readiness probe":
+        c.get("livenessProbe", {}).get("httpGet") == {"path": "/healthz", "port": "metrics"}
+        and c["livenessProbe"].get("periodSeconds", 10) * c["livenessProbe"].get("failureThreshold", 3) <= 60
+        and not any(k in c for k in ("readinessProbe", "startupProbe")),
         "image tag <KUBE_VERSION>-<REVISION>": re.search(r":\d+\.\d+\.\d+-\d+$", c["image"]) is not None,
     }
     for what, cond in checks.items():
@@ -204,6 +212,7 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
         "KUBE_API_URL": "https://kubernetes.default.svc:443",
         "SLACK_URL": {"secretKeyRef": {"name": "slack-webhook", "key": "url"}},
         "SLACK_CHANNEL": "#spot", "CLUSTER": "prod-eu-1", "LOGSPOUT": "ignore", "EXAMPLE_FUTURE_SETTING": "1",
+        "METRICS_ADDR": ":9464", "HEALTH_LOOP_TIMEOUT": "2m", "HEALTH_METADATA_TIMEOUT": "1h",
     }
     for name, value in expect_env.items():
         ok(env.get(name) == value, f"all switches: {name} = {value!r}", f"got {env.get(name)!r}")
@@ -235,6 +244,9 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
         and "nodeAffinity" in pod["affinity"],
         "terminationGracePeriodSeconds": pod["terminationGracePeriodSeconds"] == 10,
         "imagePullSecrets": pod["imagePullSecrets"] == [{"name": "regcred"}],
+        "metricsAddr port -> containerPort": c.get("ports") == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}],
+        "livenessProbe values": c.get("livenessProbe") == {"httpGet": {"path": "/healthz", "port": "metrics"},
+                                                          "periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 5},
     }
     for what, cond in fields.items():
         ok(cond, f"all switches: {what}")
@@ -268,6 +280,50 @@ def check_variants() -> list[tuple[str, dict]]:
        "variant: gracePeriod 0 is ignored, as in the seed, and NOTES.txt says so")
     ok(env.get("VERBOSE") == "false", "variant: verbose false renders VERBOSE=false")
     ok("LOGSPOUT" not in env, "variant: enableLogspout default true adds no LOGSPOUT")
+    # Metrics: the PodMonitor and the Service + ServiceMonitor find the pods and their port.
+    out = lib.render({"podMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                      "serviceMonitor": {"enabled": True, "interval": "15s"}})
+    objs = lib.rendered_objects(out)
+    objs_all += [(src, o) for src, o in objs if not o["apiVersion"].startswith("monitoring.coreos.com/")]
+    ds = lib.find(objs, "DaemonSet")[0]
+    pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+    ports = {p["name"]: p["containerPort"] for p in ds["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    selects = lambda sel, labels: all(labels.get(k) == v for k, v in sel.items())  # noqa: E731
+    pm, sm, svc = lib.find(objs, "PodMonitor"), lib.find(objs, "ServiceMonitor"), lib.find(objs, "Service")
+    ok(len(pm) == 1 and pm[0]["apiVersion"] == "monitoring.coreos.com/v1"
+       and selects(pm[0]["spec"]["selector"]["matchLabels"], pod_labels)
+       and pm[0]["spec"]["podMetricsEndpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s",
+                                                      "scrapeTimeout": "10s"}]
+       and "metrics" in ports and pm[0]["metadata"]["labels"].get("release") == "prom",
+       "variant: podMonitor selects the pods and scrapes their metrics port, with extra labels")
+    ok(len(svc) == 1 and svc[0]["spec"].get("clusterIP") == "None" and selects(svc[0]["spec"]["selector"], pod_labels)
+       and svc[0]["spec"]["ports"] == [{"name": "metrics", "port": 17864, "targetPort": "metrics", "protocol": "TCP"}],
+       "variant: serviceMonitor's headless Service selects the pods on the metrics port")
+    ok(len(sm) == 1 and sm and svc and selects(sm[0]["spec"]["selector"]["matchLabels"], svc[0]["metadata"]["labels"])
+       and not selects(sm[0]["spec"]["selector"]["matchLabels"], pod_labels)
+       and sm[0]["spec"]["namespaceSelector"] == {"matchNames": [lib.NAMESPACE]}
+       and sm[0]["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s",
+                                            "scrapeTimeout": "10s"}],
+       "variant: the ServiceMonitor selects that Service (only) and scrapes /metrics")
+    for o in pm + sm:
+        ok(set(o) == {"apiVersion", "kind", "metadata", "spec"} and o["metadata"]["namespace"] == lib.NAMESPACE,
+           f"variant: {o['kind']} is a namespaced object of the Prometheus Operator's shape")
+    # Metrics off: no port, no probe, no variable; loopback with a probe warns.
+    out = lib.render({"metricsAddr": ""})
+    c = lib.find(lib.rendered_objects(out), "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]
+    ok("ports" not in c and "livenessProbe" not in c and "METRICS_ADDR" not in {e["name"] for e in c["env"]},
+       "variant: metricsAddr \"\" renders no METRICS_ADDR, port or probe")
+    out = lib.render({"livenessProbe": {"enabled": False}})
+    c = lib.find(lib.rendered_objects(out), "DaemonSet")[0]["spec"]["template"]["spec"]["containers"][0]
+    ok("ports" in c and "livenessProbe" not in c, "variant: livenessProbe.enabled false keeps the port, drops the probe")
+    ok("listens on loopback only" in lib.notes(lib.render({"metricsAddr": "127.0.0.1:17864"})),
+       "variant: a loopback metricsAddr with the probe on warns in NOTES.txt")
+    for key in ("podMonitor", "serviceMonitor"):
+        try:
+            lib.render({"metricsAddr": "", key: {"enabled": True}})
+            ok(False, f"variant: {key} without metricsAddr is refused")
+        except Exception as e:  # noqa: BLE001
+            ok("needs metricsAddr" in str(e), f"variant: {key} without metricsAddr is refused", str(e))
     # The seed's detachAsg: true alone.
     n = lib.notes(lib.render({"detachAsg": True}))
     ok("detachAsg=true is NOT implemented" in n, "variant: detachAsg true alone warns in NOTES.txt")
@@ -348,6 +404,15 @@ REJECTED = [
     ("terminationGracePeriodSeconds negative", {"terminationGracePeriodSeconds": -1}),
     ("extraEnv without a name", {"extraEnv": [{"value": "1"}]}),
     ("clusterName a number", {"clusterName": 5}),
+    ("metricsAddr a host name", {"metricsAddr": "localhost:17864"}),
+    ("metricsAddr a number", {"metricsAddr": 17864}),
+    ("metricsAddr without a port", {"metricsAddr": "0.0.0.0"}),
+    ("healthLoopTimeout a word", {"healthLoopTimeout": "soon"}),
+    ("typo in livenessProbe", {"livenessProbe": {"enable": True}}),
+    ("livenessProbe.periodSeconds 0", {"livenessProbe": {"periodSeconds": 0}}),
+    ("typo in podMonitor", {"podMonitor": {"enable": True}}),
+    ("serviceMonitor.interval without a unit", {"serviceMonitor": {"interval": "30"}}),
+    ("podMonitor.labels value a number", {"podMonitor": {"labels": {"release": 1}}}),
 ]
 
 ACCEPTED = [
@@ -362,6 +427,9 @@ ACCEPTED = [
     ("global values of a parent chart", {"global": {"imageRegistry": "x"}}),
     ("resources with numbers", {"resources": {"requests": {"cpu": 0.005, "memory": 16777216}}}),
     ("image pinned by digest", {"image": {"tag": "1.32.0-1@sha256:" + "a" * 64}}),
+    ("metricsAddr on every IPv6 address", {"metricsAddr": "[::]:17864"}),
+    ("metricsAddr on one address", {"metricsAddr": "10.0.0.5:17864"}),
+    ("healthMetadataTimeout 0 (never)", {"healthMetadataTimeout": 0}),
 ]
 
 

@@ -48,6 +48,7 @@ pub mod slack;
 pub mod status;
 pub mod store;
 pub mod testclient;
+pub mod timeline;
 pub mod util;
 pub mod webhook;
 pub mod workloads;
@@ -858,6 +859,35 @@ impl Sim {
             action: action.to_string(),
             deadline,
         });
+    }
+
+    /// The AWS spot notice, if one is set: when it appears and its `time` as served (whole
+    /// seconds), as instants of this process (`time` is on the metadata clock, maybe skewed).
+    pub fn aws_notice(&self) -> Option<(Instant, Instant)> {
+        let st = lock(&self.shared.imds);
+        let n = st.notice.as_ref()?;
+        let whole = n
+            .deadline
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(n.deadline, |d| {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(d.as_secs())
+            });
+        let left = whole
+            .duration_since(st.clock.service_time(n.appear_at))
+            .unwrap_or_default();
+        Some((n.appear_at, n.appear_at + left))
+    }
+
+    /// The picture of the drain so far, from the API request log and the workload log
+    /// ([`timeline`]; `timeline::render` makes the SVG).
+    pub fn timeline(&self, window: timeline::Window) -> timeline::Drawing {
+        timeline::build(
+            &self.node_name,
+            window,
+            &self.api_requests(),
+            &self.workload_log(),
+            &self.pods(),
+        )
     }
 
     /// Removes the notice (the paths go back to 404).

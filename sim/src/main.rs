@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stnh_sim::store::{controller_of, is_terminating};
+use stnh_sim::timeline;
 use stnh_sim::util::{parse_duration, rfc3339};
 use stnh_sim::{
     Cloud, ImdsMode, MaintenanceEvent, PodSpec, Scenario, Sim, SimEvent, Strategy, WebhookKind,
@@ -59,6 +60,9 @@ OPTIONS:
   --env-file PATH         write KEY=VALUE lines for the handler
   --kubeconfig PATH       write a kubeconfig for real kubectl
   --api-log PATH          at exit, write every API request as a JSON line
+  --timeline PATH         at exit, draw the drain as an SVG timeline (notice to deadline, the
+                          cordon, one row per pod), from the API and workload logs
+  --reserve D             the handler's DRAIN_RESERVE, for the timeline (default 20s)
   --exit-after D          stop after D (default 60s with --run, else run until killed)
   --done-words W1,W2      exit 1s after a Slack message containing one of these arrives while the
                           node is cordoned (default: drained,drain complete,drain finished,
@@ -92,6 +96,8 @@ struct Args {
     env_file: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
     api_log: Option<PathBuf>,
+    timeline: Option<PathBuf>,
+    reserve: Duration,
     exit_after: Option<Duration>,
     done_words: Vec<String>,
     quiet: bool,
@@ -122,6 +128,8 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
         env_file: None,
         kubeconfig: None,
         api_log: None,
+        timeline: None,
+        reserve: Duration::from_secs(20),
         exit_after: None,
         done_words: [
             "drained",
@@ -227,6 +235,8 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                 a.kubeconfig = Some(it.next().ok_or("--kubeconfig: missing value")?.into())
             }
             "--api-log" => a.api_log = Some(it.next().ok_or("--api-log: missing value")?.into()),
+            "--timeline" => a.timeline = Some(it.next().ok_or("--timeline: missing value")?.into()),
+            "--reserve" => a.reserve = dur("--reserve", it.next())?,
             "--exit-after" => a.exit_after = Some(dur("--exit-after", it.next())?),
             "--done-words" => {
                 let v = it.next().ok_or("--done-words: missing value")?;
@@ -705,6 +715,23 @@ fn notice_text(a: &Args, sim: &Sim, d: Duration) -> String {
     }
 }
 
+/// The notice the timeline starts at: the AWS notice as the fake serves it, else the scheduled
+/// appearance plus the cloud's deadline (GCP: the ~30 s before the hard power-off).
+fn notice_window(a: &Args, sim: &Sim) -> Option<timeline::Window> {
+    let (notice, deadline) = match sim.aws_notice() {
+        Some(n) if a.cloud == Cloud::Aws => n,
+        _ => {
+            let at = sim.started().0 + a.notice_after?;
+            (at, at + a.deadline)
+        }
+    };
+    Some(timeline::Window {
+        notice,
+        deadline,
+        reserve: a.reserve,
+    })
+}
+
 fn run(a: Args) -> std::io::Result<ExitCode> {
     let started = Instant::now();
     let mut s = Scenario::new(&a.node)
@@ -894,6 +921,15 @@ fn run(a: Args) -> std::io::Result<ExitCode> {
     if let Some(path) = &a.api_log {
         sim.write_api_log(path)?;
         println!("API request log written to {}", path.display());
+    }
+    if let Some(path) = &a.timeline {
+        match notice_window(&a, &sim) {
+            Some(w) => {
+                std::fs::write(path, timeline::render(&sim.timeline(w)))?;
+                println!("drain timeline written to {}", path.display());
+            }
+            None => eprintln!("stnh-sim: --timeline: no notice was scheduled, nothing to draw"),
+        }
     }
     Ok(match child_code {
         Some(Some(c)) => ExitCode::from(c.clamp(0, 255) as u8),

@@ -107,7 +107,9 @@ pub fn spawn<T: From<Observation> + Send + 'static>(
         // few KiB. Keep the reservation small.
         .stack_size(256 * 1024)
         .spawn(move || loop {
+            crate::metrics::set_source(w.name());
             let result = w.poll();
+            crate::metrics::polled(result.is_ok());
             let pause = if result.is_ok() {
                 w.period()
             } else {

@@ -374,6 +374,7 @@ impl Client {
             body,
         };
         let result = self.pool.exchange(&req, timeout, MAX_BODY);
+        crate::metrics::kube_request(c.method, c.path, result.as_ref().ok().map(|r| r.status));
         let ms = started.elapsed().as_millis();
         match &result {
             Ok(r) => debug!(
@@ -487,13 +488,15 @@ impl Client {
             json::escape(ns)
         );
         let path = format!("/api/v1/namespaces/{ns}/pods/{name}/eviction");
-        self.write(
+        let r = self.write(
             &|| format!("evict pod {ns}/{name}"),
             "POST",
             &path,
             ("application/json", &body),
             deadline,
-        )
+        );
+        crate::metrics::eviction(&r);
+        r
     }
 
     /// DELETE a pod (bypasses budgets), only if it is still the pod with `uid`.
@@ -510,13 +513,15 @@ impl Client {
             json::escape(uid)
         );
         let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-        self.write(
+        let r = self.write(
             &|| format!("delete pod {ns}/{name}"),
             "DELETE",
             &path,
             ("application/json", &body),
             deadline,
-        )
+        );
+        crate::metrics::forced_delete(&r);
+        r
     }
 
     /// Which Eviction version the server serves, from `GET /api/v1` (as kubectl decides).

@@ -46,6 +46,8 @@ pub(crate) struct Ours {
     /// Most threads seen (10 ms sampling).
     pub peak_threads: u64,
     pub problems: Vec<String>,
+    /// The simulator's picture of this drain.
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 /// When the last eviction was accepted (its 201 left the server), and how many were.
@@ -122,6 +124,13 @@ pub(crate) fn ours(ctx: &Ctx, pods: usize) -> Result<Ours, String> {
     let hwm_kb = crate::proc::status(h.pid()).map_or(peaks.hwm_kb, |s| s.hwm_kb.max(peaks.hwm_kb));
     let problems = h.problems();
     h.stop();
+    let timeline = super::draw_timeline(
+        ctx,
+        &sim,
+        &notice,
+        Duration::from_secs(20),
+        &format!("drain-{pods}"),
+    );
     Ok(Ours {
         detect: ms(notice.at, detected),
         cordon: first(&|r| r.method == "PATCH"),
@@ -138,6 +147,7 @@ pub(crate) fn ours(ctx: &Ctx, pods: usize) -> Result<Ours, String> {
         hwm_kb,
         peak_threads: peaks.threads,
         problems,
+        timeline,
     })
 }
 
@@ -282,6 +292,12 @@ fn ours_section(ctx: &Ctx, runs: &[Ours], targets: &mut Vec<TargetRow>) -> Outco
         ctx.latency_text(),
         runs.len()
     ));
+    if let Some(p) = runs.last().and_then(|o| o.timeline.as_ref()) {
+        s.para(format!(
+            "The last run's drain, drawn by the simulator from its API and workload logs (one row per pod): `{}`.",
+            p.display()
+        ));
+    }
     let mut t = Table::new(&["Step", ">From the notice", ">From detection"]);
     type Step = (&'static str, fn(&Ours) -> f64);
     let rows: [Step; 7] = [

@@ -1,5 +1,6 @@
 //! Scenario 2, idle cost: the handler polling the fake IMDS with no notice, at 0.2 s for 100
-//! polls and at the default 1 s for 20 polls (both at once, each against its own simulator):
+//! polls and at the default 1 s for 20 polls, the latter also with `METRICS_ADDR` set (nobody
+//! scraping: the cost of the idle server); all at once, each against its own simulator:
 //! memory, CPU per poll, threads, file descriptors, and API requests while idle.
 
 use std::collections::BTreeMap;
@@ -25,20 +26,31 @@ struct Config {
     setting: Option<&'static str>,
     interval: Duration,
     polls: usize,
+    /// `METRICS_ADDR=127.0.0.1:0`: the metrics server listens (and nobody scrapes).
+    metrics: bool,
 }
 
-const CONFIGS: [Config; 2] = [
+const CONFIGS: [Config; 3] = [
     Config {
         label: "POLL_INTERVAL=200ms",
         setting: Some("200ms"),
         interval: Duration::from_millis(200),
         polls: 100,
+        metrics: false,
     },
     Config {
         label: "default (1 s)",
         setting: None,
         interval: Duration::from_secs(1),
         polls: 20,
+        metrics: false,
+    },
+    Config {
+        label: "default (1 s), METRICS_ADDR set",
+        setting: None,
+        interval: Duration::from_secs(1),
+        polls: 20,
+        metrics: true,
     },
 ];
 
@@ -69,10 +81,13 @@ fn sleep_until(t: Instant) {
 
 fn measure(ctx: &Ctx, cfg: Config, perf_events: Option<&str>) -> Result<Measured, String> {
     let sim = Sim::start(Scenario::new(NODE).latency(ctx.latency)).map_err(|e| e.to_string())?;
-    let extra: Vec<(&str, &str)> = cfg
+    let mut extra: Vec<(&str, &str)> = cfg
         .setting
         .map(|v| vec![("POLL_INTERVAL", v)])
         .unwrap_or_default();
+    if cfg.metrics {
+        extra.push(("METRICS_ADDR", "127.0.0.1:0"));
+    }
     let mut h = Handler::start(&ctx.bin, &sim, &extra)?;
     let pid = h.pid();
     let timeout = Duration::from_secs(20) + cfg.interval * 3;
@@ -153,7 +168,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     progress(
         "idle",
         &format!(
-            "{} polls at 0.2 s and {} polls at 1 s, side by side (~{} s)",
+            "{} polls at 0.2 s and {} polls at 1 s (twice: without and with METRICS_ADDR), side by side (~{} s)",
             CONFIGS[0].polls,
             CONFIGS[1].polls,
             (CONFIGS[1].interval * (CONFIGS[1].polls as u32 + 3)).as_secs()
@@ -180,7 +195,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         "The handler polls the fake IMDS with no notice (API latency {}). After two polls, a window runs from mid-interval to mid-interval over exactly N polls. \
          Memory: `/proc/PID/status` (VmRSS, VmHWM) and `smaps_rollup` at the end of the window. CPU: `perf stat -p PID -I 1000 -e {}` over the window (task-clock counts every thread, \
          exited ones included; the per-second counts give the spread), cross-checked with utime+stime of `/proc/PID/stat` (10 ms ticks, so coarse). Threads and fds: `/proc` sampled every 2 ms (a thread that lives \
-         under 2 ms is usually missed: the perf count of created threads is the exact one). Both runs go side by side, each against its own simulator.",
+         under 2 ms is usually missed: the perf count of created threads is the exact one). The runs go side by side, each against its own simulator; the third sets `METRICS_ADDR` (the metrics server listens; nobody scrapes during the window).",
         ctx.latency_text(),
         perf_events.unwrap_or("(perf unavailable)")
     ));
@@ -351,6 +366,30 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             met: Some(cpu_fast <= CPU_TARGET_MS),
             reproduce: ctx.reproduce("idle"),
         },
+        {
+            let with = &ms[2];
+            let cpu = |m: &Measured| {
+                m.perf
+                    .as_ref()
+                    .map(|p| p.task_clock_ms)
+                    .unwrap_or(m.cpu_ticks as f64 * 1000.0 / tck)
+                    / m.polls_in_window.max(1) as f64
+            };
+            TargetRow {
+                target: "(info) Idle cost of `METRICS_ADDR` (server listening, no scrape)".into(),
+                measured: format!(
+                    "VmRSS {} vs {} without; CPU per poll {:.3} vs {:.3} ms; threads {} vs {}",
+                    kib(with.end.rss_kb),
+                    kib(default.end.rss_kb),
+                    cpu(with),
+                    cpu(default),
+                    with.end.threads,
+                    default.end.threads
+                ),
+                met: None,
+                reproduce: ctx.reproduce("idle"),
+            }
+        },
         TargetRow {
             target: "Zero API requests while idle".into(),
             measured: format!(
@@ -364,7 +403,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let raw = json!(ms
         .iter()
         .map(|m| json!({
-            "config": m.cfg.label, "polls": m.polls_in_window, "window_s": m.window.as_secs_f64(),
+            "config": m.cfg.label, "metrics_addr": m.cfg.metrics, "polls": m.polls_in_window, "window_s": m.window.as_secs_f64(),
             "vmrss_kb": m.end.rss_kb, "vmhwm_kb": m.end.hwm_kb, "anon_kb": m.rollup.anon_kb,
             "file_kb": m.rollup.file_kb(), "cpu_ticks": m.cpu_ticks,
             "perf_task_clock_ms": m.perf.as_ref().map(|p| p.task_clock_ms),

@@ -195,3 +195,23 @@ pub fn ms(a: Instant, b: Instant) -> f64 {
 pub fn progress(scenario: &str, text: &str) {
     eprintln!("[stnh-bench] {scenario}: {text}");
 }
+
+/// Draws the drain of `sim` (the notice `n`, the handler's `DRAIN_RESERVE`) as the simulator's
+/// SVG timeline into `<work_dir>/timeline-<name>.svg`; the path, or `None` if it could not be
+/// written.
+pub fn draw_timeline(
+    ctx: &Ctx,
+    sim: &Sim,
+    n: &NoticeAt,
+    reserve: Duration,
+    name: &str,
+) -> Option<PathBuf> {
+    let drawing = sim.timeline(stnh_sim::timeline::Window {
+        notice: n.at,
+        deadline: n.deadline_at,
+        reserve,
+    });
+    let path = ctx.work_dir.join(format!("timeline-{name}.svg"));
+    std::fs::write(&path, stnh_sim::timeline::render(&drawing)).ok()?;
+    Some(path)
+}

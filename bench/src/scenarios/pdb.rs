@@ -60,9 +60,11 @@ struct Run {
     /// Non-DaemonSet pods of the node at the deadline.
     left: Vec<String>,
     problems: usize,
+    /// The simulator's picture of this drain (first run only).
+    timeline: Option<std::path::PathBuf>,
 }
 
-fn once(ctx: &Ctx) -> Result<Run, String> {
+fn once(ctx: &Ctx, draw: bool) -> Result<Run, String> {
     let sim = Sim::start(scenario(ctx)).map_err(|e| e.to_string())?;
     let mut h = Handler::start(
         &ctx.bin,
@@ -95,6 +97,9 @@ fn once(ctx: &Ctx) -> Result<Run, String> {
         .iter()
         .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok()?["gracePeriodSeconds"].as_i64())
         .collect();
+    let timeline = draw
+        .then(|| super::draw_timeline(ctx, &sim, &notice, RESERVE, "pdb"))
+        .flatten();
     let problems = h.problems().len();
     if h.exited() {
         return Err(format!("the handler exited:\n{}", h.tail(15)));
@@ -113,13 +118,14 @@ fn once(ctx: &Ctx) -> Result<Run, String> {
             .count(),
         left,
         problems,
+        timeline,
     })
 }
 
 pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let mut runs = Vec::new();
     for i in 0..ctx.long_reps {
-        let r = once(ctx)?;
+        let r = once(ctx, i == 0)?;
         progress(
             "pdb",
             &format!(
@@ -184,6 +190,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         ]);
     }
     s.table(t);
+    if let Some(p) = runs.first().and_then(|r| r.timeline.as_ref()) {
+        s.para(format!(
+            "The first run's drain, drawn by the simulator from its API and workload logs (the refusals, the forced deletes at deadline − reserve, one row per pod): `{}`.",
+            p.display()
+        ));
+    }
     s.para("The warnings are the expected “eviction not accepted; retrying” and “deleted pod at deadline minus reserve” lines.");
     let all = Summary::of(&all_offsets);
     let left: usize = runs.iter().map(|r| r.left.len()).sum();

@@ -59,6 +59,12 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- end }}
 {{- end }}
 
+{{/* The TCP port metricsAddr serves on, or "" when it serves nothing (unset, or port 0). */}}
+{{- define "stnh.metricsPort" -}}
+{{- $p := regexFind "[0-9]+$" (toString .Values.metricsAddr) }}
+{{- if and $p (ne (toString (int $p)) "0") }}{{ int $p }}{{ end }}
+{{- end }}
+
 {{/* Environment variables for the handler's settings, in the order of the README's settings table. */}}
 {{- define "stnh.settingsEnv" -}}
 {{- $v := .Values }}
@@ -82,6 +88,9 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.evictionDelay }}{{ $env = append $env (list "EVICTION_DELAY" $v.evictionDelay) }}{{ end }}
 {{- if include "stnh.isSet" $v.uptimeFile }}{{ $env = append $env (list "UPTIME_FILE" $v.uptimeFile) }}{{ end }}
 {{- if include "stnh.isSet" $v.dryRun }}{{ $env = append $env (list "DRY_RUN" $v.dryRun) }}{{ end }}
+{{- if include "stnh.isSet" $v.metricsAddr }}{{ $env = append $env (list "METRICS_ADDR" $v.metricsAddr) }}{{ end }}
+{{- if include "stnh.isSet" $v.healthLoopTimeout }}{{ $env = append $env (list "HEALTH_LOOP_TIMEOUT" $v.healthLoopTimeout) }}{{ end }}
+{{- if include "stnh.isSet" $v.healthMetadataTimeout }}{{ $env = append $env (list "HEALTH_METADATA_TIMEOUT" $v.healthMetadataTimeout) }}{{ end }}
 {{- range $env }}
 - name: {{ index . 0 }}
   value: {{ index . 1 | toString | quote }}
