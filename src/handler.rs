@@ -88,6 +88,22 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         })?,
         None => Notifier::disabled(),
     };
+    let detacher = match &cfg.aws {
+        Some(env) => Some(
+            crate::detach::Detacher::spawn(
+                env.clone(),
+                cfg.detach_asg_on.clone(),
+                &cfg.imds_url,
+                cfg.imds_timeout,
+            )
+            .map_err(|e| config::Error {
+                setting: "DETACH_ASG".to_string(),
+                expected: "a thread for the Auto Scaling worker".to_string(),
+                got: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
     let cloud: Box<dyn Cloud> = Box::new(aws::Aws::new(
         &cfg.imds_url,
         cfg.imds_timeout,
@@ -167,6 +183,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         drain: None,
         tx,
         last_report: None,
+        detacher,
     };
     state.loaded = state.keeper.view().is_some();
     std::thread::scope(|s| state.run(s, &rx));
@@ -209,6 +226,8 @@ struct Loop<'a> {
     drain: Option<Running>,
     tx: Sender<Event>,
     last_report: Option<String>,
+    /// `DETACH_ASG`: the Auto Scaling worker.
+    detacher: Option<crate::detach::Detacher>,
 }
 
 impl<'a> Loop<'a> {
@@ -327,6 +346,15 @@ impl<'a> Loop<'a> {
                     undone.push((id.clone(), *why));
                 }
                 Change::Forgotten { id } => debug!("forgetting notice", notice = id),
+            }
+        }
+        // Detaching from the Auto Scaling group: handed to its worker (never waited for).
+        if let Some(d) = self.detacher.as_mut() {
+            for f in d.step(&mut self.ledger, now) {
+                let text = self
+                    .origin
+                    .render_detach_failed(&f.entry, f.group.as_deref(), &f.error);
+                self.notifier.send("detach", text);
             }
         }
         // Messages go out before the cordon, unless they would say "unknown" for an identity
