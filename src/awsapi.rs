@@ -330,7 +330,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.status == 0 {
+        if self.status == 0 || self.code.starts_with("HTTP ") {
             write!(f, "{}: {}", self.code, self.message)
         } else {
             write!(f, "{} (HTTP {}): {}", self.code, self.status, self.message)

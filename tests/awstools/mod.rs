@@ -71,3 +71,63 @@ pub fn available(test: &str) -> bool {
         }
     }
 }
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, ChildStdin, ChildStdout};
+use std::sync::Mutex;
+
+/// moto on 127.0.0.1 (`tests/aws/moto_helper.py`), one per test binary, shared by its tests
+/// (each uses its own group and user names). It exits when this process does (its stdin closes).
+pub struct Moto {
+    pub url: String,
+    io: Mutex<(ChildStdin, BufReader<ChildStdout>)>,
+    _child: Child,
+}
+
+impl Moto {
+    pub fn shared() -> &'static Moto {
+        static MOTO: OnceLock<Moto> = OnceLock::new();
+        MOTO.get_or_init(|| {
+            let mut child = Command::new("python3")
+                .arg(dir().join("moto_helper.py"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(if std::env::var_os("STNH_TEST_ECHO").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                })
+                .spawn()
+                .expect("start tests/aws/moto_helper.py");
+            let stdin = child.stdin.take().unwrap();
+            let mut stdout = BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .expect("moto helper's first line");
+            let hello: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("moto helper did not start ({e}): {line:?}"));
+            let url = hello["url"].as_str().expect("moto's URL").to_string();
+            assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+            Moto {
+                url,
+                io: Mutex::new((stdin, stdout)),
+                _child: child,
+            }
+        })
+    }
+
+    /// One command (see the helper's docstring); panics with moto's error.
+    pub fn cmd(&self, cmd: serde_json::Value) -> serde_json::Value {
+        let mut io = self.io.lock().unwrap_or_else(|p| p.into_inner());
+        writeln!(io.0, "{cmd}").expect("write to the moto helper");
+        io.0.flush().unwrap();
+        let mut line = String::new();
+        io.1.read_line(&mut line)
+            .expect("read from the moto helper");
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("moto helper said {line:?}: {e}"));
+        assert!(v.get("error").is_none(), "moto helper: {cmd} -> {v}");
+        v
+    }
+}
