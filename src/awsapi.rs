@@ -666,7 +666,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "HTTP 502 (HTTP 502): 127.0.0.1:9: <html>bad gateway <redacted>"
+            "HTTP 502: 127.0.0.1:9: <html>bad gateway <redacted>"
         );
         assert!(e.is_retryable());
         let throttled = ApiError {
