@@ -23,13 +23,10 @@ use std::time::{Duration, SystemTime};
 use crate::config::{Error as ConfigError, Secret};
 use crate::http::{self, Endpoint};
 use crate::sigv4::{self, Keys};
-use crate::xml::{self, Leaf};
+use crate::xml;
 
 /// Largest answer we read.
 const MAX_BODY: usize = 64 * 1024;
-/// A `Date` this far from our clock, with a signature-time error, is a skewed clock: sign again
-/// with the service's time (the SDKs do the same).
-const SKEW_LIMIT: Duration = Duration::from_secs(240);
 
 /// Where the credentials come from (the first source that is configured wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +69,14 @@ pub struct Env {
     pub source: Source,
 }
 
-fn bad(setting: &str, expected: &str, got: String) -> ConfigError {
+/// `got`: the value (shown quoted, shortened), or `None` for "nothing".
+fn bad(setting: &str, expected: &str, got: Option<&str>) -> ConfigError {
     ConfigError {
         setting: setting.to_string(),
         expected: expected.to_string(),
-        got,
+        got: got.map_or("nothing".to_string(), |v| {
+            format!("{:?}", crate::json::snippet(v.as_bytes()))
+        }),
     }
 }
 
@@ -90,15 +90,13 @@ pub fn valid_region(r: &str) -> bool {
 }
 
 /// The host of an `http(s)://host[:port][/path]` URL (brackets kept for IPv6).
-fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = if authority.starts_with('[') {
-        &authority[..=authority.find(']')?]
-    } else {
-        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
-    };
-    (!host.is_empty()).then_some(host)
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    match authority.rfind(':') {
+        Some(i) if !authority.ends_with(']') => &authority[..i],
+        _ => authority,
+    }
 }
 
 /// True for 127.0.0.0/8, `localhost` and `[::1]`.
@@ -110,32 +108,6 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|a| a.is_loopback())
 }
 
-/// An AWS API endpoint URL: https, or plain http to a loopback address.
-fn endpoint_url(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-) -> Result<Option<String>, ConfigError> {
-    let Some(v) = lookup(name).filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let v = v.trim().trim_end_matches('/').to_string();
-    let host = url_host(&v).filter(|h| !h.contains(char::is_whitespace) && !h.contains('@'));
-    let ok = match (v.starts_with("https://"), v.starts_with("http://"), host) {
-        (true, _, Some(_)) => true,
-        (_, true, Some(h)) => is_loopback(h),
-        _ => false,
-    };
-    if ok && !v.contains('?') && !v.contains('#') {
-        Ok(Some(v))
-    } else {
-        Err(bad(
-            name,
-            "an https:// URL naming a host (plain http:// only to a loopback address, for tests)",
-            format!("{:?}", crate::json::snippet(v.as_bytes())),
-        ))
-    }
-}
-
 /// Reads the AWS SDK variables (only when the handler needs AWS: `DETACH_ASG`).
 pub fn env_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Env, ConfigError> {
     let get = |k: &str| {
@@ -143,124 +115,113 @@ pub fn env_from(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Env, ConfigEr
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    let region = match get("AWS_REGION")
-        .map(|r| ("AWS_REGION", r))
-        .or_else(|| get("AWS_DEFAULT_REGION").map(|r| ("AWS_DEFAULT_REGION", r)))
-    {
-        Some((_, r)) if valid_region(&r) => Some(r),
-        Some((name, r)) => {
-            return Err(bad(
-                name,
-                "an AWS region name such as us-east-1",
-                format!("{:?}", crate::json::snippet(r.as_bytes())),
-            ))
-        }
-        None => None,
+    // Both of a pair, or neither; one alone names the other as missing.
+    let pair = |a: &str, b: &str, what: &str| match (get(a), get(b)) {
+        (Some(x), Some(y)) => Ok(Some((x, y))),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(bad(a, what, None)),
+        (Some(_), None) => Err(bad(b, what, None)),
     };
-    let any = endpoint_url(lookup, "AWS_ENDPOINT_URL")?;
-    let autoscaling_url = endpoint_url(lookup, "AWS_ENDPOINT_URL_AUTO_SCALING")?.or(any.clone());
-    let sts_url = endpoint_url(lookup, "AWS_ENDPOINT_URL_STS")?.or(any);
-
-    let key_id = get("AWS_ACCESS_KEY_ID");
-    let secret = get("AWS_SECRET_ACCESS_KEY");
-    let source = match (key_id, secret) {
-        (Some(id), Some(secret)) => {
-            if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(bad(
-                    "AWS_ACCESS_KEY_ID",
-                    "an access key id (16 to 128 letters and digits)",
-                    format!("a value of {} characters", id.chars().count()),
-                ));
-            }
-            Source::Static(Keys {
-                access_key_id: id,
-                secret_access_key: Secret::new(secret),
-                session_token: get("AWS_SESSION_TOKEN").map(Secret::new),
-            })
-        }
-        (Some(_), None) => {
-            return Err(bad(
-                "AWS_SECRET_ACCESS_KEY",
-                "the secret key that goes with AWS_ACCESS_KEY_ID",
-                "nothing".to_string(),
+    let name = if get("AWS_REGION").is_some() {
+        "AWS_REGION"
+    } else {
+        "AWS_DEFAULT_REGION"
+    };
+    let region = get(name);
+    if let Some(r) = region.as_deref().filter(|r| !valid_region(r)) {
+        return Err(bad(name, "an AWS region name such as us-east-1", Some(r)));
+    }
+    // An AWS API endpoint: https, or plain http to a loopback address.
+    let endpoint = |name: &str| -> Result<Option<String>, ConfigError> {
+        let Some(v) = get(name) else { return Ok(None) };
+        let v = v.trim_end_matches('/').to_string();
+        let host = url_host(&v);
+        let ok = !host.is_empty()
+            && !v.contains(['?', '#', '@', ' '])
+            && (v.starts_with("https://") || v.starts_with("http://") && is_loopback(host));
+        if ok {
+            Ok(Some(v))
+        } else {
+            Err(bad(
+                name,
+                "an https:// URL naming a host (plain http:// only to a loopback address, for tests)",
+                Some(&v),
             ))
         }
-        (None, Some(_)) => {
+    };
+    let any = endpoint("AWS_ENDPOINT_URL")?;
+    let autoscaling_url = endpoint("AWS_ENDPOINT_URL_AUTO_SCALING")?.or(any.clone());
+    let sts_url = endpoint("AWS_ENDPOINT_URL_STS")?.or(any);
+
+    let keys = pair(
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together",
+    )?;
+    let web = pair(
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE together",
+    )?;
+    let source = if let Some((id, secret)) = keys {
+        if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(bad(
                 "AWS_ACCESS_KEY_ID",
-                "the access key id that goes with AWS_SECRET_ACCESS_KEY",
-                "nothing".to_string(),
-            ))
+                "an access key id (16 to 128 letters and digits)",
+                Some(&id),
+            ));
         }
-        (None, None) => match (get("AWS_ROLE_ARN"), get("AWS_WEB_IDENTITY_TOKEN_FILE")) {
-            (Some(role_arn), Some(file)) => {
-                if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
-                    return Err(bad(
-                        "AWS_ROLE_ARN",
-                        "a role ARN such as arn:aws:iam::123456789012:role/name",
-                        format!("{:?}", crate::json::snippet(role_arn.as_bytes())),
-                    ));
-                }
-                let session_name = get("AWS_ROLE_SESSION_NAME");
-                if let Some(s) = &session_name {
-                    let ok = (2..=64).contains(&s.len())
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
-                    if !ok {
-                        return Err(bad(
-                            "AWS_ROLE_SESSION_NAME",
-                            "2 to 64 letters, digits and +=,.@-_",
-                            format!("{:?}", crate::json::snippet(s.as_bytes())),
-                        ));
-                    }
-                }
-                Source::WebIdentity {
-                    role_arn,
-                    token_file: PathBuf::from(file),
-                    session_name,
-                }
-            }
-            (Some(_), None) => {
+        Source::Static(Keys {
+            access_key_id: id,
+            secret_access_key: Secret::new(secret),
+            session_token: get("AWS_SESSION_TOKEN").map(Secret::new),
+        })
+    } else if let Some((role_arn, file)) = web {
+        if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+            return Err(bad(
+                "AWS_ROLE_ARN",
+                "a role ARN such as arn:aws:iam::123456789012:role/name",
+                Some(&role_arn),
+            ));
+        }
+        let session_name = get("AWS_ROLE_SESSION_NAME");
+        if let Some(s) = &session_name {
+            let ok = (2..=64).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
+            if !ok {
                 return Err(bad(
-                    "AWS_WEB_IDENTITY_TOKEN_FILE",
-                    "the projected token file that goes with AWS_ROLE_ARN",
-                    "nothing".to_string(),
-                ))
+                    "AWS_ROLE_SESSION_NAME",
+                    "2 to 64 letters, digits and +=,.@-_",
+                    Some(s),
+                ));
             }
-            (None, Some(_)) => {
-                return Err(bad(
-                    "AWS_ROLE_ARN",
-                    "the role to assume with AWS_WEB_IDENTITY_TOKEN_FILE",
-                    "nothing".to_string(),
-                ))
-            }
-            (None, None) => match get("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
-                Some(url) => {
-                    // The SDKs' rule: https anywhere; http only to loopback or the ECS/EKS
-                    // credential agents' link-local addresses.
-                    let host = url_host(&url).unwrap_or("");
-                    let ok = url.starts_with("https://") && !host.is_empty()
-                        || url.starts_with("http://")
-                            && (is_loopback(host)
-                                || host == "169.254.170.2"
-                                || host == "169.254.170.23");
-                    if !ok {
-                        return Err(bad(
-                            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                            "an https:// URL, or http:// to 169.254.170.23 (EKS Pod Identity), 169.254.170.2 or a loopback address",
-                            format!("{:?}", crate::json::snippet(url.as_bytes())),
-                        ));
-                    }
-                    Source::Container {
-                        url,
-                        token_file: get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
-                            .map(PathBuf::from),
-                        token: get("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Secret::new),
-                    }
-                }
-                None => Source::InstanceProfile,
-            },
-        },
+        }
+        Source::WebIdentity {
+            role_arn,
+            token_file: PathBuf::from(file),
+            session_name,
+        }
+    } else if let Some(url) = get("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        // EKS Pod Identity's agent (and ECS's) is plain http on a link-local address; the SDKs
+        // also take https anywhere, which this handler does not need.
+        let host = url_host(&url);
+        let ok = url.starts_with("http://")
+            && (is_loopback(host) || host == "169.254.170.2" || host == "169.254.170.23");
+        if !ok {
+            return Err(bad(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http:// to 169.254.170.23 (EKS Pod Identity), 169.254.170.2 or a loopback address",
+                Some(&url),
+            ));
+        }
+        Source::Container {
+            url,
+            token_file: get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").map(PathBuf::from),
+            token: get("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Secret::new),
+        }
+    } else {
+        Source::InstanceProfile
     };
     Ok(Env {
         region,
@@ -310,21 +271,20 @@ pub struct ApiError {
 impl ApiError {
     /// Worth trying again (network, throttling, a 5xx, a skewed clock).
     pub fn is_retryable(&self) -> bool {
+        const RETRY: [&str; 8] = [
+            "Throttling",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "ServiceUnavailable",
+            "InternalFailure",
+            "RequestExpired",
+            "IDPCommunicationError",
+            "malformed",
+        ];
         self.status == 0
             || self.status >= 500
             || self.status == 429
-            || matches!(
-                self.code.as_str(),
-                "Throttling"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "ServiceUnavailable"
-                    | "InternalFailure"
-                    | "RequestExpired"
-                    | "RequestTimeTooSkewed"
-                    | "IDPCommunicationError"
-                    | "malformed"
-            )
+            || RETRY.contains(&self.code.as_str())
     }
 }
 
@@ -347,17 +307,9 @@ fn scrub(text: &str, secrets: &[&str]) -> String {
     out
 }
 
-/// At most `max` characters of `text`, control characters as spaces.
+/// At most `max` characters of `text` (logs and messages escape control characters).
 fn short(text: &str, max: usize) -> String {
-    let mut s: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if text.chars().count() > max {
-        s.push('…');
-    }
-    s
+    text.chars().take(max).collect()
 }
 
 /// One AWS service endpoint in one region.
@@ -368,8 +320,6 @@ pub struct Api {
     /// Signing name: `autoscaling`, `sts`.
     service: &'static str,
     region: String,
-    /// Seconds the service's clock is ahead of ours, learnt from a skew error.
-    offset: i64,
 }
 
 impl Api {
@@ -381,7 +331,7 @@ impl Api {
             None
         };
         let ep = Endpoint::parse(url, tls)?;
-        if !ep.is_tls() && !url_host(url).is_some_and(is_loopback) {
+        if !ep.is_tls() && !is_loopback(url_host(url)) {
             return Err(format!(
                 "{}: plain http is only allowed to a loopback address",
                 ep.authority()
@@ -392,7 +342,6 @@ impl Api {
             ep,
             service,
             region: region.to_string(),
-            offset: 0,
         })
     }
 
@@ -400,7 +349,8 @@ impl Api {
         self.ep.authority()
     }
 
-    /// POSTs `params` (signed with `keys`, or unsigned) and returns the answer's leaves.
+    /// POSTs `params` (signed with `keys`, or unsigned) and returns the answer (XML; an AWS
+    /// answer always names its `RequestId`).
     /// `secret_params` names parameters whose values are secrets (scrubbed from errors).
     pub fn call(
         &mut self,
@@ -408,7 +358,7 @@ impl Api {
         keys: Option<&Keys>,
         secret_params: &[&str],
         timeout: Duration,
-    ) -> Result<Vec<Leaf>, ApiError> {
+    ) -> Result<String, ApiError> {
         let mut secrets: Vec<&str> = params
             .iter()
             .filter(|(k, _)| secret_params.contains(k))
@@ -421,48 +371,19 @@ impl Api {
             }
         }
         let body = form(params);
-        let mut retried_skew = false;
-        loop {
-            let now = SystemTime::now();
-            let time = if self.offset >= 0 {
-                now + Duration::from_secs(self.offset as u64)
-            } else {
-                now - Duration::from_secs(self.offset.unsigned_abs())
-            };
-            let resp = self.post(&body, keys, time, timeout)?;
-            if resp.status == 200 {
-                let text = String::from_utf8_lossy(&resp.body);
-                return xml::parse(&text).map_err(|e| ApiError {
-                    code: "malformed".to_string(),
-                    message: format!("{}: answer is not the XML expected: {e}", self.authority()),
-                    status: resp.status,
-                });
-            }
-            let err = self.error_of(&resp, &secrets);
-            let skew_code = matches!(
-                err.code.as_str(),
-                "RequestExpired"
-                    | "RequestTimeTooSkewed"
-                    | "SignatureDoesNotMatch"
-                    | "InvalidSignatureException"
-            );
-            if keys.is_some() && skew_code && !retried_skew {
-                if let Some(theirs) = resp.header("date").and_then(crate::time::parse_http_date) {
-                    let skew = crate::metadata::Skew::between(theirs, SystemTime::now());
-                    if skew.abs() > SKEW_LIMIT {
-                        crate::warn!(
-                            "this node's clock differs from AWS's; signing with AWS's time",
-                            service = self.service,
-                            aws_clock_ahead_s = skew.seconds().round()
-                        );
-                        self.offset = skew.seconds().round() as i64;
-                        retried_skew = true;
-                        continue;
-                    }
-                }
-            }
-            return Err(err);
+        let resp = self.post(&body, keys, SystemTime::now(), timeout)?;
+        if resp.status != 200 {
+            return Err(self.error_of(&resp, &secrets));
         }
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
+        if xml::text(&text, "RequestId").is_none() {
+            return Err(ApiError {
+                code: "malformed".to_string(),
+                message: format!("{}: not an AWS answer (no RequestId)", self.authority()),
+                status: resp.status,
+            });
+        }
+        Ok(text)
     }
 
     fn post(
@@ -514,13 +435,12 @@ impl Api {
 
     fn error_of(&self, resp: &http::Response, secrets: &[&str]) -> ApiError {
         let text = String::from_utf8_lossy(&resp.body);
-        let leaves = xml::parse(&text).unwrap_or_default();
-        let code = xml::leaf(&leaves, &["Error", "Code"]).map(str::trim);
-        let message = xml::leaf(&leaves, &["Error", "Message"]).map(str::trim);
-        match code {
+        let code = xml::text(&text, "Code");
+        let message = xml::text(&text, "Message").unwrap_or_default();
+        match code.as_deref().map(str::trim) {
             Some(c) if !c.is_empty() => ApiError {
                 code: crate::cloud::clean_value(c),
-                message: short(&scrub(message.unwrap_or(""), secrets), 400),
+                message: short(&scrub(message.trim(), secrets), 400),
                 status: resp.status,
             },
             _ => ApiError {
@@ -528,7 +448,7 @@ impl Api {
                 message: format!(
                     "{}: {}",
                     self.authority(),
-                    short(&scrub(&String::from_utf8_lossy(&resp.body), secrets), 80)
+                    short(&scrub(&text, secrets), 80)
                 ),
                 status: resp.status,
             },
@@ -618,9 +538,9 @@ mod tests {
             (&[("AWS_REGION", "US East")], "invalid AWS_REGION: expected an AWS region name such as us-east-1, got \"US East\""),
             (&[("AWS_ENDPOINT_URL", "http://10.0.0.1:5000")], "invalid AWS_ENDPOINT_URL: expected an https:// URL naming a host (plain http:// only to a loopback address, for tests), got \"http://10.0.0.1:5000\""),
             (&[("AWS_ENDPOINT_URL_AUTO_SCALING", "autoscaling.example")], "invalid AWS_ENDPOINT_URL_AUTO_SCALING: expected"),
-            (&[("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")], "invalid AWS_SECRET_ACCESS_KEY: expected the secret key that goes with AWS_ACCESS_KEY_ID, got nothing"),
-            (&[("AWS_SECRET_ACCESS_KEY", "topsecretvalue")], "invalid AWS_ACCESS_KEY_ID: expected the access key id that goes with AWS_SECRET_ACCESS_KEY, got nothing"),
-            (&[("AWS_ACCESS_KEY_ID", "short"), ("AWS_SECRET_ACCESS_KEY", "topsecretvalue")], "got a value of 5 characters"),
+            (&[("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")], "invalid AWS_SECRET_ACCESS_KEY: expected AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together, got nothing"),
+            (&[("AWS_SECRET_ACCESS_KEY", "topsecretvalue")], "invalid AWS_ACCESS_KEY_ID: expected AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY together, got nothing"),
+            (&[("AWS_ACCESS_KEY_ID", "short"), ("AWS_SECRET_ACCESS_KEY", "topsecretvalue")], "invalid AWS_ACCESS_KEY_ID: expected an access key id (16 to 128 letters and digits), got \"short\""),
             (&[("AWS_ROLE_ARN", "arn:aws:iam::1:role/x")], "invalid AWS_WEB_IDENTITY_TOKEN_FILE"),
             (&[("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")], "invalid AWS_ROLE_ARN"),
             (&[("AWS_ROLE_ARN", "stnh"), ("AWS_WEB_IDENTITY_TOKEN_FILE", "/t")], "invalid AWS_ROLE_ARN: expected a role ARN"),
@@ -636,7 +556,7 @@ mod tests {
             "AWS_CONTAINER_CREDENTIALS_FULL_URI",
             "https://creds.example/x"
         )])
-        .is_ok());
+        .is_err());
         assert!(env(&[("AWS_ENDPOINT_URL", "http://localhost:1")]).is_ok());
     }
 

@@ -4,9 +4,9 @@
 //! - environment: the keys as given (they never expire here);
 //! - web identity (IRSA): STS `AssumeRoleWithWebIdentity`, unsigned, with the projected token
 //!   read again at every refresh (the kubelet rotates it); one hour of credentials;
-//! - container (EKS Pod Identity): GET the agent's URL with the token file's content as
-//!   `Authorization` (read again each time); plain http through `metadata` (minreq), https
-//!   through the rustls client;
+//! - container (EKS Pod Identity): GET the agent's URL (plain http to its link-local address,
+//!   through `metadata`, minreq) with the token file's content as `Authorization` (read again
+//!   each time);
 //! - instance profile: the metadata service's `iam/security-credentials/<role>` through the AWS
 //!   module's [`Imds`] (its IMDSv2 token logic, not a copy).
 //!
@@ -18,8 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use nanoserde::DeJson;
-
 use crate::awsapi::{self, Api, ApiError, Source};
 use crate::cloud::aws::Imds;
 use crate::config::Secret;
@@ -30,7 +28,7 @@ use crate::xml;
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 pub const PROFILE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
 /// The web-identity token and agent tokens are small; anything larger is not one.
-const MAX_TOKEN_FILE: u64 = 64 * 1024;
+const MAX_TOKEN: usize = 64 * 1024;
 
 fn err(code: &str, message: impl Into<String>, retryable: bool) -> ApiError {
     ApiError {
@@ -41,19 +39,73 @@ fn err(code: &str, message: impl Into<String>, retryable: bool) -> ApiError {
     }
 }
 
-/// The credentials document of the metadata service and of the container agents.
-#[derive(DeJson)]
-struct Document {
-    #[nserde(rename = "Code")]
-    code: Option<String>,
-    #[nserde(rename = "AccessKeyId")]
-    access_key_id: Option<String>,
-    #[nserde(rename = "SecretAccessKey")]
-    secret_access_key: Option<String>,
-    #[nserde(rename = "Token")]
-    token: Option<String>,
-    #[nserde(rename = "Expiration")]
-    expiration: Option<String>,
+/// The string members of a flat JSON object (the credentials documents of the metadata
+/// service and of the container agents: string values only, no escapes but `\/`, `\"`,
+/// `\\`). Members of other types are skipped. `None` for anything else.
+fn string_members(body: &[u8]) -> Option<Vec<(String, String)>> {
+    crate::json::check(body).ok()?;
+    let b = body;
+    let ws = |mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    // A string starting at the quote at `i`: its text and the index after it.
+    let string = |i: usize| -> Option<(String, usize)> {
+        let mut out = Vec::new();
+        let mut j = i + 1;
+        loop {
+            match *b.get(j)? {
+                b'"' => return Some((String::from_utf8(out).ok()?, j + 1)),
+                b'\\' => {
+                    out.push(match *b.get(j + 1)? {
+                        c @ (b'/' | b'"' | b'\\') => c,
+                        _ => return None,
+                    });
+                    j += 2;
+                }
+                c => {
+                    out.push(c);
+                    j += 1;
+                }
+            }
+        }
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    let mut out = Vec::new();
+    while b.get(i) == Some(&b'"') {
+        let (key, next) = string(i)?;
+        i = ws(ws(next) + 1);
+        if b.get(i) == Some(&b'"') {
+            let (value, next) = string(i)?;
+            out.push((key, value));
+            i = next;
+        } else {
+            // Skip a number, literal, array or object (well-formed: `check` said so).
+            let (mut depth, mut in_str) = (0usize, false);
+            while let Some(&c) = b.get(i) {
+                match (in_str, c) {
+                    (true, b'\\') => i += 1,
+                    (true, b'"') | (false, b'"') => in_str = !in_str,
+                    (false, b'{' | b'[') => depth += 1,
+                    (false, b'}' | b']') if depth > 0 => depth -= 1,
+                    (false, b',' | b'}') if depth == 0 => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        i = ws(i);
+        if b.get(i) == Some(&b',') {
+            i = ws(i + 1);
+        }
+    }
+    Some(out)
 }
 
 /// Keys and expiry from a credentials document (the message names no value of it).
@@ -65,35 +117,33 @@ pub fn parse_document(body: &[u8], what: &str) -> Result<(Keys, Option<SystemTim
             true,
         )
     };
-    let d: Document = crate::json::parse(body).map_err(|_| shape())?;
-    if let Some(c) = d.code.as_deref().filter(|c| *c != "Success") {
+    let members = string_members(body).ok_or_else(shape)?;
+    let get = |k: &str| {
+        members
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(c) = get("Code").filter(|c| *c != "Success") {
         return Err(err(
             "credentials",
             format!("{what}: Code {:?}", crate::cloud::clean_value(c)),
             true,
         ));
     }
-    let (Some(id), Some(secret)) = (d.access_key_id, d.secret_access_key) else {
+    let (Some(id), Some(secret)) = (get("AccessKeyId"), get("SecretAccessKey")) else {
         return Err(shape());
     };
-    if id.is_empty() || secret.is_empty() {
-        return Err(shape());
-    }
-    let expires = match d.expiration.as_deref() {
+    let expires = match get("Expiration") {
         None => None,
-        Some(t) => Some(crate::time::parse_rfc3339(t).ok_or_else(|| {
-            err(
-                "credentials",
-                format!("{what}: Expiration is not an RFC 3339 time"),
-                true,
-            )
-        })?),
+        Some(t) => Some(crate::time::parse_rfc3339(t).ok_or_else(shape)?),
     };
     Ok((
         Keys {
-            access_key_id: id,
+            access_key_id: id.to_string(),
             secret_access_key: Secret::new(secret),
-            session_token: d.token.filter(|t| !t.is_empty()).map(Secret::new),
+            session_token: get("Token").map(Secret::new),
         },
         expires,
     ))
@@ -101,48 +151,40 @@ pub fn parse_document(body: &[u8], what: &str) -> Result<(Keys, Option<SystemTim
 
 /// A token file's content, trimmed.
 fn read_token(path: &Path, setting: &str) -> Result<Secret, ApiError> {
-    use std::io::Read;
-    let mut s = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_TOKEN_FILE).read_to_string(&mut s))
-        .map_err(|e| {
-            err(
-                "credentials",
-                format!("{setting} {}: {e}", path.display()),
-                true,
-            )
-        })?;
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(err(
+    let fail = |why: String| {
+        err(
             "credentials",
-            format!("{setting} {}: empty", path.display()),
+            format!("{setting} {}: {why}", path.display()),
             true,
-        ));
+        )
+    };
+    let s = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let t = s.trim();
+    if t.is_empty() || t.len() > MAX_TOKEN {
+        return Err(fail(format!("expected a token of 1 to {MAX_TOKEN} bytes")));
     }
     Ok(Secret::new(t))
 }
 
 /// The STS answer to `AssumeRoleWithWebIdentity`.
-pub fn parse_assume_role(leaves: &[xml::Leaf]) -> Result<(Keys, Option<SystemTime>), ApiError> {
+pub fn parse_assume_role(doc: &str) -> Result<(Keys, Option<SystemTime>), ApiError> {
     let get = |n: &str| {
-        xml::leaf(
-            leaves,
-            &["AssumeRoleWithWebIdentityResult", "Credentials", n],
-        )
+        xml::text(doc, n)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     };
     match (
         get("AccessKeyId"),
         get("SecretAccessKey"),
         get("SessionToken"),
     ) {
-        (Some(id), Some(secret), Some(token)) if !id.is_empty() && !secret.is_empty() => Ok((
+        (Some(id), Some(secret), Some(token)) => Ok((
             Keys {
-                access_key_id: id.trim().to_string(),
-                secret_access_key: Secret::new(secret.trim()),
-                session_token: Some(Secret::new(token.trim())),
+                access_key_id: id,
+                secret_access_key: Secret::new(secret),
+                session_token: Some(Secret::new(token)),
             },
-            get("Expiration").and_then(crate::time::parse_rfc3339),
+            get("Expiration").and_then(|t| crate::time::parse_rfc3339(&t)),
         )),
         _ => Err(err("malformed", "STS answered without credentials", true)),
     }
@@ -193,37 +235,79 @@ impl Credentials {
             }
         }
         let (keys, expires) = self.fetch(region)?;
-        crate::debug!(
-            "obtained AWS credentials",
-            source = self.source(),
-            access_key_id = keys.access_key_id,
-            expires = expires.map_or("never".to_string(), crate::time::format_rfc3339)
-        );
         self.cached = Some((keys.clone(), expires));
         Ok(keys)
     }
 
     fn fetch(&mut self, region: &str) -> Result<(Keys, Option<SystemTime>), ApiError> {
-        match self.source.clone() {
-            Source::Static(k) => Ok((k, None)),
-            Source::InstanceProfile => self.instance_profile(),
+        match &self.source {
+            Source::Static(k) => Ok((k.clone(), None)),
+            Source::InstanceProfile => {
+                let list = self.imds_get(PROFILE_PATH)?;
+                let role = list.lines().next().unwrap_or("").trim();
+                let ok = !role.is_empty()
+                    && role.len() <= 128
+                    && role
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
+                if !ok {
+                    return Err(err(
+                        "credentials",
+                        format!("{PROFILE_PATH}: no role name"),
+                        true,
+                    ));
+                }
+                let path = format!("{PROFILE_PATH}{role}");
+                parse_document(self.imds_get(&path)?.as_bytes(), &path)
+            }
             Source::Container {
                 url,
                 token_file,
                 token,
             } => {
-                let token = match (&token_file, token) {
-                    (Some(f), _) => Some(read_token(f, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")?),
-                    (None, t) => t,
+                let token = match token_file {
+                    Some(f) => Some(read_token(f, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")?),
+                    None => token.clone(),
                 };
-                self.container(&url, token.as_ref())
+                let auth: Vec<(&str, &str)> = token
+                    .iter()
+                    .map(|t| ("Authorization", t.expose()))
+                    .collect();
+                let what = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+                let a = crate::metadata::send(
+                    crate::metadata::Method::Get,
+                    url,
+                    &auth,
+                    b"",
+                    self.timeout,
+                )
+                .map_err(|e| err("transport", format!("{what}: {e}"), true))?;
+                if a.status != 200 {
+                    return Err(err(
+                        "credentials",
+                        format!("{what}: the credentials agent answered HTTP {}", a.status),
+                        a.status >= 500 || a.status == 429,
+                    ));
+                }
+                parse_document(&a.body, what)
             }
             Source::WebIdentity {
                 role_arn,
                 token_file,
                 session_name,
             } => {
-                let token = read_token(&token_file, "AWS_WEB_IDENTITY_TOKEN_FILE")?;
+                let token = read_token(token_file, "AWS_WEB_IDENTITY_TOKEN_FILE")?;
+                let session = session_name
+                    .as_deref()
+                    .unwrap_or("spot-termination-notice-handler");
+                let params = [
+                    ("Action", "AssumeRoleWithWebIdentity"),
+                    ("Version", "2011-06-15"),
+                    ("RoleArn", role_arn.as_str()),
+                    ("RoleSessionName", session),
+                    ("WebIdentityToken", token.expose()),
+                    ("DurationSeconds", "3600"),
+                ];
                 if self.sts.is_none() {
                     let url = self
                         .sts_url
@@ -234,115 +318,24 @@ impl Credentials {
                             .map_err(|e| err("configuration", e, false))?,
                     );
                 }
-                let session = session_name.unwrap_or_else(|| {
-                    let secs = SystemTime::now()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    format!("spot-termination-notice-handler-{secs}")
-                });
                 let sts = self.sts.as_mut().expect("built above");
-                let leaves = sts.call(
-                    &[
-                        ("Action", "AssumeRoleWithWebIdentity"),
-                        ("Version", "2011-06-15"),
-                        ("RoleArn", &role_arn),
-                        ("RoleSessionName", &session),
-                        ("WebIdentityToken", token.expose()),
-                        ("DurationSeconds", "3600"),
-                    ],
-                    None,
-                    &["WebIdentityToken"],
-                    self.timeout,
-                )?;
-                parse_assume_role(&leaves)
+                parse_assume_role(&sts.call(&params, None, &["WebIdentityToken"], self.timeout)?)
             }
         }
     }
 
-    fn instance_profile(&self) -> Result<(Keys, Option<SystemTime>), ApiError> {
-        let transport = |e: String| err("transport", e, true);
-        let list = self.imds.get(PROFILE_PATH).map_err(transport)?;
-        match list.status {
-            200 => {}
-            404 => {
-                return Err(err(
-                    "NoInstanceProfile",
-                    "the metadata service lists no instance profile role (iam/security-credentials/ is 404): attach an instance profile, or give the pod IRSA or Pod Identity credentials",
-                    false,
-                ))
-            }
-            s => return Err(err("credentials", format!("{PROFILE_PATH}: HTTP {s}"), true)),
+    /// A metadata path's text (200), through the AWS module's IMDSv2 client.
+    fn imds_get(&self, path: &str) -> Result<String, ApiError> {
+        let a = self.imds.get(path).map_err(|e| err("transport", e, true))?;
+        match a.status {
+            200 => Ok(a.text()),
+            404 if path == PROFILE_PATH => Err(err(
+                "NoInstanceProfile",
+                "the metadata service lists no instance profile role (iam/security-credentials/ is 404): attach an instance profile, or give the pod IRSA or Pod Identity credentials",
+                false,
+            )),
+            s => Err(err("credentials", format!("{path}: HTTP {s}"), true)),
         }
-        let text = list.text();
-        let role = text.lines().next().unwrap_or("").trim().to_string();
-        let ok = !role.is_empty()
-            && role.len() <= 128
-            && role
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
-        if !ok {
-            return Err(err(
-                "credentials",
-                format!("{PROFILE_PATH}: no role name in the listing"),
-                true,
-            ));
-        }
-        let a = self
-            .imds
-            .get(&format!("{PROFILE_PATH}{role}"))
-            .map_err(transport)?;
-        if a.status != 200 {
-            return Err(err(
-                "credentials",
-                format!("{PROFILE_PATH}{role}: HTTP {}", a.status),
-                true,
-            ));
-        }
-        parse_document(&a.body, &format!("{PROFILE_PATH}{role}"))
-    }
-
-    fn container(
-        &self,
-        url: &str,
-        token: Option<&Secret>,
-    ) -> Result<(Keys, Option<SystemTime>), ApiError> {
-        let auth: Vec<(&str, &str)> = token
-            .map(|t| ("Authorization", t.expose()))
-            .into_iter()
-            .collect();
-        let what = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
-        let (status, body) = if url.starts_with("https://") {
-            let tls =
-                crate::http::tls_config_public().map_err(|e| err("configuration", e, false))?;
-            let ep = crate::http::Endpoint::parse(url, Some(tls))
-                .map_err(|e| err("configuration", e, false))?;
-            let resp = crate::http::exchange(
-                &ep,
-                &crate::http::Request {
-                    method: "GET",
-                    path: "",
-                    headers: &auth,
-                    body: b"",
-                },
-                self.timeout,
-                crate::metadata::MAX_BODY,
-            )
-            .map_err(|e| err("transport", e.to_string(), true))?;
-            (resp.status, resp.body)
-        } else {
-            let a =
-                crate::metadata::send(crate::metadata::Method::Get, url, &auth, b"", self.timeout)
-                    .map_err(|e| err("transport", format!("{what}: {e}"), true))?;
-            (a.status, a.body)
-        };
-        if status != 200 {
-            return Err(err(
-                "credentials",
-                format!("{what}: the credentials agent answered HTTP {status}"),
-                status >= 500 || status == 429,
-            ));
-        }
-        parse_document(&body, what)
     }
 }
 
@@ -368,11 +361,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.access_key_id, "ASIA2");
+        // Other member types are skipped; `\/` is decoded.
+        let (k, exp) = parse_document(
+            br#"{"n": 1.5e3, "o": {"AccessKeyId": "nested", "a": [1, "}"]}, "AccessKeyId": "ASIA3", "l": [true, null], "SecretAccessKey": "a\/b", "Token": ""}"#,
+            "agent",
+        )
+        .unwrap();
+        assert_eq!(
+            (k.access_key_id.as_str(), k.secret_access_key.expose()),
+            ("ASIA3", "a/b")
+        );
+        assert_eq!((k.session_token, exp), (None, None));
         for bad in [
             &br#"{"Code":"Failure","Message":"s3cr3t"}"#[..],
             br#"{"AccessKeyId":"A"}"#,
             br#"{"AccessKeyId":"A","SecretAccessKey":"s3cr3t","Expiration":"soon"}"#,
             br#"s3cr3t"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":"s3cr3t\u0041"}"#,
+            br#"{"AccessKeyId":"A","SecretAccessKey":"s3cr3t""#,
         ] {
             let e = parse_document(bad, "imds").unwrap_err();
             assert!(!e.to_string().contains("s3cr3t"), "{e}");
@@ -392,11 +398,11 @@ mod tests {
     </Credentials>
   </AssumeRoleWithWebIdentityResult>
 </AssumeRoleWithWebIdentityResponse>"#;
-        let (k, exp) = parse_assume_role(&xml::parse(doc).unwrap()).unwrap();
+        let (k, exp) = parse_assume_role(doc).unwrap();
         assert_eq!(k.access_key_id, "ASIAIOSFODNN7EXAMPLE");
         assert_eq!(k.session_token.unwrap().expose(), "FQoGZXIvYXdzE");
         assert_eq!(exp, crate::time::parse_rfc3339("2014-10-24T23:00:23Z"));
-        assert!(parse_assume_role(&xml::parse("<R/>").unwrap()).is_err());
+        assert!(parse_assume_role("<R/>").is_err());
     }
 
     #[test]

@@ -18,15 +18,14 @@
 //! `detached` sent flag: once per notice, across restarts) and tells people of a failure. A
 //! failure is logged, counted and told; it never stops anything else.
 
-use std::collections::HashSet;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::awsapi::{self, Api, ApiError, Env};
 use crate::cloud::aws::Imds;
 use crate::credentials::Credentials;
-use crate::decision::{Entry, Ledger};
+use crate::decision::Ledger;
 use crate::notice::Kind;
 use crate::{error, info, warn};
 
@@ -90,120 +89,98 @@ pub fn wants(on: &[Kind], source: &str, kind: Kind, detail: &str) -> bool {
     }
 }
 
-/// How one notice's detach ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Detached {
-        group: String,
-    },
-    /// Detached already (for an earlier notice), or AWS says it is not in the group any more.
-    AlreadyOut,
-    NotInGroup,
-    Failed {
-        group: Option<String>,
-        error: String,
-    },
-}
-
-/// A finished detach the loop has not recorded yet.
-#[derive(Debug, Clone)]
-pub struct Done {
-    pub id: String,
-    pub outcome: Outcome,
-}
+/// How one notice's detach ended: `Err` holds the group (if known) and the error, for people.
+pub type Outcome = Result<(), (Option<String>, String)>;
 
 /// A failure to tell people about.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    pub entry: Entry,
+    pub kind: Kind,
     pub group: Option<String>,
     pub error: String,
 }
 
-struct Job {
-    id: String,
-    until: Instant,
+/// What the loop and the worker share: jobs one way (notice id, until when), outcomes back.
+#[derive(Default)]
+struct Shared {
+    jobs: Mutex<Vec<(String, Instant)>>,
+    wake: Condvar,
+    done: Mutex<Vec<(String, Outcome)>>,
+    failures: AtomicU64,
 }
 
-/// Counters, for logs (and metrics).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    pub requests: u64,
-    pub detached: u64,
-    pub failures: u64,
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The loop's handle on the worker.
 pub struct Detacher {
     on: Vec<Kind>,
-    tx: Sender<Job>,
-    done: Arc<Mutex<Vec<Done>>>,
-    counts: Arc<Mutex<Counts>>,
-    requested: HashSet<String>,
+    shared: Arc<Shared>,
+    /// Notices handed to the worker by this process.
+    requested: Vec<String>,
 }
 
 impl Detacher {
-    /// Starts the worker; it finds the group and credentials at once (in the background), so
-    /// a notice costs one call.
+    /// Starts the worker; it finds the group (and credentials, when that needs them) at once,
+    /// in the background, so that a notice costs one call.
     pub fn spawn(
         env: Env,
         on: Vec<Kind>,
         imds_url: &str,
         imds_timeout: Duration,
     ) -> std::io::Result<Detacher> {
-        let (tx, rx) = mpsc::channel();
-        let done = Arc::new(Mutex::new(Vec::new()));
-        let counts = Arc::new(Mutex::new(Counts::default()));
+        let shared = Arc::new(Shared::default());
         let imds = Arc::new(Imds::new(imds_url, imds_timeout));
+        let Env {
+            region,
+            autoscaling_url,
+            sts_url,
+            source,
+        } = env;
         let worker = Worker {
-            creds: Credentials::new(
-                env.source.clone(),
-                env.sts_url.clone(),
-                imds.clone(),
-                CALL_TIMEOUT,
-            ),
+            creds: Credentials::new(source, sts_url, imds.clone(), CALL_TIMEOUT),
             imds,
-            env,
+            region_env: region,
+            autoscaling_url,
             region: None,
             instance: None,
             group: None,
+            tagged: false,
             api: None,
             detached: false,
-            done: done.clone(),
-            counts: counts.clone(),
+            shared: shared.clone(),
             on_words: on_words(&on),
         };
         std::thread::Builder::new()
             .name("asg-detach".to_string())
-            .spawn(move || worker.run(rx))?;
+            .spawn(move || worker.run())?;
         Ok(Detacher {
             on,
-            tx,
-            done,
-            counts,
-            requested: HashSet::new(),
+            shared,
+            requested: Vec::new(),
         })
     }
 
-    pub fn counts(&self) -> Counts {
-        *self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    /// Detaches that failed so far (for metrics).
+    pub fn failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::Relaxed)
     }
 
     /// Hands the worker every notice in force that wants a detach and has none recorded yet,
     /// and records the finished ones (`sent.detached`). Returns the failures to tell. Never
     /// blocks.
     pub fn step(&mut self, ledger: &mut Ledger, now: SystemTime) -> Vec<Failure> {
-        let finished: Vec<Done> =
-            std::mem::take(&mut *self.done.lock().unwrap_or_else(|p| p.into_inner()));
+        let finished = std::mem::take(&mut *lock(&self.shared.done));
         let mut told = Vec::new();
-        for d in finished {
-            let Some(e) = ledger.iter_mut().find(|e| e.id == d.id) else {
+        for (id, outcome) in finished {
+            let Some(e) = ledger.iter_mut().find(|e| e.id == id) else {
                 continue;
             };
             e.sent.detached = true;
-            if let Outcome::Failed { group, error } = d.outcome {
+            if let Err((group, error)) = outcome {
                 told.push(Failure {
-                    entry: e.clone(),
+                    kind: e.kind,
                     group,
                     error,
                 });
@@ -223,357 +200,334 @@ impl Detacher {
                     d.duration_since(now).unwrap_or_default()
                 })
                 .clamp(MIN_BUDGET, NO_DEADLINE_BUDGET);
-            self.requested.insert(e.id.clone());
-            let _ = self.tx.send(Job {
-                id: e.id.clone(),
-                until: Instant::now() + left,
-            });
+            self.requested.push(e.id.clone());
+            lock(&self.shared.jobs).push((e.id.clone(), Instant::now() + left));
+            self.shared.wake.notify_one();
         }
         told
     }
 }
 
-enum Group {
-    In { name: String, from: &'static str },
-    None,
-}
-
 struct Worker {
     imds: Arc<Imds>,
-    env: Env,
+    /// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL[_AUTO_SCALING]`.
+    region_env: Option<String>,
+    autoscaling_url: Option<String>,
     creds: Credentials,
     region: Option<String>,
     instance: Option<String>,
-    group: Option<Group>,
+    /// `Some("")`: in no group.
+    group: Option<String>,
+    /// The group came from the instance tag.
+    tagged: bool,
     api: Option<Api>,
     /// This process detached the instance already.
     detached: bool,
-    done: Arc<Mutex<Vec<Done>>>,
-    counts: Arc<Mutex<Counts>>,
+    shared: Arc<Shared>,
     on_words: String,
 }
 
-/// A failure of one attempt: retry or give up.
-struct Attempt {
-    error: ApiError,
-}
-
-impl From<ApiError> for Attempt {
-    fn from(error: ApiError) -> Attempt {
-        Attempt { error }
-    }
-}
-
-fn imds_error(e: String) -> Attempt {
-    Attempt {
-        error: ApiError {
-            code: "transport".to_string(),
-            message: e,
-            status: 0,
-        },
+fn transport(message: String) -> ApiError {
+    ApiError {
+        code: "transport".to_string(),
+        message,
+        status: 0,
     }
 }
 
 impl Worker {
-    fn run(mut self, rx: Receiver<Job>) {
-        self.prepare();
-        while let Ok(job) = rx.recv() {
-            let outcome = self.detach(&job);
-            self.done
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Done {
-                    id: job.id,
-                    outcome,
-                });
-        }
-    }
-
-    fn count(&self, f: impl FnOnce(&mut Counts)) -> Counts {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut c);
-        *c
-    }
-
-    /// Start-up: what a notice will need, found now so that the notice costs one call.
-    fn prepare(&mut self) {
-        let ready = self
-            .instance()
-            .and_then(|_| self.region())
-            .and_then(|_| self.group());
-        match ready {
-            Ok(()) => {
-                let (group, from) = match &self.group {
-                    Some(Group::In { name, from }) => (name.as_str(), *from),
-                    _ => ("none", "-"),
-                };
-                info!(
-                    "detach from the auto scaling group is on",
-                    on = self.on_words,
-                    group = group,
-                    group_from = from,
-                    region = self.region.as_deref().unwrap_or_default(),
-                    credentials = self.creds.source()
-                );
-            }
-            Err(a) => warn!(
-                "detach from the auto scaling group is on, but it is not ready yet; trying again when a notice comes",
+    fn run(mut self) {
+        // Start-up: what a notice will need, found now (logged once, either way).
+        match self.ready() {
+            Ok(()) => info!(
+                "detach from the auto scaling group is on",
+                on = self.on_words,
+                group = self.group.as_deref().unwrap_or_default(),
+                group_from = if self.tagged {
+                    "instance-tag"
+                } else {
+                    "DescribeAutoScalingInstances"
+                },
+                region = self.region.as_deref().unwrap_or_default(),
+                credentials = self.creds.source()
+            ),
+            Err(e) => warn!(
+                "detach from the auto scaling group is on, but not ready; trying again at a notice",
                 on = self.on_words,
                 credentials = self.creds.source(),
-                error = a.error
+                error = e
             ),
         }
-    }
-
-    fn instance(&mut self) -> Result<String, Attempt> {
-        if let Some(i) = &self.instance {
-            return Ok(i.clone());
-        }
-        let a = self.imds.get(INSTANCE_ID_PATH).map_err(imds_error)?;
-        let id = a.text();
-        let ok = a.status == 200
-            && id.starts_with("i-")
-            && id.len() <= 19
-            && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
-        if !ok {
-            return Err(imds_error(format!(
-                "{INSTANCE_ID_PATH}: expected an instance id, got HTTP {}",
-                a.status
-            )));
-        }
-        self.instance = Some(id.clone());
-        Ok(id)
-    }
-
-    fn region(&mut self) -> Result<String, Attempt> {
-        if let Some(r) = self.region.clone().or_else(|| self.env.region.clone()) {
-            self.region = Some(r.clone());
-            return Ok(r);
-        }
-        let a = self.imds.get(REGION_PATH).map_err(imds_error)?;
-        let r = a.text();
-        if a.status != 200 || !awsapi::valid_region(&r) {
-            return Err(imds_error(format!(
-                "{REGION_PATH}: expected a region, got HTTP {} (set AWS_REGION)",
-                a.status
-            )));
-        }
-        self.region = Some(r.clone());
-        Ok(r)
-    }
-
-    fn api(&mut self) -> Result<&mut Api, Attempt> {
-        if self.api.is_none() {
-            let region = self.region()?;
-            let url = self
-                .env
-                .autoscaling_url
-                .clone()
-                .unwrap_or_else(|| awsapi::default_url("autoscaling", &region));
-            let api = Api::new(&url, "autoscaling", &region).map_err(|e| Attempt {
-                error: ApiError {
-                    code: "configuration".to_string(),
-                    message: e,
-                    status: 400,
-                },
-            })?;
-            self.api = Some(api);
-        }
-        Ok(self.api.as_mut().expect("built above"))
-    }
-
-    /// One signed Auto Scaling call; expired credentials are fetched again once.
-    fn call(&mut self, params: &[(&str, &str)]) -> Result<Vec<crate::xml::Leaf>, Attempt> {
-        let region = self.region()?;
-        for attempt in 0..2 {
-            let keys = self.creds.keys(&region)?;
-            let result = self.api()?.call(params, Some(&keys), &[], CALL_TIMEOUT);
-            match result {
-                Err(e)
-                    if attempt == 0
-                        && matches!(e.code.as_str(), "ExpiredToken" | "ExpiredTokenException") =>
-                {
-                    self.creds.invalidate();
+        loop {
+            let (id, until) = {
+                let mut jobs = lock(&self.shared.jobs);
+                while jobs.is_empty() {
+                    jobs = self
+                        .shared
+                        .wake
+                        .wait(jobs)
+                        .unwrap_or_else(|p| p.into_inner());
                 }
-                other => return other.map_err(Attempt::from),
-            }
+                jobs.remove(0)
+            };
+            let outcome = self.detach(&id, until);
+            lock(&self.shared.done).push((id, outcome));
         }
-        unreachable!("the second attempt returns")
     }
 
-    /// The group: the instance tag from the metadata service, else DescribeAutoScalingInstances.
-    fn group(&mut self) -> Result<(), Attempt> {
-        if self.group.is_some() {
-            return Ok(());
-        }
-        let instance = self.instance()?;
-        let a = self.imds.get(GROUP_TAG_PATH).map_err(imds_error)?;
-        if a.status == 200 {
-            let name = a.text();
-            if !name.is_empty() && name.len() <= 255 && !name.contains(char::is_control) {
-                self.group = Some(Group::In {
-                    name,
-                    from: "instance-tag",
-                });
-                return Ok(());
+    /// One metadata value (200), else an error naming the path.
+    fn imds_text(&self, path: &str) -> Result<Option<String>, ApiError> {
+        let a = self.imds.get(path).map_err(transport)?;
+        Ok((a.status == 200).then(|| a.text()))
+    }
+
+    /// Instance id, region and group, each found once.
+    fn ready(&mut self) -> Result<(), ApiError> {
+        if self.instance.is_none() {
+            let id =
+                crate::cloud::clean_value(&self.imds_text(INSTANCE_ID_PATH)?.unwrap_or_default());
+            // Printable (`clean_value`), `i-` and 8 or 17 hex digits.
+            if !id.starts_with("i-") || !matches!(id.len(), 10 | 19) {
+                return Err(transport(format!("{INSTANCE_ID_PATH}: no instance id")));
             }
+            self.instance = Some(id);
         }
-        let leaves = self.call(&[
-            ("Action", "DescribeAutoScalingInstances"),
-            ("Version", "2011-01-01"),
-            ("InstanceIds.member.1", &instance),
-        ])?;
-        let members = crate::xml::all(&leaves, &["AutoScalingInstances", "member", "InstanceId"])
-            .zip(crate::xml::all(
-                &leaves,
-                &["AutoScalingInstances", "member", "AutoScalingGroupName"],
-            ));
-        let mut found = None;
-        for (id, group) in members {
-            if id.trim() == instance {
-                found = Some(group.trim().to_string());
-            }
+        if self.region.is_none() {
+            let r = match self.region_env.clone() {
+                Some(r) => r,
+                None => self
+                    .imds_text(REGION_PATH)?
+                    .filter(|r| awsapi::valid_region(r))
+                    .ok_or_else(|| {
+                        transport(format!("{REGION_PATH}: no region (set AWS_REGION)"))
+                    })?,
+            };
+            self.region = Some(r);
         }
-        self.group = Some(match found {
-            Some(name) if !name.is_empty() => Group::In {
-                name,
-                from: "DescribeAutoScalingInstances",
-            },
-            _ => {
-                info!(
-                    "this instance is in no auto scaling group; DETACH_ASG has nothing to do",
-                    instance = instance
-                );
-                Group::None
-            }
-        });
+        if self.group.is_none() {
+            let tag = self
+                .imds_text(GROUP_TAG_PATH)?
+                .filter(|g| !g.is_empty() && g.len() <= 255 && !g.contains(char::is_control));
+            self.tagged = tag.is_some();
+            let group = match tag {
+                Some(g) => g,
+                None => {
+                    let instance = self.instance.clone().unwrap_or_default();
+                    let answer = self.call(&[
+                        ("Action", "DescribeAutoScalingInstances"),
+                        ("Version", "2011-01-01"),
+                        ("InstanceIds.member.1", &instance),
+                    ])?;
+                    // One member at most: the instance asked about.
+                    let group = match crate::xml::text(&answer, "InstanceId") {
+                        Some(id) if id.trim() == instance => {
+                            crate::xml::text(&answer, "AutoScalingGroupName")
+                                .map(|g| g.trim().to_string())
+                                .unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    };
+                    if group.is_empty() {
+                        info!(
+                            "this instance is in no auto scaling group; DETACH_ASG has nothing to do",
+                            instance = instance
+                        );
+                    }
+                    group
+                }
+            };
+            self.group = Some(group);
+        }
         Ok(())
     }
 
-    fn detach(&mut self, job: &Job) -> Outcome {
-        if self.detached {
-            info!(
-                "instance already detached from its auto scaling group for an earlier notice",
-                notice = job.id
-            );
-            return Outcome::AlreadyOut;
+    /// One signed Auto Scaling call; expired credentials are fetched again once.
+    fn call(&mut self, params: &[(&str, &str)]) -> Result<String, ApiError> {
+        let region = self.region.clone().unwrap_or_default();
+        if self.api.is_none() {
+            let url = self
+                .autoscaling_url
+                .clone()
+                .unwrap_or_else(|| awsapi::default_url("autoscaling", &region));
+            self.api =
+                Some(
+                    Api::new(&url, "autoscaling", &region).map_err(|message| ApiError {
+                        code: "configuration".to_string(),
+                        message,
+                        status: 400,
+                    })?,
+                );
         }
-        if matches!(self.group, Some(Group::None)) {
-            return Outcome::NotInGroup;
+        let mut expired = false;
+        loop {
+            let keys = self.creds.keys(&region)?;
+            let api = self.api.as_mut().expect("built above");
+            match api.call(params, Some(&keys), &[], CALL_TIMEOUT) {
+                Err(e) if !expired && e.code.starts_with("ExpiredToken") => {
+                    self.creds.invalidate();
+                    expired = true;
+                }
+                other => return other,
+            }
         }
-        self.count(|c| c.requests += 1);
+    }
+
+    /// Until done, refused, or `until`.
+    fn detach(&mut self, id: &str, until: Instant) -> Outcome {
+        if self.detached || self.group.as_deref() == Some("") {
+            // Out already (for an earlier notice), or in no group (logged once).
+            return Ok(());
+        }
         let started = Instant::now();
         let mut backoff = Duration::from_secs(1);
         let mut attempts = 0u32;
-        loop {
+        let e = loop {
             attempts += 1;
-            let e = match self.try_detach(&job.id) {
-                Ok(outcome) => {
-                    if let Outcome::Detached { group } = &outcome {
-                        let c = self.count(|c| c.detached += 1);
-                        info!(
-                            "detached this instance from its auto scaling group; the group launches a replacement now",
-                            notice = job.id,
-                            group = group,
-                            instance = self.instance.as_deref().unwrap_or_default(),
-                            desired_capacity = "unchanged",
-                            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-                            detached_total = c.detached
-                        );
-                    }
-                    return outcome;
+            let result = self.ready().and_then(|()| {
+                let instance = self.instance.clone().unwrap_or_default();
+                let group = self.group.clone().unwrap_or_default();
+                if group.is_empty() {
+                    return Ok(());
                 }
-                Err(a) => a.error,
-            };
-            let left = job.until.saturating_duration_since(Instant::now());
-            if e.is_retryable() && left > backoff {
-                warn!(
-                    "detach from the auto scaling group failed; retrying",
-                    notice = job.id,
-                    error = e,
-                    attempt = attempts,
-                    retry_in = crate::time::format_duration(backoff)
-                );
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                continue;
+                self.call(&[
+                    ("Action", "DetachInstances"),
+                    ("Version", "2011-01-01"),
+                    ("InstanceIds.member.1", &instance),
+                    ("AutoScalingGroupName", &group),
+                    ("ShouldDecrementDesiredCapacity", "false"),
+                ])
+                .map(|_| {
+                    self.detached = true;
+                    info!(
+                        "detached this instance from its auto scaling group; the group launches a replacement now",
+                        notice = id,
+                        group = group,
+                        instance = instance,
+                        desired_capacity = "unchanged",
+                        ms = started.elapsed().as_millis()
+                    );
+                })
+            });
+            match result {
+                Ok(()) => return Ok(()),
+                // Out of the group already (detached by hand, or by an earlier run).
+                Err(e) if e.code == "ValidationError" && e.message.contains("not part of") => {
+                    info!(
+                        "the instance is not in its auto scaling group any more",
+                        notice = id,
+                        detail = e.message
+                    );
+                    self.detached = true;
+                    return Ok(());
+                }
+                Err(e)
+                    if e.is_retryable()
+                        && until.saturating_duration_since(Instant::now()) > backoff =>
+                {
+                    warn!(
+                        "detach from the auto scaling group failed; retrying",
+                        notice = id,
+                        error = e,
+                        retry_in_s = backoff.as_secs()
+                    );
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(e) => break e,
             }
-            let group = match &self.group {
-                Some(Group::In { name, .. }) => Some(name.clone()),
-                _ => None,
-            };
-            let c = self.count(|c| c.failures += 1);
-            let hint = if matches!(
-                e.code.as_str(),
-                "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"
-            ) {
-                "the handler's AWS role needs autoscaling:DetachInstances and autoscaling:DescribeAutoScalingInstances (README: Detach from the Auto Scaling group)"
+        };
+        let failures = self.shared.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let denied = e.code.starts_with("AccessDenied") || e.code == "UnauthorizedOperation";
+        error!(
+            "could not detach this instance from its auto scaling group; the drain goes on",
+            notice = id,
+            group = self.group.as_deref().unwrap_or("unknown"),
+            error = e,
+            attempts = attempts,
+            hint = if denied {
+                "the AWS role needs autoscaling:DetachInstances and autoscaling:DescribeAutoScalingInstances (README)"
             } else if e.is_retryable() {
                 "gave up at the notice's deadline"
             } else {
                 "not retried"
-            };
-            error!(
-                "could not detach this instance from its auto scaling group; the drain goes on",
-                notice = job.id,
-                group = group.as_deref().unwrap_or("unknown"),
-                error = e,
-                attempts = attempts,
-                hint = hint,
-                detach_failures_total = c.failures
-            );
-            return Outcome::Failed {
-                group,
-                error: e.to_string(),
-            };
-        }
-    }
-
-    fn try_detach(&mut self, notice: &str) -> Result<Outcome, Attempt> {
-        let instance = self.instance()?;
-        self.group()?;
-        let group = match &self.group {
-            Some(Group::In { name, .. }) => name.clone(),
-            _ => return Ok(Outcome::NotInGroup),
-        };
-        info!(
-            "detaching this instance from its auto scaling group",
-            notice = notice,
-            group = group,
-            instance = instance
+            },
+            detach_failures_total = failures
         );
-        let result = self.call(&[
-            ("Action", "DetachInstances"),
-            ("Version", "2011-01-01"),
-            ("InstanceIds.member.1", &instance),
-            ("AutoScalingGroupName", &group),
-            ("ShouldDecrementDesiredCapacity", "false"),
-        ]);
-        match result {
-            Ok(_) => {
-                self.detached = true;
-                Ok(Outcome::Detached { group })
-            }
-            Err(a)
-                if a.error.code == "ValidationError" && a.error.message.contains("not part of") =>
-            {
-                info!(
-                    "auto scaling says this instance is not in the group any more; nothing to detach",
-                    notice = notice,
-                    group = group,
-                    detail = a.error.message
-                );
-                self.detached = true;
-                Ok(Outcome::AlreadyOut)
-            }
-            Err(a) => Err(a),
-        }
+        Err((self.group.clone().filter(|g| !g.is_empty()), e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_notice_is_handed_over_once_and_its_outcome_recorded() {
+        use crate::decision::{Entry, Sent, Status};
+        use crate::notice::{Action, Undo};
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let entry = |id: &str, source: &str, kind: Kind, status: Status| Entry {
+            id: id.to_string(),
+            source: source.to_string(),
+            kind,
+            detail: "terminate".to_string(),
+            action: Action::Drain,
+            status,
+            seen: t,
+            acted: Some(t),
+            act_at: None,
+            deadline: Some(t + Duration::from_secs(120)),
+            force: true,
+            undo: Undo::Never,
+            sent: Sent::default(),
+        };
+        let mut ledger = vec![
+            entry("spot", "aws-spot", Kind::SpotInterruption, Status::Active),
+            entry("reb", "aws-rebalance", Kind::Rebalance, Status::Active),
+            entry("later", "aws-spot", Kind::SpotInterruption, Status::Pending),
+            entry("old", "aws-spot", Kind::SpotInterruption, Status::Drained),
+        ];
+        ledger[3].sent.detached = true;
+        let mut d = Detacher {
+            on: parse_on("").unwrap(),
+            shared: Arc::new(Shared::default()),
+            requested: Vec::new(),
+        };
+        assert!(d.step(&mut ledger, t).is_empty());
+        let jobs: Vec<String> = lock(&d.shared.jobs)
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        assert_eq!(jobs, ["spot"], "in force, wanted, not done yet");
+        d.step(&mut ledger, t);
+        assert_eq!(lock(&d.shared.jobs).len(), 1, "handed over once");
+        lock(&d.shared.done).push((
+            "spot".to_string(),
+            Err((Some("g".into()), "AccessDenied".into())),
+        ));
+        let told = d.step(&mut ledger, t);
+        assert_eq!(told.len(), 1);
+        assert_eq!(
+            (
+                told[0].kind,
+                told[0].group.as_deref(),
+                told[0].error.as_str()
+            ),
+            (Kind::SpotInterruption, Some("g"), "AccessDenied")
+        );
+        assert!(ledger[0].sent.detached && !ledger[1].sent.detached);
+        // A success is recorded and told to no one.
+        ledger.push(entry(
+            "spot2",
+            "aws-spot",
+            Kind::SpotInterruption,
+            Status::Active,
+        ));
+        d.step(&mut ledger, t);
+        lock(&d.shared.done).push(("spot2".to_string(), Ok(())));
+        assert!(d.step(&mut ledger, t).is_empty());
+        assert!(ledger[4].sent.detached);
+    }
 
     #[test]
     fn which_notices_detach() {

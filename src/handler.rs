@@ -353,7 +353,7 @@ impl<'a> Loop<'a> {
             for f in d.step(&mut self.ledger, now) {
                 let text = self
                     .origin
-                    .render_detach_failed(&f.entry, f.group.as_deref(), &f.error);
+                    .render_detach_failed(f.kind, f.group.as_deref(), &f.error);
                 self.notifier.send("detach", text);
             }
         }

@@ -195,15 +195,15 @@ impl Origin {
     }
 
     /// The message when the instance could not be detached from its Auto Scaling group.
-    pub fn render_detach_failed(&self, e: &Entry, group: Option<&str>, error: &str) -> String {
+    pub fn render_detach_failed(&self, kind: Kind, group: Option<&str>, error: &str) -> String {
         let text = format!(
             "{}: {} could not be detached from its Auto Scaling group{} ({}): {error}. The drain goes on; the group replaces the instance only once it is gone.",
-            self.title(e.kind),
+            self.title(kind),
             self.node,
             group.map_or(String::new(), |g| format!(" {g}")),
-            e.kind.words()
+            kind.words()
         );
-        self.payload(e.kind, &text, "warning", &[])
+        self.payload(kind, &text, "warning", &[])
     }
 
     /// The message when the node is back in service (or left cordoned, and why).

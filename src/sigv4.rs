@@ -153,77 +153,128 @@ fn canonical_query(query: &str) -> String {
         .split('&')
         .map(|p| p.split_once('=').unwrap_or((p, "")))
         .collect();
-    pairs.sort();
+    insertion_sort(&mut pairs, |a, b| a > b);
     let items: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     items.join("&")
 }
 
-/// `Trimall`: leading and trailing whitespace removed, inner runs collapsed to one space.
-fn trim_all(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
+/// A stable sort for the few items a request has (smaller code than the standard sorts).
+fn insertion_sort<T>(v: &mut [T], greater: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && greater(&v[j - 1], &v[j]) {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
+/// `Trimall`, appended to `out`: leading and trailing whitespace removed, inner runs collapsed to
+/// one space.
+fn trim_all(v: &str, out: &mut String) {
+    let mut space = false;
+    for c in v.trim().chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else {
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.push(c);
+        }
+    }
+}
+
+/// The concatenation of `parts` (smaller code than `format!`).
+fn cat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
 }
 
 /// Signs `req` with `keys`.
 pub fn sign(req: &Request<'_>, keys: &Keys) -> Signed {
     let date_time = amz_date(req.time);
     let date = &date_time[..8];
-    let mut headers: Vec<(String, String)> = vec![
-        ("host".to_string(), req.host.to_string()),
-        ("x-amz-date".to_string(), date_time.clone()),
+    let token = keys.session_token.as_ref().map(Secret::expose);
+    let mut headers: Vec<(String, &str)> = vec![
+        ("host".to_string(), req.host),
+        ("x-amz-date".to_string(), &date_time),
     ];
-    if let Some(t) = &keys.session_token {
-        headers.push(("x-amz-security-token".to_string(), t.expose().to_string()));
+    if let Some(t) = token {
+        headers.push(("x-amz-security-token".to_string(), t));
     }
     for (k, v) in req.headers {
-        headers.push((k.to_ascii_lowercase(), (*v).to_string()));
+        headers.push((k.to_ascii_lowercase(), v));
     }
     // Sorted by name; a stable sort keeps repeated names in the order sent.
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    insertion_sort(&mut headers, |a, b| a.0 > b.0);
     let mut canonical_headers = String::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut signed_headers = String::new();
+    let mut last: Option<&str> = None;
     for (name, value) in &headers {
-        if names.last() == Some(&name.as_str()) {
+        if last == Some(name.as_str()) {
             canonical_headers.push(',');
         } else {
-            if !names.is_empty() {
+            if last.is_some() {
                 canonical_headers.push('\n');
+                signed_headers.push(';');
             }
             canonical_headers.push_str(name);
             canonical_headers.push(':');
-            names.push(name);
+            signed_headers.push_str(name);
+            last = Some(name);
         }
-        canonical_headers.push_str(&trim_all(value));
+        trim_all(value, &mut canonical_headers);
     }
-    let signed_headers = names.join(";");
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{canonical_headers}\n\n{signed_headers}\n{}",
-        req.method.to_ascii_uppercase(),
-        uri_encode(&remove_dot_segments(req.path), true),
-        canonical_query(req.query),
-        sha256_hex(req.body)
+    let canonical_request = cat(&[
+        &req.method.to_ascii_uppercase(),
+        "\n",
+        &uri_encode(&remove_dot_segments(req.path), true),
+        "\n",
+        &canonical_query(req.query),
+        "\n",
+        &canonical_headers,
+        "\n\n",
+        &signed_headers,
+        "\n",
+        &sha256_hex(req.body),
+    ]);
+    let scope = cat(&[date, "/", req.region, "/", req.service, "/aws4_request"]);
+    let string_to_sign = cat(&[
+        "AWS4-HMAC-SHA256\n",
+        &date_time,
+        "\n",
+        &scope,
+        "\n",
+        &sha256_hex(canonical_request.as_bytes()),
+    ]);
+    let mut key = hmac(
+        cat(&["AWS4", keys.secret_access_key.expose()]).as_bytes(),
+        date.as_bytes(),
     );
-    let scope = format!("{date}/{}/{}/aws4_request", req.region, req.service);
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    );
-    let k_secret = format!("AWS4{}", keys.secret_access_key.expose());
-    let k_date = hmac(k_secret.as_bytes(), date.as_bytes());
-    let k_region = hmac(k_date.as_ref(), req.region.as_bytes());
-    let k_service = hmac(k_region.as_ref(), req.service.as_bytes());
-    let k_signing = hmac(k_service.as_ref(), b"aws4_request");
-    let signature = hex(hmac(k_signing.as_ref(), string_to_sign.as_bytes()).as_ref());
-    let mut out_headers: Vec<(&'static str, String)> = vec![("X-Amz-Date", date_time.clone())];
-    if let Some(t) = &keys.session_token {
-        out_headers.push(("X-Amz-Security-Token", t.expose().to_string()));
+    for part in [req.region, req.service, "aws4_request"] {
+        key = hmac(key.as_ref(), part.as_bytes());
     }
-    out_headers.push((
-        "Authorization",
-        format!(
-            "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            keys.access_key_id
-        ),
-    ));
+    let signature = hex(hmac(key.as_ref(), string_to_sign.as_bytes()).as_ref());
+    let authorization = cat(&[
+        "AWS4-HMAC-SHA256 Credential=",
+        &keys.access_key_id,
+        "/",
+        &scope,
+        ", SignedHeaders=",
+        &signed_headers,
+        ", Signature=",
+        &signature,
+    ]);
+    let mut out_headers = vec![("X-Amz-Date", date_time.clone())];
+    if let Some(t) = token {
+        out_headers.push(("X-Amz-Security-Token", t.to_string()));
+    }
+    out_headers.push(("Authorization", authorization));
     Signed {
         canonical_request,
         string_to_sign,
@@ -317,7 +368,9 @@ mod tests {
         assert_eq!(uri_encode("/a b/%2F~", true), "/a%20b/%252F~");
         assert_eq!(uri_encode("a/b=c", false), "a%2Fb%3Dc");
         assert_eq!(canonical_query("b=2&a=3&a=1&c"), "a=1&a=3&b=2&c=");
-        assert_eq!(trim_all("  a   b \t c "), "a b c");
+        let mut t = String::new();
+        trim_all("  a   b \t c ", &mut t);
+        assert_eq!(t, "a b c");
         assert_eq!(
             amz_date(crate::time::parse_rfc3339("2024-01-02T03:04:05Z").unwrap()),
             "20240102T030405Z"
