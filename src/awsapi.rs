@@ -269,15 +269,14 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// Worth trying again (network, throttling, a 5xx, a skewed clock).
+    /// Worth trying again (network, throttling, a 5xx, an answer that made no sense).
     pub fn is_retryable(&self) -> bool {
-        const RETRY: [&str; 8] = [
+        const RETRY: [&str; 7] = [
             "Throttling",
             "ThrottlingException",
             "RequestLimitExceeded",
             "ServiceUnavailable",
             "InternalFailure",
-            "RequestExpired",
             "IDPCommunicationError",
             "malformed",
         ];
