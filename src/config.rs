@@ -121,6 +121,20 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "Deadline of an ASG termination, from when it is seen (the state carries no time), 10s to 2h",
     },
     Setting {
+        flag: "--detach-asg",
+        env: "DETACH_ASG",
+        value: "BOOL",
+        default: "false",
+        meaning: "On a spot interruption (and the notices in DETACH_ASG_ON), detach this instance from its EC2 Auto Scaling group without decrementing the desired capacity, so the group launches a replacement at once; in the background, never delaying the drain. AWS credentials and IAM policy: README",
+    },
+    Setting {
+        flag: "--detach-asg-on",
+        env: "DETACH_ASG_ON",
+        value: "KINDS",
+        default: "spot-interruption",
+        meaning: "Notices that detach, comma-separated: `spot-interruption` (always), `rebalance-recommendation`, `scheduled-maintenance` (events `instance-stop` and `instance-retirement` only)",
+    },
+    Setting {
         flag: "--exclude-from-load-balancers",
         env: "EXCLUDE_FROM_LOAD_BALANCERS",
         value: "BOOL",
@@ -275,6 +289,10 @@ pub struct Config {
     pub scheduled_event_lead: Duration,
     pub asg_lifecycle: bool,
     pub asg_lifecycle_deadline: Duration,
+    pub detach_asg: bool,
+    pub detach_asg_on: Vec<crate::notice::Kind>,
+    /// The AWS SDK variables (region, endpoints, credentials), read when `detach_asg` is on.
+    pub aws: Option<crate::awsapi::Env>,
     pub exclude_from_load_balancers: bool,
     pub eviction_delay: Duration,
     pub uptime_file: PathBuf,
@@ -575,6 +593,20 @@ impl Config {
                 .expect("a non-default value came from somewhere")
                 .error("whole seconds from 1s to 30s"));
         }
+        let detach_asg = boolean(raw, "DETACH_ASG", false)?;
+        let detach_asg_on = match raw.get("DETACH_ASG_ON") {
+            None => vec![crate::notice::Kind::SpotInterruption],
+            Some(r) => crate::detach::parse_on(&r.value).map_err(|bad| Error {
+                setting: r.source.clone(),
+                expected: "a comma-separated list of spot-interruption, rebalance-recommendation, scheduled-maintenance".to_string(),
+                got: bad,
+            })?,
+        };
+        let aws = if detach_asg {
+            Some(crate::awsapi::env_from(env)?)
+        } else {
+            None
+        };
         let kube_api_url = kube_api_url(raw, env)?;
         Ok(Config {
             node_name,
@@ -626,6 +658,9 @@ impl Config {
                 Duration::from_secs(10),
                 Duration::from_secs(7200),
             )?,
+            detach_asg,
+            detach_asg_on,
+            aws,
             exclude_from_load_balancers: boolean(raw, "EXCLUDE_FROM_LOAD_BALANCERS", true)?,
             eviction_delay: duration_in(
                 raw,
@@ -716,6 +751,17 @@ impl Config {
             (
                 "asg_lifecycle_deadline",
                 format_duration(self.asg_lifecycle_deadline),
+            ),
+            (
+                "detach_asg",
+                match &self.aws {
+                    Some(aws) => format!(
+                        "{} (credentials: {})",
+                        crate::detach::on_words(&self.detach_asg_on),
+                        aws.source.name()
+                    ),
+                    None => "off".to_string(),
+                },
             ),
             (
                 "exclude_from_load_balancers",
@@ -1124,6 +1170,51 @@ mod tests {
         assert_eq!(c.health_metadata_timeout, Duration::from_secs(900));
         let c = run(&[], &with(&[("HEALTH_METADATA_TIMEOUT", "0")])).unwrap();
         assert_eq!(c.health_metadata_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn detach_asg_settings() {
+        use crate::notice::Kind;
+        let c = run(&[], BASE).unwrap();
+        assert!(!c.detach_asg && c.aws.is_none());
+        assert_eq!(c.detach_asg_on, [Kind::SpotInterruption]);
+        // The AWS variables are read only when the detach is on.
+        let c = run(&[], &with(&[("AWS_REGION", "bad region")])).unwrap();
+        assert!(c.aws.is_none());
+        let c = run(
+            &["--detach-asg", "true"],
+            &with(&[
+                ("DETACH_ASG_ON", "rebalance-recommendation"),
+                ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                ),
+                ("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2VjEXAMPLETOKEN"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.detach_asg);
+        assert_eq!(c.detach_asg_on, [Kind::SpotInterruption, Kind::Rebalance]);
+        let shown = format!("{:?} {:?}", c.banner_fields(), c);
+        assert!(
+            shown.contains("spot-interruption,rebalance-recommendation (credentials: environment)"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("wJalr") && !shown.contains("IQoJb3"),
+            "{shown}"
+        );
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("DETACH_ASG_ON", "termination")], "invalid DETACH_ASG_ON: expected a comma-separated list of spot-interruption, rebalance-recommendation, scheduled-maintenance, got \"termination\": the group itself terminates the instance then"),
+            (&[("DETACH_ASG_ON", "spot,rebalance")], "invalid DETACH_ASG_ON: expected a comma-separated list of spot-interruption, rebalance-recommendation, scheduled-maintenance, got \"spot\""),
+            (&[("DETACH_ASG", "true"), ("AWS_ENDPOINT_URL", "http://192.0.2.1")], "invalid AWS_ENDPOINT_URL: expected an https:// URL"),
+            (&[("DETACH_ASG", "yes please")], "invalid DETACH_ASG: expected true or false"),
+        ];
+        for (env, want) in cases {
+            let e = run(&[], &with(env)).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
     }
 
     #[test]

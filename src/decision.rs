@@ -78,6 +78,8 @@ pub struct Sent {
     pub seen: bool,
     pub drained: bool,
     pub back: bool,
+    /// The detach from the Auto Scaling group was done for it (whatever its outcome).
+    pub detached: bool,
 }
 
 /// What we remember about one notice.

@@ -92,6 +92,22 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         })?,
         None => Notifier::disabled(),
     };
+    let detacher = match &cfg.aws {
+        Some(env) => Some(
+            crate::detach::Detacher::spawn(
+                env.clone(),
+                cfg.detach_asg_on.clone(),
+                &cfg.imds_url,
+                cfg.imds_timeout,
+            )
+            .map_err(|e| config::Error {
+                setting: "DETACH_ASG".to_string(),
+                expected: "a thread for the Auto Scaling worker".to_string(),
+                got: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
     let cloud: Box<dyn Cloud> = Box::new(aws::Aws::new(
         &cfg.imds_url,
         cfg.imds_timeout,
@@ -179,6 +195,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         drain: None,
         tx,
         last_report: None,
+        detacher,
     };
     state.loaded = state.keeper.view().is_some();
     std::thread::scope(|s| state.run(s, &rx));
@@ -242,6 +259,8 @@ struct Loop<'a> {
     tx: Sender<Event>,
     /// The last drain's summary and phase (`drained`, `incomplete`, `failed`).
     last_report: Option<(String, &'static str)>,
+    /// `DETACH_ASG`: the Auto Scaling worker.
+    detacher: Option<crate::detach::Detacher>,
 }
 
 impl<'a> Loop<'a> {
@@ -358,6 +377,15 @@ impl<'a> Loop<'a> {
                     undone.push((id.clone(), *why));
                 }
                 Change::Forgotten { id } => debug!("forgetting notice", notice = id),
+            }
+        }
+        // Detaching from the Auto Scaling group: handed to its worker (never waited for).
+        if let Some(d) = self.detacher.as_mut() {
+            for f in d.step(&mut self.ledger, now) {
+                let text = self
+                    .origin
+                    .render_detach_failed(f.kind, f.group.as_deref(), &f.error);
+                self.notifier.send("detach", text);
             }
         }
         // Messages go out before the cordon, unless they would say "unknown" for an identity

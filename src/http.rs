@@ -184,7 +184,13 @@ impl Endpoint {
         self.tls.is_some()
     }
 
-    fn host_header(&self) -> String {
+    /// The URL's path, without a trailing slash ("" for none).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// The `Host` header this endpoint's requests carry (what a request signature covers).
+    pub fn host_header(&self) -> String {
         let default = if self.is_tls() { 443 } else { 80 };
         if self.port == default {
             if self.host.contains(':') {

@@ -11,9 +11,12 @@
 // Table tests spell their case tuples out.
 #![cfg_attr(test, allow(clippy::type_complexity))]
 
+pub mod awsapi;
 pub mod cloud;
 pub mod config;
+pub mod credentials;
 pub mod decision;
+pub mod detach;
 pub mod drain;
 pub mod handler;
 pub mod http;
@@ -28,7 +31,9 @@ pub mod notify;
 pub mod record;
 pub mod server;
 pub mod signal;
+pub mod sigv4;
 pub mod time;
+pub mod xml;
 
 /// The Kubernetes version this build targets (`make build KUBE_VERSION=1.31.0`): printed by
 /// `--version`, and it picks the Eviction API version when discovery is unavailable.

@@ -263,6 +263,18 @@ impl Origin {
         self.payload(e.kind, &text, color, &fields)
     }
 
+    /// The message when the instance could not be detached from its Auto Scaling group.
+    pub fn render_detach_failed(&self, kind: Kind, group: Option<&str>, error: &str) -> String {
+        let text = format!(
+            "{}: {} could not be detached from its Auto Scaling group{} ({}): {error}. The drain goes on; the group replaces the instance only once it is gone.",
+            self.title(kind),
+            self.node,
+            group.map_or(String::new(), |g| format!(" {g}")),
+            kind.words()
+        );
+        self.payload(kind, &text, "warning", &[])
+    }
+
     /// The message when the node is back in service (or left cordoned, and why).
     pub fn render_back(&self, e: &Entry, why: &str, left_cordoned: Option<&str>) -> String {
         let text = match left_cordoned {

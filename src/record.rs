@@ -3,7 +3,8 @@
 //! Annotations (prefix `spot-termination-notice-handler/`):
 //! - `notices`: the ledger, one JSON object per notice we have seen and not forgotten
 //!   (`{"id":…,"kind":"spot-interruption","action":"drain","status":"active","seen":…,
-//!   "acted":…,"deadline":…,"force":true,"undo":"never","sent":"seen"}`). It is the truth a
+//!   "acted":…,"deadline":…,"force":true,"undo":"never","sent":"seen"}`; `sent` lists `seen`, `drained`,
+//!   `back`, `detached`). It is the truth a
 //!   restarted handler resumes from: what is in force, what was undone, what was said.
 //! - `before`: the node as it was before our first action (`{"unschedulable":false,
 //!   "lbLabel":null}`), so undoing restores exactly that: a node someone had cordoned by hand
@@ -121,6 +122,9 @@ fn sent_to_str(s: Sent) -> String {
     if s.back {
         parts.push("back");
     }
+    if s.detached {
+        parts.push("detached");
+    }
     parts.join(",")
 }
 
@@ -130,6 +134,7 @@ fn sent_from_str(s: &str) -> Sent {
         seen: has("seen"),
         drained: has("drained"),
         back: has("back"),
+        detached: has("detached"),
     }
 }
 
@@ -262,6 +267,7 @@ mod tests {
                     seen: true,
                     drained: true,
                     back: true,
+                    detached: true,
                 },
             },
             Entry {

@@ -154,7 +154,7 @@ def check_seed_render() -> list[tuple[str, dict]]:
     for name, value in expect_env.items():
         ok(env.get(name) == value, f"seed values: {name} = {value!r}", f"got {env.get(name)!r}")
     ok("NOTICE_URL" not in env, "seed values: the seed's default noticeUrl is not passed on (IMDSv2 polling)")
-    ok("DETACH_ASG" not in env, "seed values: no DETACH_ASG (not implemented; false anyway)")
+    ok("DETACH_ASG" not in env, "seed values: detachAsg false renders no DETACH_ASG (the binary's default)")
     ok(len(secret) == 1 and secret[0]["metadata"]["name"] == f"{full}-slack", "seed values: slackUrl goes to a Secret")
     ok("hooks.slack.com" not in dump(ds), "seed values: the webhook URL is not in the DaemonSet")
     ok(pod.get("imagePullSecrets") == [{"name": "regcred"}], "seed values: imagePullSecrets")
@@ -251,7 +251,10 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
     for what, cond in fields.items():
         ok(cond, f"all switches: {what}")
     n = lib.notes(out)
-    ok("detachAsg=true is NOT implemented" in n, "all switches: NOTES.txt warns that detachAsg is not implemented")
+    ok(env.get("DETACH_ASG") == "true" and env.get("DETACH_ASG_ON") == "rebalance-recommendation,scheduled-maintenance",
+       "all switches: detachAsg + detachAsgOn set DETACH_ASG and DETACH_ASG_ON", f"got {env.get('DETACH_ASG')!r}, {env.get('DETACH_ASG_ON')!r}")
+    ok("autoscaling:DetachInstances" in n and "and on: rebalance-recommendation" in n,
+       "all switches: NOTES.txt names the IAM permissions detachAsg needs")
     ok("hostNetwork=false" in n, "all switches: NOTES.txt warns about the IMDSv2 hop limit")
     ok("rbac.create=false" in n, "all switches: NOTES.txt lists the rules to bind")
     return objs
@@ -325,8 +328,12 @@ def check_variants() -> list[tuple[str, dict]]:
         except Exception as e:  # noqa: BLE001
             ok("needs metricsAddr" in str(e), f"variant: {key} without metricsAddr is refused", str(e))
     # The seed's detachAsg: true alone.
-    n = lib.notes(lib.render({"detachAsg": True}))
-    ok("detachAsg=true is NOT implemented" in n, "variant: detachAsg true alone warns in NOTES.txt")
+    out = lib.render({"detachAsg": True})
+    env = lib.container_env(lib.find(lib.rendered_objects(out), "DaemonSet")[0])
+    ok(env.get("DETACH_ASG") == "true" and "DETACH_ASG_ON" not in env,
+       "variant: detachAsg true alone sets DETACH_ASG=true (spot interruptions only)", f"got {env!r}")
+    n = lib.notes(out)
+    ok("autoscaling:DetachInstances" in n and "and on:" not in n, "variant: detachAsg true alone: NOTES.txt names the IAM permissions")
     # slackUrl and slackUrlSecret together are refused.
     try:
         lib.render({"slackUrl": "https://hooks.slack.com/x", "slackUrlSecret": {"name": "s"}})

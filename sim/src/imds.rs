@@ -21,7 +21,7 @@
 //!   be skewed from the machine's; times generated from relative offsets use that clock too.
 //! - Changes can be scripted ([`AwsStep`], applied when due at the next request).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -250,6 +250,9 @@ pub struct ImdsState {
     pub silent: bool,
     /// When the instance launched (identity document `pendingTime`).
     pub launched: SystemTime,
+    /// Extra items by path (instance tags, instance-profile credentials, ...); the directories
+    /// above them list them.
+    pub items: BTreeMap<String, Vec<u8>>,
 }
 
 impl ImdsState {
@@ -272,6 +275,7 @@ impl ImdsState {
             lifecycle: None,
             silent: false,
             launched: SystemTime::now() - Duration::from_secs(3 * 86_400),
+            items: BTreeMap::new(),
         }
     }
 
@@ -435,7 +439,7 @@ fn respond(
     if let Some(&s) = st.forced.get(path) {
         return if s == 200 { text("") } else { xhtml(s) };
     }
-    match lookup(st, path, now) {
+    match lookup(st, path, now).or_else(|| item(st, path)) {
         Some(body) => text(body),
         None => xhtml(404),
     }
@@ -540,6 +544,28 @@ fn lookup(st: &ImdsState, path: &str, now: Instant) -> Option<Vec<u8>> {
         "" => s("latest"),
         _ => None,
     }
+}
+
+/// An extra item, or the listing of the directory above extra items (`name` or `name/` per line).
+fn item(st: &ImdsState, path: &str) -> Option<Vec<u8>> {
+    let trimmed = path.trim_end_matches('/');
+    if let Some(body) = st.items.get(trimmed) {
+        return Some(body.clone());
+    }
+    let dir = format!("{trimmed}/");
+    let mut names: Vec<String> = Vec::new();
+    for key in st.items.keys() {
+        if let Some(rest) = key.strip_prefix(&dir) {
+            let name = match rest.split_once('/') {
+                Some((d, _)) => format!("{d}/"),
+                None => rest.to_string(),
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    (!names.is_empty()).then(|| names.join("\n").into_bytes())
 }
 
 /// The events array as real IMDS pretty-prints it (AWS docs' example layout).

@@ -158,6 +158,8 @@ pub struct Scenario {
     processing_pdbs: Vec<(String, String)>,
     daemonsets: Vec<(String, String)>,
     imds_mode: ImdsMode,
+    instance_id: String,
+    imds_items: Vec<(String, Vec<u8>)>,
     notice: Option<(Duration, String, Duration)>,
     latency: Duration,
     eviction_version: String,
@@ -194,6 +196,8 @@ impl Scenario {
             processing_pdbs: Vec::new(),
             daemonsets: Vec::new(),
             imds_mode: ImdsMode::Optional,
+            instance_id: INSTANCE_ID.to_string(),
+            imds_items: Vec::new(),
             notice: None,
             latency: Duration::ZERO,
             eviction_version: "v1".to_string(),
@@ -279,6 +283,24 @@ impl Scenario {
     /// IMDS behaviour (default [`ImdsMode::Optional`]).
     pub fn imds_mode(mut self, m: ImdsMode) -> Self {
         self.imds_mode = m;
+        self
+    }
+
+    /// The scenario node's EC2 instance id (IMDS `instance-id`, identity document, node
+    /// `spec.providerID`; default [`INSTANCE_ID`]), e.g. the id of an instance another fake
+    /// (moto) holds in an Auto Scaling group.
+    pub fn instance_id(mut self, id: &str) -> Self {
+        self.instance_id = id.to_string();
+        self
+    }
+
+    /// Serve `body` at the IMDS path `path` (e.g. an instance tag
+    /// `/latest/meta-data/tags/instance/aws:autoscaling:groupName`, or instance-profile
+    /// credentials `/latest/meta-data/iam/security-credentials/<role>`); the directories above
+    /// it list it. Absent paths stay 404 (instance tags not exposed in metadata).
+    pub fn imds_item(mut self, path: &str, body: &str) -> Self {
+        self.imds_items
+            .push((path.to_string(), body.as_bytes().to_vec()));
         self
     }
 
@@ -464,7 +486,7 @@ impl Sim {
         );
         store.add_node(
             &s.node_name,
-            INSTANCE_ID,
+            &s.instance_id,
             "10.0.1.23",
             true,
             &s.node_labels,
@@ -517,7 +539,7 @@ impl Sim {
         let mut imds = ImdsState::new(
             s.imds_mode,
             Identity {
-                instance_id: INSTANCE_ID.to_string(),
+                instance_id: s.instance_id.clone(),
                 instance_type: "m5.large".to_string(),
                 zone: "us-east-1a".to_string(),
                 region: "us-east-1".to_string(),
@@ -525,6 +547,7 @@ impl Sim {
                 local_ipv4: "10.0.1.23".to_string(),
             },
         );
+        imds.items.extend(s.imds_items.iter().cloned());
         let meta = metadata::Fakes::start(
             &s.meta,
             &s.node_name,
@@ -888,6 +911,16 @@ impl Sim {
             &self.workload_log(),
             &self.pods(),
         )
+    }
+
+    /// Serve `body` at the IMDS path `path` from now on (`None`: 404 again). See
+    /// [`Scenario::imds_item`].
+    pub fn set_imds_item(&self, path: &str, body: Option<&str>) {
+        let mut st = lock(&self.shared.imds);
+        match body {
+            Some(b) => st.items.insert(path.to_string(), b.as_bytes().to_vec()),
+            None => st.items.remove(path),
+        };
     }
 
     /// Removes the notice (the paths go back to 404).

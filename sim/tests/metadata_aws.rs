@@ -346,3 +346,47 @@ fn notice_after_uses_the_metadata_clock_and_clear_still_cancels_it() {
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(get(&sim, ACTION).status, 404, "cleared before it appeared");
 }
+
+#[test]
+fn instance_id_tags_and_profile_credentials_are_configurable() {
+    const TAG: &str = "/latest/meta-data/tags/instance/aws:autoscaling:groupName";
+    const CREDS: &str = "/latest/meta-data/iam/security-credentials/";
+    let sim = Sim::start(Scenario::new("n1")).unwrap();
+    // Instance tags not exposed in metadata: 404, as on a real instance without
+    // InstanceMetadataTags=enabled.
+    assert_eq!(get(&sim, TAG).status, 404);
+    assert_eq!(get(&sim, CREDS).status, 404);
+    drop(sim);
+
+    let sim = Sim::start(
+        Scenario::new("n1")
+            .instance_id("i-0123456789abcdef0")
+            .imds_item(TAG, "workers-spot")
+            .imds_item("/latest/meta-data/tags/instance/Name", "worker")
+            .imds_item(&format!("{CREDS}node-role"), "{\"Code\":\"Success\"}"),
+    )
+    .unwrap();
+    assert_eq!(
+        get(&sim, "/latest/meta-data/instance-id").text(),
+        "i-0123456789abcdef0"
+    );
+    assert_eq!(
+        sim.node("n1").unwrap()["spec"]["providerID"],
+        "aws:///us-east-1a/i-0123456789abcdef0"
+    );
+    assert_eq!(get(&sim, TAG).text(), "workers-spot");
+    assert_eq!(
+        get(&sim, "/latest/meta-data/tags/instance").text(),
+        "Name\naws:autoscaling:groupName"
+    );
+    assert_eq!(get(&sim, "/latest/meta-data/tags/").text(), "instance/");
+    assert_eq!(get(&sim, CREDS).text(), "node-role");
+    assert_eq!(
+        get(&sim, &format!("{CREDS}node-role")).text(),
+        "{\"Code\":\"Success\"}"
+    );
+    sim.set_imds_item(TAG, None);
+    assert_eq!(get(&sim, TAG).status, 404);
+    sim.set_imds_item(TAG, Some("other"));
+    assert_eq!(get(&sim, TAG).text(), "other");
+}

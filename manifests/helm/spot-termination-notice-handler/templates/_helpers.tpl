@@ -84,6 +84,8 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.scheduledEventLead }}{{ $env = append $env (list "SCHEDULED_EVENT_LEAD" $v.scheduledEventLead) }}{{ end }}
 {{- if include "stnh.isSet" $v.asgLifecycle }}{{ $env = append $env (list "ASG_LIFECYCLE" $v.asgLifecycle) }}{{ end }}
 {{- if include "stnh.isSet" $v.asgLifecycleDeadline }}{{ $env = append $env (list "ASG_LIFECYCLE_DEADLINE" $v.asgLifecycleDeadline) }}{{ end }}
+{{- if eq (toString $v.detachAsg) "true" }}{{ $env = append $env (list "DETACH_ASG" "true") }}{{ end }}
+{{- if include "stnh.isSet" $v.detachAsgOn }}{{ $env = append $env (list "DETACH_ASG_ON" $v.detachAsgOn) }}{{ end }}
 {{- if include "stnh.isSet" $v.excludeFromLoadBalancers }}{{ $env = append $env (list "EXCLUDE_FROM_LOAD_BALANCERS" $v.excludeFromLoadBalancers) }}{{ end }}
 {{- if include "stnh.isSet" $v.evictionDelay }}{{ $env = append $env (list "EVICTION_DELAY" $v.evictionDelay) }}{{ end }}
 {{- if include "stnh.isSet" $v.uptimeFile }}{{ $env = append $env (list "UPTIME_FILE" $v.uptimeFile) }}{{ end }}
