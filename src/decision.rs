@@ -263,6 +263,16 @@ pub fn decide(
         }
     }
 
+    // A pending notice whose source has not answered (since a restart, or it fails) is still
+    // due at its time: the ledger knows when, and only its source can say it is gone.
+    for e in ledger.iter_mut() {
+        if e.status == Status::Pending && !is_gone(e) && e.act_at.is_none_or(|a| a <= now) {
+            e.status = Status::Active;
+            e.acted = Some(now);
+            changes.push(Change::Activated { id: e.id.clone() });
+        }
+    }
+
     for e in ledger.iter_mut() {
         let gone = is_gone(e);
         let why = match e.status {
@@ -801,6 +811,32 @@ mod tests {
         );
         let (d, _) = decide(&mut ledger, &[], &["aws-spot"], t(2), Some(t(BOOT)));
         assert!(d.is_clear());
+    }
+
+    #[test]
+    fn a_pending_notice_comes_due_even_while_its_source_is_silent() {
+        // Found by the property tests: after a restart, with the scheduled-events source failing,
+        // the pending event must still be acted on at its lead.
+        let ev = scheduled("e9", 900, 600, Action::Drain);
+        let mut ledger = Ledger::new();
+        decide(
+            &mut ledger,
+            &[("sched", std::slice::from_ref(&ev))],
+            &["sched"],
+            t(9),
+            Some(t(BOOT)),
+        );
+        assert_eq!(ledger[0].status, Status::Pending);
+        let json = crate::record::ledger_to_json(&ledger);
+        let mut ledger = crate::record::ledger_from_json(&json).unwrap().0;
+        let (d, ch) = decide(&mut ledger, &[], &["sched"], t(300), Some(t(BOOT)));
+        assert_eq!(
+            ch,
+            vec![Change::Activated {
+                id: "aws-scheduled/e9".into()
+            }]
+        );
+        assert_eq!(d.drain.unwrap().deadline, Some(t(900)));
     }
 
     #[test]

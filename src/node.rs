@@ -319,13 +319,11 @@ impl<'a> Keeper<'a> {
             left_cordoned: None,
         };
         if self.dry_run {
-            let was = self.before.as_ref().and_then(|b| b.unschedulable);
-            outcome.uncordoned = self.unschedulable() == Some(true) && was == Some(false);
-            if self.unschedulable() == Some(true) && was != Some(false) {
-                outcome.left_cordoned = Some(match was {
-                    Some(_) => "it was cordoned before our notice",
-                    None => "its state before our cordon is unknown",
-                });
+            let cordoned = self.unschedulable() == Some(true);
+            let verdict = uncordon_verdict(self.before.as_ref());
+            outcome.uncordoned = cordoned && verdict.is_ok();
+            if cordoned {
+                outcome.left_cordoned = verdict.err();
             }
             info!(
                 "dry run: would give the node back",
@@ -350,13 +348,12 @@ impl<'a> Keeper<'a> {
             outcome.uncordoned = false;
             outcome.left_cordoned = None;
             if node.unschedulable() {
-                match self.before.as_ref().and_then(|b| b.unschedulable) {
-                    Some(false) => {
+                match uncordon_verdict(self.before.as_ref()) {
+                    Ok(()) => {
                         spec.push("\"unschedulable\":null".to_string());
                         outcome.uncordoned = true;
                     }
-                    Some(true) => outcome.left_cordoned = Some("it was cordoned before our notice"),
-                    None => outcome.left_cordoned = Some("its state before our cordon is unknown"),
+                    Err(why) => outcome.left_cordoned = Some(why),
                 }
             }
             if node.taints().iter().any(|t| record::is_our_taint(&t.key)) {
@@ -449,6 +446,16 @@ impl<'a> Keeper<'a> {
     }
 }
 
+/// Whether giving the node back may uncordon it: only when we know it was schedulable before
+/// our first change; otherwise why it stays cordoned.
+pub fn uncordon_verdict(before: Option<&Before>) -> Result<(), &'static str> {
+    match before.and_then(|b| b.unschedulable) {
+        Some(false) => Ok(()),
+        Some(true) => Err("it was cordoned before our notice"),
+        None => Err("its state before our cordon is unknown"),
+    }
+}
+
 fn reason_list(reasons: &[Kind]) -> String {
     reasons
         .iter()
@@ -488,6 +495,18 @@ fn merge_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_we_did_not_cordon_is_never_uncordoned_by_us() {
+        let b = |u: Option<bool>| Before {
+            unschedulable: u,
+            lb_label: None,
+        };
+        assert_eq!(uncordon_verdict(Some(&b(Some(false)))), Ok(()));
+        assert!(uncordon_verdict(Some(&b(Some(true)))).is_err());
+        assert!(uncordon_verdict(Some(&b(None))).is_err());
+        assert!(uncordon_verdict(None).is_err(), "no record: never");
+    }
 
     #[test]
     fn merge_patches_are_json_and_leave_out_what_is_empty() {
