@@ -77,6 +77,8 @@ pub struct Sent {
     pub seen: bool,
     pub drained: bool,
     pub back: bool,
+    /// The cloud was told our drain is done (Azure: the event approved).
+    pub acked: bool,
 }
 
 /// What we remember about one notice.

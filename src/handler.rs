@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cloud::{self, aws, Cloud, Observation};
+use crate::cloud::{self, Cloud, Observation};
 use crate::config::{self, Config};
 use crate::decision::{self, Change, Desired, Entry, Ledger, Status};
 use crate::drain::{self, Drainer, Report};
@@ -34,6 +34,8 @@ const STARTUP_MAX_BACKOFF: Duration = Duration::from_secs(30);
 const NODE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The loop re-decides at least this often (time-based steps: leads, TTLs).
 const TICK: Duration = Duration::from_secs(1);
+/// After a failed acknowledgement, the next try waits this long.
+const ACK_RETRY: Duration = Duration::from_secs(5);
 /// Repeated poll errors of one source are logged once, then every this many times.
 const POLL_ERROR_LOG_EVERY: u64 = 60;
 
@@ -68,11 +70,6 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         "starting spot-termination-notice-handler",
         &pairs,
     );
-    info!(&format!(
-        "polling {} every {} second(s)",
-        cfg.poll_url(),
-        trim_float(cfg.poll_interval.as_secs_f64())
-    ));
 
     let client =
         Client::new(&cfg.kube_api_url, &cfg.service_account_dir).map_err(|e| config::Error {
@@ -88,12 +85,6 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         })?,
         None => Notifier::disabled(),
     };
-    let cloud: Box<dyn Cloud> = Box::new(aws::Aws::new(
-        &cfg.imds_url,
-        cfg.imds_timeout,
-        aws::Settings::from_config(&cfg),
-    ));
-
     let node = match &cfg.node_name {
         Some(n) => n.clone(),
         None => find_node(
@@ -102,6 +93,14 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             cfg.pod_name.as_deref().unwrap_or_default(),
         ),
     };
+    // The node first: its spec.providerID names the cloud.
+    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers);
+    let ledger = load_ledger(&mut keeper, &node);
+    let provider_id = keeper.view().map(|n| n.provider_id().to_string());
+    let (provider, why) = cloud::choose(&cfg, provider_id.as_deref())?;
+    info!("cloud chosen", cloud = provider.as_str(), reason = why);
+    let cloud: Box<dyn Cloud> = cloud::build(&cfg, provider);
+    info!(&cloud.polling());
     let identity = cloud.identity();
     info!(
         "identified instance",
@@ -111,8 +110,6 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         instance_type = identity.instance_type,
         zone = identity.zone
     );
-    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers);
-    let ledger = load_ledger(&mut keeper, &node);
     let version =
         match client.discover_eviction_version(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
             Ok(v) => v,
@@ -166,6 +163,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         drain: None,
         tx,
         last_report: None,
+        ack_after: Instant::now(),
     };
     state.loaded = state.keeper.view().is_some();
     std::thread::scope(|s| state.run(s, &rx));
@@ -206,6 +204,8 @@ struct Loop<'a> {
     drain: Option<Running>,
     tx: Sender<Event>,
     last_report: Option<String>,
+    /// No acknowledgement is tried before this (one failed a moment ago).
+    ack_after: Instant,
 }
 
 impl<'a> Loop<'a> {
@@ -314,7 +314,10 @@ impl<'a> Loop<'a> {
                 }
                 Change::Undone { id, why } => {
                     info!("notice no longer holds the node", notice = id, reason = why);
-                    undone.push((id.clone(), *why));
+                    // As it was before this step: decide may have forgotten it already.
+                    if let Some(e) = before.iter().find(|e| &e.id == id) {
+                        undone.push((e.clone(), *why));
+                    }
                 }
                 Change::Forgotten { id } => debug!("forgetting notice", notice = id),
             }
@@ -334,8 +337,36 @@ impl<'a> Loop<'a> {
             self.queue_seen_messages(&notices, now);
             written = false;
         }
+        self.acknowledge(&notices);
         if self.ledger != before && !written {
             self.record();
+        }
+    }
+
+    /// Tells the cloud about each live notice whose drain finished with every pod gone, once
+    /// per notice (the ledger on the node records it): Azure approves the event then.
+    fn acknowledge(&mut self, notices: &[Notice]) {
+        if Instant::now() < self.ack_after {
+            return;
+        }
+        for e in self.ledger.iter_mut() {
+            if e.status != Status::Drained || e.sent.acked || !notices.iter().any(|n| n.id == e.id)
+            {
+                continue;
+            }
+            match self.cloud.acknowledge(e) {
+                None => {}
+                Some(Ok(())) => e.sent.acked = true,
+                Some(Err(err)) => {
+                    warn!(
+                        "could not tell the cloud our drain is done; will retry",
+                        notice = e.id,
+                        error = err
+                    );
+                    self.ack_after = Instant::now() + ACK_RETRY;
+                    return;
+                }
+            }
         }
     }
 
@@ -397,7 +428,7 @@ impl<'a> Loop<'a> {
 
     /// Makes the node what the decision says; on failure the next step tries again. Returns
     /// whether the ledger was written to the node.
-    fn reconcile(&mut self, desired: &Desired, undone: &[(String, &'static str)]) -> bool {
+    fn reconcile(&mut self, desired: &Desired, undone: &[(Entry, &'static str)]) -> bool {
         let deadline = Instant::now() + NODE_WRITE_TIMEOUT;
         if desired.is_clear() {
             let touched = self.keeper.before.is_some()
@@ -415,15 +446,13 @@ impl<'a> Loop<'a> {
             // The back-in-service messages this gives rise to, marked sent in what we write.
             let mut ledger = self.ledger.clone();
             let mut messages = Vec::new();
-            for (id, why) in undone {
-                if let Some(e) = ledger.iter_mut().find(|e| &e.id == id) {
-                    if !e.sent.back
-                        && e.acted.is_some()
-                        && e.action >= crate::notice::Action::Cordon
-                    {
-                        e.sent.back = true;
-                        messages.push((e.clone(), *why));
+            for (e, why) in undone {
+                if !e.sent.back && e.acted.is_some() && e.action >= crate::notice::Action::Cordon {
+                    // Marked sent in what we write, unless it is forgotten already.
+                    if let Some(kept) = ledger.iter_mut().find(|k| k.id == e.id) {
+                        kept.sent.back = true;
                     }
+                    messages.push((e.clone(), *why));
                 }
             }
             return match self.keeper.give_back(&ledger, deadline) {
@@ -757,7 +786,7 @@ pub fn boot_time(uptime_file: &std::path::Path, now: SystemTime) -> Option<Syste
 }
 
 /// `1` for 1.0, `0.2` for 0.2: the seed's "every 5 second(s)" wording.
-fn trim_float(x: f64) -> String {
+pub fn trim_float(x: f64) -> String {
     let s = format!("{x:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -3,7 +3,7 @@
 //! Annotations (prefix `spot-termination-notice-handler/`):
 //! - `notices`: the ledger, one JSON object per notice we have seen and not forgotten
 //!   (`{"id":…,"kind":"spot-interruption","action":"drain","status":"active","seen":…,
-//!   "acted":…,"deadline":…,"force":true,"undo":"never","sent":"seen"}`). It is the truth a
+//!   "acted":…,"deadline":…,"force":true,"undo":"never","sent":"seen,drained,acked"}`). It is the truth a
 //!   restarted handler resumes from: what is in force, what was undone, what was said.
 //! - `before`: the node as it was before our first action (`{"unschedulable":false,
 //!   "lbLabel":null}`), so undoing restores exactly that: a node someone had cordoned by hand
@@ -120,6 +120,9 @@ fn sent_to_str(s: Sent) -> String {
     if s.back {
         parts.push("back");
     }
+    if s.acked {
+        parts.push("acked");
+    }
     parts.join(",")
 }
 
@@ -129,6 +132,7 @@ fn sent_from_str(s: &str) -> Sent {
         seen: has("seen"),
         drained: has("drained"),
         back: has("back"),
+        acked: has("acked"),
     }
 }
 
@@ -257,6 +261,7 @@ mod tests {
                     seen: true,
                     drained: true,
                     back: true,
+                    acked: true,
                 },
             },
             Entry {
