@@ -109,8 +109,8 @@ fn preempt_is_approved_after_the_drain_and_once_across_a_restart() {
 
     let approvals = sim.azure_approvals();
     assert_eq!(approvals.len(), 1);
-    assert_eq!(approvals[0].ids, [id.clone()]);
-    assert_eq!(approvals[0].known, [id.clone()]);
+    assert_eq!(approvals[0].ids, vec![id.clone()]);
+    assert_eq!(approvals[0].known, vec![id.clone()]);
     let post = sim
         .azure_requests()
         .into_iter()
