@@ -21,12 +21,13 @@ use std::time::{Duration, SystemTime};
 use super::session::{self, fail, Session};
 use super::{Cloud, Identity, Watcher};
 use crate::config::Config;
-use crate::metadata::Skew;
+use crate::metadata::{self, Skew};
 use crate::notice::{Action, Kind, Notice, Provider, Undo};
 use crate::time::{format_rfc3339, parse_rfc3339};
 use crate::warn;
 
 pub const TERMINATION_PATH: &str = "/latest/meta-data/instance/spot/termination-time";
+const REGION_PATH: &str = "/latest/meta-data/region-id";
 /// The deadline of a notice whose time cannot be read, from when it was first seen.
 pub const DEFAULT_LEAD: Duration = Duration::from_secs(120);
 
@@ -50,7 +51,7 @@ pub fn parse_termination(
             Some(t) => format!("alibaba-spot/{}", format_rfc3339(t)),
             None => "alibaba-spot/no-time".to_string(),
         },
-        detail: "termination-time".to_string(),
+        detail: "reclaim".to_string(),
         action: Action::Drain,
         act_at: None,
         deadline: Some(local.unwrap_or(default_deadline)),
@@ -61,18 +62,26 @@ pub fn parse_termination(
     })
 }
 
-/// Does the service at `base` answer as Alibaba's (a region id where EC2 has none)?
+/// Does the service at `base` answer as Alibaba's (a region id, where EC2 has none)? A
+/// tokenless GET first (one timeout where nothing answers); a token only when the instance is
+/// in hardened-only mode (403).
 pub fn probe(base: &str, timeout: Duration) -> bool {
-    let s = Session::new(base, timeout, &session::ALIBABA);
-    s.get("/latest/meta-data/region-id").is_ok_and(|a| {
+    let region = |a: &metadata::Answer| {
         let v = a.text();
         a.status == 200
-            && !v.is_empty()
             && v.len() <= 64
             && v.contains('-')
             && v.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    })
+    };
+    let url = format!("{}{REGION_PATH}", base.trim_end_matches('/'));
+    match metadata::send(metadata::Method::Get, &url, &[], b"", timeout) {
+        Ok(a) if a.status == 403 => Session::new(base, timeout, &session::ALIBABA)
+            .get(REGION_PATH)
+            .is_ok_and(|a| region(&a)),
+        Ok(a) => region(&a),
+        Err(_) => false,
+    }
 }
 
 /// The Alibaba cloud.

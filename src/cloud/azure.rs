@@ -467,14 +467,16 @@ impl Watcher for EventsWatcher {
     }
 }
 
-/// `DocumentIncarnation` alone, without reading the events.
+/// `DocumentIncarnation` alone, without reading the events: the digits after the key.
 fn incarnation_of(body: &[u8]) -> Option<u64> {
-    #[derive(DeJson)]
-    struct Head {
-        #[nserde(rename = "DocumentIncarnation")]
-        incarnation: u64,
-    }
-    crate::json::parse::<Head>(body).ok().map(|h| h.incarnation)
+    let key = b"\"DocumentIncarnation\"";
+    let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = std::str::from_utf8(&body[at..]).ok()?.trim_start();
+    let digits = rest.strip_prefix(':')?.trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
 }
 
 #[cfg(test)]
@@ -715,6 +717,9 @@ mod tests {
             incarnation_of(b"{\"DocumentIncarnation\":12,\"Events\":[]}"),
             Some(12)
         );
+        assert_eq!(incarnation_of(b"{ \"DocumentIncarnation\" : 3 }"), Some(3));
+        assert_eq!(incarnation_of(b"{\"Events\":[]}"), None);
+        assert_eq!(incarnation_of(b"{\"DocumentIncarnation\":\"x\"}"), None);
     }
 
     #[test]

@@ -81,6 +81,14 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.excludeFromLoadBalancers }}{{ $env = append $env (list "EXCLUDE_FROM_LOAD_BALANCERS" $v.excludeFromLoadBalancers) }}{{ end }}
 {{- if include "stnh.isSet" $v.evictionDelay }}{{ $env = append $env (list "EVICTION_DELAY" $v.evictionDelay) }}{{ end }}
 {{- if include "stnh.isSet" $v.uptimeFile }}{{ $env = append $env (list "UPTIME_FILE" $v.uptimeFile) }}{{ end }}
+{{- if include "stnh.isSet" $v.cloud }}{{ $env = append $env (list "CLOUD" $v.cloud) }}{{ end }}
+{{- if include "stnh.isSet" $v.gcpMetadataUrl }}{{ $env = append $env (list "GCP_METADATA_URL" $v.gcpMetadataUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.azureMetadataUrl }}{{ $env = append $env (list "AZURE_METADATA_URL" $v.azureMetadataUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.alibabaMetadataUrl }}{{ $env = append $env (list "ALIBABA_METADATA_URL" $v.alibabaMetadataUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.gcpPreemptionDeadline }}{{ $env = append $env (list "GCP_PREEMPTION_DEADLINE" $v.gcpPreemptionDeadline) }}{{ end }}
+{{- if include "stnh.isSet" $v.gcpMigrate }}{{ $env = append $env (list "GCP_MIGRATE" $v.gcpMigrate) }}{{ end }}
+{{- if include "stnh.isSet" $v.azureApprove }}{{ $env = append $env (list "AZURE_APPROVE" $v.azureApprove) }}{{ end }}
+{{- if include "stnh.isSet" $v.azureFreeze }}{{ $env = append $env (list "AZURE_FREEZE" $v.azureFreeze) }}{{ end }}
 {{- range $env }}
 - name: {{ index . 0 }}
   value: {{ index . 1 | toString | quote }}
