@@ -55,7 +55,7 @@ fn release_and_drain(sim: &Sim, h: &Handler, secs: u64) -> SystemTime {
         .unwrap_or_else(|e| e.duration())
         .as_secs_f64();
     assert!(
-        off < 1.0,
+        off <= 1.5,
         "the deadline is the release time (off by {off:.1} s)"
     );
     assert_eq!(
