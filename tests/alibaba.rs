@@ -89,6 +89,7 @@ fn a_release_time_in_hardened_mode_drains_with_the_token() {
     eventually("polling", LONG, || polls(&sim).len() >= 3);
     release_and_drain(&sim, &h, 60);
     record_requests("alibaba_hardened", &sim);
+    assert_api_head(&sim);
     let all = sim.alibaba_requests();
     assert_eq!(
         (all[0].method.as_str(), all[0].path.as_str()),

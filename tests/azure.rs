@@ -108,6 +108,7 @@ fn preempt_is_approved_after_the_drain_and_once_across_a_restart() {
     });
 
     let approvals = sim.azure_approvals();
+    assert_api_head(&sim);
     assert_eq!(approvals.len(), 1);
     assert_eq!(approvals[0].ids, vec![id.clone()]);
     assert_eq!(approvals[0].known, vec![id.clone()]);

@@ -134,6 +134,7 @@ fn preemption_at_30s_with_a_pdb_drains_in_time_and_forces_the_blocked_pod() {
             .any(|m| m.body.contains("1 forced at the deadline"))
     });
     record_requests("gcp_preemption_30s_pdb", &sim);
+    assert_api_head(&sim);
     assert_gce_requests(&sim);
 
     // The deadline: first seen + 30 s (GCE gives no time).

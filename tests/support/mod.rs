@@ -276,3 +276,24 @@ pub fn cordon_patches(sim: &Sim) -> Vec<stnh_sim::ApiRequest> {
         })
         .collect()
 }
+
+/// The API requests from start-up to the first pod list: read the node, discovery, then (on the
+/// notice) the cordon patch and the taint patch, and the list of the node's pods.
+pub fn assert_api_head(sim: &Sim) {
+    let head: Vec<String> = sim
+        .api_requests()
+        .iter()
+        .take(5)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        head,
+        [
+            format!("GET /api/v1/nodes/{NODE}"),
+            "GET /api/v1".to_string(),
+            format!("PATCH /api/v1/nodes/{NODE}"),
+            format!("PATCH /api/v1/nodes/{NODE}"),
+            format!("GET /api/v1/pods?fieldSelector=spec.nodeName%3D{NODE}&limit=500"),
+        ]
+    );
+}
