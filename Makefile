@@ -1,5 +1,6 @@
 # spot-termination-notice-handler — build, test, demo.
-#   make demo    simulator + handler: a spot notice drains a simulated node (needs only Rust)
+#   make demo    simulator + handler: a spot notice drains a simulated node (needs only Rust);
+#                CLOUD=gcp|azure|alibaba tells that cloud's story (default aws)
 #   make test    unit + integration tests (the README's test command; CI runs it)
 #   make build   static, stripped musl binary: $(BIN)
 #   make size    size of that binary, plain and gzip -9
@@ -10,7 +11,10 @@ KUBE_VERSION ?= 1.32.0
 TARGET       ?= x86_64-unknown-linux-musl
 BIN          := target/$(TARGET)/release/spot-termination-notice-handler
 CARGO        ?= cargo
+CLOUD        ?= aws
 export KUBE_VERSION
+# The simulator's cloud only: the handler detects it (CLOUD=auto), as in a cluster.
+unexport CLOUD
 
 # ring compiles C for the musl target: use musl-gcc when installed (Debian: musl-tools),
 # else the host gcc, which works because ring's C needs no libc headers.
@@ -49,7 +53,7 @@ test:
 
 demo:
 	$(CARGO) build --locked --bins --workspace
-	target/debug/stnh-sim --scenario demo --run -- target/debug/spot-termination-notice-handler
+	target/debug/stnh-sim --scenario demo --cloud $(CLOUD) --run -- target/debug/spot-termination-notice-handler
 
 # The picture in the README: the demo's drain, drawn by the simulator from its own logs.
 timeline:

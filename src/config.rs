@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::notice::Action;
+use crate::notice::{Action, Provider};
 use crate::time::{format_duration, parse_seconds_or_duration};
 
 /// One setting, in its three spellings.
@@ -25,6 +25,9 @@ pub struct Setting {
 }
 
 pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
+/// Google documents both `http://metadata.google.internal` and this IP for the same server.
+pub const DEFAULT_GCP_METADATA_URL: &str = "http://169.254.169.254";
+pub const DEFAULT_ALIBABA_METADATA_URL: &str = "http://100.100.100.200";
 pub const DEFAULT_SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Every setting of the binary. Order is the order of `--help` and the README.
@@ -69,7 +72,35 @@ pub const SETTINGS: &[Setting] = &[
         env: "IMDS_TIMEOUT",
         value: "DURATION",
         default: "2s",
-        meaning: "Timeout of each metadata request, whole seconds from 1s to 30s",
+        meaning: "Timeout of each metadata request of every cloud (GCE hanging GETs and Azure's first scheduled-events call excepted), whole seconds from 1s to 30s",
+    },
+    Setting {
+        flag: "--cloud",
+        env: "CLOUD",
+        value: "CLOUD",
+        default: "auto",
+        meaning: "`auto`, `aws`, `gcp`, `azure` or `alibaba`. `auto`: from the Node's `spec.providerID`, else by probing each metadata service once (AWS last); an explicit cloud whose metadata service answers as another one exits 2",
+    },
+    Setting {
+        flag: "--gcp-metadata-url",
+        env: "GCP_METADATA_URL",
+        value: "URL",
+        default: DEFAULT_GCP_METADATA_URL,
+        meaning: "Base URL of the GCE metadata server (plain http). The IP rather than `metadata.google.internal` (the same server): no DNS lookup per request, which in a host-network pod goes through cluster DNS (ndots:5, several lookups first) that may run on the very node being drained",
+    },
+    Setting {
+        flag: "--azure-metadata-url",
+        env: "AZURE_METADATA_URL",
+        value: "URL",
+        default: DEFAULT_IMDS_URL,
+        meaning: "Base URL of the Azure instance metadata service (plain http)",
+    },
+    Setting {
+        flag: "--alibaba-metadata-url",
+        env: "ALIBABA_METADATA_URL",
+        value: "URL",
+        default: DEFAULT_ALIBABA_METADATA_URL,
+        meaning: "Base URL of the Alibaba Cloud ECS metadata service (plain http)",
     },
     Setting {
         flag: "--notice-url",
@@ -133,6 +164,34 @@ pub const SETTINGS: &[Setting] = &[
         value: "KINDS",
         default: "spot-interruption",
         meaning: "Notices that detach, comma-separated: `spot-interruption` (always), `rebalance-recommendation`, `scheduled-maintenance` (events `instance-stop` and `instance-retirement` only)",
+    },
+    Setting {
+        flag: "--gcp-preemption-deadline",
+        env: "GCP_PREEMPTION_DEADLINE",
+        value: "DURATION",
+        default: "30s",
+        meaning: "Deadline of a GCE preemption (`instance/preempted` = TRUE gives no time), from when it is first seen; 5s to 1h (Spot VMs with a longer preemption notice)",
+    },
+    Setting {
+        flag: "--gcp-migrate",
+        env: "GCP_MIGRATE",
+        value: "ACTION",
+        default: "notify",
+        meaning: "GCE live migration (`maintenance-event` = MIGRATE_ON_HOST_MAINTENANCE): `off`, `notify`, `cordon` or `drain` (within budgets, never forced); undone when the event is back to NONE",
+    },
+    Setting {
+        flag: "--azure-approve",
+        env: "AZURE_APPROVE",
+        value: "BOOL",
+        default: "true",
+        meaning: "Approve an Azure scheduled event (POST StartRequests) once our drain for it has finished completely, so maintenance starts and ends sooner; never before; once per event",
+    },
+    Setting {
+        flag: "--azure-freeze",
+        env: "AZURE_FREEZE",
+        value: "ACTION",
+        default: "notify",
+        meaning: "Azure `Freeze` events (a pause of seconds): `off`, `notify`, `cordon` or `drain` (within budgets, never forced)",
     },
     Setting {
         flag: "--exclude-from-load-balancers",
@@ -283,6 +342,15 @@ pub struct Config {
     pub imds_url: String,
     pub imds_timeout: Duration,
     pub notice_url: Option<String>,
+    /// `CLOUD`; `None`: auto.
+    pub cloud: Option<Provider>,
+    pub gcp_metadata_url: String,
+    pub azure_metadata_url: String,
+    pub alibaba_metadata_url: String,
+    pub gcp_preemption_deadline: Duration,
+    pub gcp_migrate: Option<Action>,
+    pub azure_approve: bool,
+    pub azure_freeze: Option<Action>,
     pub rebalance: Option<Action>,
     pub rebalance_ttl: Duration,
     pub scheduled_events: Option<Action>,
@@ -493,6 +561,25 @@ fn action(
     Ok(Action::parse(&v))
 }
 
+/// `CLOUD`: `None` for auto.
+fn cloud(raw: &RawArgs) -> Result<Option<Provider>, Error> {
+    let Some(r) = raw.get("CLOUD") else {
+        return Ok(None);
+    };
+    let v = r.value.trim().to_ascii_lowercase();
+    let all = [
+        Provider::Aws,
+        Provider::Gcp,
+        Provider::Azure,
+        Provider::Alibaba,
+    ];
+    match all.into_iter().find(|p| p.as_str() == v) {
+        Some(p) => Ok(Some(p)),
+        None if v == "auto" => Ok(None),
+        None => Err(r.error("one of auto, aws, gcp, azure, alibaba")),
+    }
+}
+
 /// A URL setting, checked by [`crate::http::Url::parse`] (scheme, host, port from 1 to 65535,
 /// no user info, no `?`/`#` before the path, no whitespace), plain `http://` only unless
 /// `https_ok`; trailing slashes removed. A `secret` is never echoed, even malformed.
@@ -623,6 +710,33 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_IMDS_URL.to_string()),
             imds_timeout,
             notice_url: url(raw, "NOTICE_URL", false, false)?,
+            cloud: cloud(raw)?,
+            gcp_metadata_url: url(raw, "GCP_METADATA_URL", false, false)?
+                .unwrap_or_else(|| DEFAULT_GCP_METADATA_URL.to_string()),
+            azure_metadata_url: url(raw, "AZURE_METADATA_URL", false, false)?
+                .unwrap_or_else(|| DEFAULT_IMDS_URL.to_string()),
+            alibaba_metadata_url: url(raw, "ALIBABA_METADATA_URL", false, false)?
+                .unwrap_or_else(|| DEFAULT_ALIBABA_METADATA_URL.to_string()),
+            gcp_preemption_deadline: duration_in(
+                raw,
+                "GCP_PREEMPTION_DEADLINE",
+                Duration::from_secs(30),
+                Duration::from_secs(5),
+                Duration::from_secs(3600),
+            )?,
+            gcp_migrate: action(
+                raw,
+                "GCP_MIGRATE",
+                Some(Action::Notify),
+                &["off", "notify", "cordon", "drain"],
+            )?,
+            azure_approve: boolean(raw, "AZURE_APPROVE", true)?,
+            azure_freeze: action(
+                raw,
+                "AZURE_FREEZE",
+                Some(Action::Notify),
+                &["off", "notify", "cordon", "drain"],
+            )?,
             rebalance: action(
                 raw,
                 "REBALANCE",
@@ -732,6 +846,10 @@ impl Config {
             ("node", or(&self.node_name, "(from POD_NAME)")),
             ("pod", or(&self.pod_name, "(unset)")),
             ("namespace", or(&self.namespace, "(unset)")),
+            (
+                "cloud",
+                self.cloud.map_or("auto", Provider::as_str).to_string(),
+            ),
             ("poll_url", self.poll_url()),
             ("poll_interval", format_duration(self.poll_interval)),
             ("rebalance", Self::action_name(self.rebalance).to_string()),
@@ -770,6 +888,22 @@ impl Config {
             ("eviction_delay", format_duration(self.eviction_delay)),
             ("dry_run", self.dry_run.to_string()),
             ("imds_timeout", format_duration(self.imds_timeout)),
+            ("gcp_metadata_url", self.gcp_metadata_url.clone()),
+            ("azure_metadata_url", self.azure_metadata_url.clone()),
+            ("alibaba_metadata_url", self.alibaba_metadata_url.clone()),
+            (
+                "gcp_preemption_deadline",
+                format_duration(self.gcp_preemption_deadline),
+            ),
+            (
+                "gcp_migrate",
+                Self::action_name(self.gcp_migrate).to_string(),
+            ),
+            ("azure_approve", self.azure_approve.to_string()),
+            (
+                "azure_freeze",
+                Self::action_name(self.azure_freeze).to_string(),
+            ),
             ("kube_api", self.kube_api_url.clone()),
             (
                 "service_account_dir",
@@ -862,8 +996,9 @@ pub fn version_line() -> String {
 pub fn help() -> String {
     let mut out = format!(
         "{}\n\
-         Cordons and drains this Kubernetes node when AWS announces a spot interruption,\n\
-         within the notice's deadline, and tells Slack.\n\n\
+         Cordons and drains this Kubernetes node when its cloud (AWS, Google Cloud, Azure,\n\
+         Alibaba Cloud) announces a spot reclaim or maintenance, within the notice's\n\
+         deadline, and tells Slack.\n\n\
          Usage: spot-termination-notice-handler [OPTIONS]\n\n\
          Each option can also be set by its environment variable; a flag wins over the\n\
          environment, which wins over the default. Durations: 5 (seconds), 200ms, 5s, 2m.\n\nOptions:\n",
@@ -955,6 +1090,49 @@ mod tests {
             PathBuf::from(DEFAULT_SERVICE_ACCOUNT_DIR)
         );
         assert!(c.slack_url.is_none());
+    }
+
+    #[test]
+    fn cloud_settings() {
+        let c = run(&[], BASE).unwrap();
+        assert_eq!(c.cloud, None, "auto");
+        assert_eq!(c.gcp_metadata_url, "http://169.254.169.254");
+        assert_eq!(c.azure_metadata_url, "http://169.254.169.254");
+        assert_eq!(c.alibaba_metadata_url, "http://100.100.100.200");
+        assert_eq!(c.gcp_preemption_deadline, Duration::from_secs(30));
+        assert_eq!(c.gcp_migrate, Some(Action::Notify));
+        assert!(c.azure_approve);
+        assert_eq!(c.azure_freeze, Some(Action::Notify));
+        let c = run(
+            &["--cloud", "GCP"],
+            &with(&[
+                ("GCP_METADATA_URL", "http://metadata.google.internal/"),
+                ("GCP_PREEMPTION_DEADLINE", "2m"),
+                ("GCP_MIGRATE", "off"),
+                ("AZURE_APPROVE", "false"),
+                ("AZURE_FREEZE", "drain"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cloud, Some(Provider::Gcp));
+        assert_eq!(c.gcp_metadata_url, "http://metadata.google.internal");
+        assert_eq!(c.gcp_preemption_deadline, Duration::from_secs(120));
+        assert_eq!(c.gcp_migrate, None);
+        assert!(!c.azure_approve);
+        assert_eq!(c.azure_freeze, Some(Action::Drain));
+        assert_eq!(run(&[], &with(&[("CLOUD", "auto")])).unwrap().cloud, None);
+        let cases: &[(&str, &str, &str)] = &[
+            ("CLOUD", "oracle", "invalid CLOUD: expected one of auto, aws, gcp, azure, alibaba, got \"oracle\""),
+            ("GCP_MIGRATE", "reboot", "invalid GCP_MIGRATE: expected one of off, notify, cordon, drain, got \"reboot\""),
+            ("AZURE_FREEZE", "yes", "invalid AZURE_FREEZE: expected one of off, notify, cordon, drain, got \"yes\""),
+            ("GCP_PREEMPTION_DEADLINE", "1s", "invalid GCP_PREEMPTION_DEADLINE: expected a duration such as 5, 5s, 200ms or 2m, from 5s to 1h, got \"1s\""),
+            ("AZURE_METADATA_URL", "169.254.169.254", "invalid AZURE_METADATA_URL: expected a URL starting with http:// and naming a host, got \"169.254.169.254\" (it does not start with http:// or https://)"),
+            ("ALIBABA_METADATA_URL", "https://100.100.100.200", "invalid ALIBABA_METADATA_URL: expected a URL starting with http:// and naming a host, got \"https://100.100.100.200\" (https:// is not supported here)"),
+        ];
+        for (k, v, want) in cases {
+            let e = run(&[], &with(&[(*k, *v)])).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+        }
     }
 
     #[test]

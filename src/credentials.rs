@@ -8,7 +8,7 @@
 //!   through `metadata`, minreq) with the token file's content as `Authorization` (read again
 //!   each time);
 //! - instance profile: the metadata service's `iam/security-credentials/<role>` through the AWS
-//!   module's [`Imds`] (its IMDSv2 token logic, not a copy).
+//!   module's [`Session`](crate::cloud::session::Session) (its IMDSv2 token logic, not a copy).
 //!
 //! Credentials are fetched again when less than [`REFRESH_MARGIN`] is left (the metadata
 //! service rotates its credentials at least five minutes before they expire) or when AWS says
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::awsapi::{self, Api, ApiError, Source};
-use crate::cloud::aws::Imds;
+use crate::cloud::session::Session;
 use crate::config::Secret;
 use crate::sigv4::Keys;
 use crate::xml;
@@ -193,7 +193,7 @@ pub fn parse_assume_role(doc: &str) -> Result<(Keys, Option<SystemTime>), ApiErr
 /// The credentials of one source, cached.
 pub struct Credentials {
     source: Source,
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     sts_url: Option<String>,
     sts: Option<Api>,
     cached: Option<(Keys, Option<SystemTime>)>,
@@ -204,7 +204,7 @@ impl Credentials {
     pub fn new(
         source: Source,
         sts_url: Option<String>,
-        imds: Arc<Imds>,
+        imds: Arc<Session>,
         timeout: Duration,
     ) -> Credentials {
         Credentials {
@@ -407,7 +407,11 @@ mod tests {
 
     #[test]
     fn cached_until_the_margin() {
-        let imds = Arc::new(Imds::new("http://127.0.0.1:9", Duration::from_secs(1)));
+        let imds = Arc::new(Session::new(
+            "http://127.0.0.1:9",
+            Duration::from_secs(1),
+            &crate::cloud::session::AWS,
+        ));
         let keys = Keys {
             access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_access_key: Secret::new("x"),

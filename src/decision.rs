@@ -80,6 +80,8 @@ pub struct Sent {
     pub back: bool,
     /// The detach from the Auto Scaling group was done for it (whatever its outcome).
     pub detached: bool,
+    /// The cloud was told our drain is done (Azure: the event approved).
+    pub acked: bool,
 }
 
 /// What we remember about one notice.

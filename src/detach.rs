@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::awsapi::{self, Api, ApiError, Env};
-use crate::cloud::aws::Imds;
+use crate::cloud::session::{self, Session};
 use crate::credentials::Credentials;
 use crate::decision::Ledger;
 use crate::notice::Kind;
@@ -131,7 +131,7 @@ impl Detacher {
         imds_timeout: Duration,
     ) -> std::io::Result<Detacher> {
         let shared = Arc::new(Shared::default());
-        let imds = Arc::new(Imds::new(imds_url, imds_timeout));
+        let imds = Arc::new(Session::new(imds_url, imds_timeout, &session::AWS));
         let Env {
             region,
             autoscaling_url,
@@ -209,7 +209,7 @@ impl Detacher {
 }
 
 struct Worker {
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     /// `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL[_AUTO_SCALING]`.
     region_env: Option<String>,
     autoscaling_url: Option<String>,

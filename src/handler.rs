@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cloud::{self, aws, Cloud, Observation};
+use crate::cloud::{self, Cloud, Observation};
 use crate::config::{self, Config};
 use crate::decision::{self, Change, Desired, Entry, Ledger, Status};
 use crate::drain::{self, Drainer, Outcome, Report};
@@ -34,6 +34,8 @@ const STARTUP_MAX_BACKOFF: Duration = Duration::from_secs(30);
 const NODE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The loop re-decides at least this often (time-based steps: leads, TTLs).
 const TICK: Duration = Duration::from_secs(1);
+/// After a failed acknowledgement, the next try waits this long.
+const ACK_RETRY: Duration = Duration::from_secs(5);
 /// Repeated poll errors of one source are logged once, then every this many times.
 const POLL_ERROR_LOG_EVERY: u64 = 60;
 
@@ -72,11 +74,6 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
     if let Some((addr, text)) = &cfg.metrics_addr {
         serve_metrics(*addr, text, &cfg)?;
     }
-    info!(&format!(
-        "polling {} every {} second(s)",
-        cfg.poll_url(),
-        trim_float(cfg.poll_interval.as_secs_f64())
-    ));
 
     let client =
         Client::new(&cfg.kube_api_url, &cfg.service_account_dir).map_err(|e| config::Error {
@@ -108,13 +105,6 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         ),
         None => None,
     };
-    let cloud: Box<dyn Cloud> = Box::new(aws::Aws::new(
-        &cfg.imds_url,
-        cfg.imds_timeout,
-        aws::Settings::from_config(&cfg),
-    ));
-
-    crate::metrics::set_provider(cloud.provider().as_str());
     let node = match &cfg.node_name {
         Some(n) => n.clone(),
         None => find_node(
@@ -123,6 +113,19 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             cfg.pod_name.as_deref().unwrap_or_default(),
         ),
     };
+    if cfg.dry_run {
+        warn!("dry run: the handler reads everything and writes nothing; messages say dry run");
+        client.set_dry_run(true);
+    }
+    // The node first: its spec.providerID names the cloud.
+    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers, cfg.dry_run);
+    let ledger = load_ledger(&mut keeper, &node);
+    let provider_id = keeper.view().map(|n| n.provider_id().to_string());
+    let (provider, why) = cloud::choose(&cfg, provider_id.as_deref())?;
+    info!("cloud chosen", cloud = provider.as_str(), reason = why);
+    let cloud: Box<dyn Cloud> = cloud::build(&cfg, provider);
+    crate::metrics::set_provider(cloud.provider().as_str());
+    info!(&cloud.polling());
     let identity = cloud.identity();
     info!(
         "identified instance",
@@ -132,12 +135,6 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         instance_type = identity.instance_type,
         zone = identity.zone
     );
-    if cfg.dry_run {
-        warn!("dry run: the handler reads everything and writes nothing; messages say dry run");
-        client.set_dry_run(true);
-    }
-    let mut keeper = Keeper::new(&client, &node, cfg.exclude_from_load_balancers, cfg.dry_run);
-    let ledger = load_ledger(&mut keeper, &node);
     let version =
         match client.discover_eviction_version(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
             Ok(v) => v,
@@ -196,6 +193,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         tx,
         last_report: None,
         detacher,
+        ack_after: Instant::now(),
     };
     state.loaded = state.keeper.view().is_some();
     std::thread::scope(|s| state.run(s, &rx));
@@ -261,6 +259,8 @@ struct Loop<'a> {
     last_report: Option<(String, &'static str)>,
     /// `DETACH_ASG`: the Auto Scaling worker.
     detacher: Option<crate::detach::Detacher>,
+    /// No acknowledgement is tried before this (one failed a moment ago).
+    ack_after: Instant,
 }
 
 impl<'a> Loop<'a> {
@@ -374,13 +374,29 @@ impl<'a> Loop<'a> {
                 }
                 Change::Undone { id, why } => {
                     info!("notice no longer holds the node", notice = id, reason = why);
-                    undone.push((id.clone(), *why));
+                    // As it was before this step: decide may have forgotten it already.
+                    if let Some(e) = before.iter().find(|e| &e.id == id) {
+                        undone.push((e.clone(), *why));
+                    }
                 }
                 Change::Forgotten { id } => debug!("forgetting notice", notice = id),
             }
         }
         // Detaching from the Auto Scaling group: handed to its worker (never waited for).
-        if let Some(d) = self.detacher.as_mut() {
+        if self.cfg.dry_run && self.detacher.is_some() {
+            for e in self.ledger.iter_mut() {
+                if e.status.holds()
+                    && !e.sent.detached
+                    && e.kind == crate::notice::Kind::SpotInterruption
+                {
+                    info!(
+                        "dry run: would detach this instance from its Auto Scaling group",
+                        notice = e.id
+                    );
+                    e.sent.detached = true;
+                }
+            }
+        } else if let Some(d) = self.detacher.as_mut() {
             for f in d.step(&mut self.ledger, now) {
                 let text = self
                     .origin
@@ -395,11 +411,7 @@ impl<'a> Loop<'a> {
         if !refresh_identity {
             self.queue_seen_messages(&notices, now);
         }
-        for (id, why) in &undone {
-            if let Some(e) = before.iter().find(|e| &e.id == id) {
-                self.undone.push((e.clone(), why));
-            }
-        }
+        self.undone.extend(undone);
         if !desired.is_clear() {
             // The node is not going back: nothing to announce for what was undone.
             self.undone.clear();
@@ -412,8 +424,47 @@ impl<'a> Loop<'a> {
             self.queue_seen_messages(&notices, now);
             written = false;
         }
+        self.acknowledge(&notices);
         if self.ledger != before && !written {
             self.record();
+        }
+    }
+
+    /// Tells the cloud about each live notice whose drain finished with every pod gone, once
+    /// per notice (the ledger on the node records it): Azure approves the event then.
+    fn acknowledge(&mut self, notices: &[Notice]) {
+        if Instant::now() < self.ack_after {
+            return;
+        }
+        for e in self.ledger.iter_mut() {
+            if e.status != Status::Drained || e.sent.acked || !notices.iter().any(|n| n.id == e.id)
+            {
+                continue;
+            }
+            if self.cfg.dry_run {
+                if self.cloud.provider() == crate::notice::Provider::Azure && self.cfg.azure_approve
+                {
+                    info!(
+                        "dry run: would tell the cloud our drain is done (approve the event)",
+                        notice = e.id
+                    );
+                }
+                e.sent.acked = true;
+                continue;
+            }
+            match self.cloud.acknowledge(e) {
+                None => {}
+                Some(Ok(())) => e.sent.acked = true,
+                Some(Err(err)) => {
+                    warn!(
+                        "could not tell the cloud our drain is done; will retry",
+                        notice = e.id,
+                        error = err
+                    );
+                    self.ack_after = Instant::now() + ACK_RETRY;
+                    return;
+                }
+            }
         }
     }
 
@@ -939,7 +990,7 @@ pub fn boot_time(uptime_file: &std::path::Path, now: SystemTime) -> Option<Syste
 }
 
 /// `1` for 1.0, `0.2` for 0.2: the seed's "every 5 second(s)" wording.
-fn trim_float(x: f64) -> String {
+pub fn trim_float(x: f64) -> String {
     let s = format!("{x:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -1,4 +1,4 @@
-//! spot-termination-notice-handler: cordons and drains a Kubernetes node when AWS announces a
+//! spot-termination-notice-handler: cordons and drains a Kubernetes node when its cloud announces a
 //! spot interruption, inside the notice's deadline, and tells Slack.
 //!
 //! Non-goals, on purpose: no async runtime, no Kubernetes client library, no serde, no

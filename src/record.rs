@@ -3,8 +3,8 @@
 //! Annotations (prefix `spot-termination-notice-handler/`):
 //! - `notices`: the ledger, one JSON object per notice we have seen and not forgotten
 //!   (`{"id":…,"kind":"spot-interruption","action":"drain","status":"active","seen":…,
-//!   "acted":…,"deadline":…,"force":true,"undo":"never","sent":"seen"}`; `sent` lists `seen`, `drained`,
-//!   `back`, `detached`). It is the truth a
+//!   "acted":…,"deadline":…,"force":true,"undo":"never","sent":"seen,drained,acked"}`; `sent` lists `seen`, `drained`,
+//!   `back`, `detached`, `acked`). It is the truth a
 //!   restarted handler resumes from: what is in force, what was undone, what was said.
 //! - `before`: the node as it was before our first action (`{"unschedulable":false,
 //!   "lbLabel":null}`), so undoing restores exactly that: a node someone had cordoned by hand
@@ -125,6 +125,9 @@ fn sent_to_str(s: Sent) -> String {
     if s.detached {
         parts.push("detached");
     }
+    if s.acked {
+        parts.push("acked");
+    }
     parts.join(",")
 }
 
@@ -135,6 +138,7 @@ fn sent_from_str(s: &str) -> Sent {
         drained: has("drained"),
         back: has("back"),
         detached: has("detached"),
+        acked: has("acked"),
     }
 }
 
@@ -268,6 +272,7 @@ mod tests {
                     drained: true,
                     back: true,
                     detached: true,
+                    acked: true,
                 },
             },
             Entry {

@@ -144,8 +144,12 @@ fn scrapes_count_exactly_while_idle_and_after_a_drain() {
     assert_eq!(status, 200, "{body}");
 
     // Idle.
-    eventually("a poll answered", LONG, || {
+    eventually("a poll answered, and the spot source counted", LONG, || {
         get(addr, "/healthz").1.contains("metadata answered")
+            && value(
+                &scrape(addr),
+                "stnh_metadata_requests_total{source=\"aws-spot\",result=\"absent\"}",
+            ) >= 1.0
     });
     let imds_before = sim.imds_requests().len() as f64;
     let idle = scrape(addr);

@@ -19,31 +19,23 @@
 //! by more than two seconds, the times in the answer (notice `time`, `NotBefore`, `noticeTime`)
 //! are moved into this machine's clock, so a drifting node still acts on the real deadline.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use nanoserde::DeJson;
 
+use super::session::{self, fail, path_of, Session};
 use super::{clean_value, Cloud, Identity, Watcher};
 use crate::config::Config;
-use crate::metadata::{self, Answer, Method, Skew};
+use crate::metadata::{self, Answer, Skew};
 use crate::notice::{Action, Kind, Notice, Provider, Undo};
 use crate::time::{format_rfc3339, parse_http_date, parse_rfc3339};
-use crate::{debug, info, warn};
+use crate::warn;
 
 pub const INSTANCE_ACTION_PATH: &str = "/latest/meta-data/spot/instance-action";
 pub const REBALANCE_PATH: &str = "/latest/meta-data/events/recommendations/rebalance";
 pub const SCHEDULED_PATH: &str = "/latest/meta-data/events/maintenance/scheduled";
 pub const LIFECYCLE_PATH: &str = "/latest/meta-data/autoscaling/target-lifecycle-state";
-const TOKEN_PATH: &str = "/latest/api/token";
-const TOKEN_TTL: Duration = Duration::from_secs(21_600);
-/// Fetch a new token this long before the old one expires.
-const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
-/// After the token endpoint failed, try it again at most this often (a hanging PUT costs a
-/// whole timeout, so it must not run on every poll).
-const TOKEN_RETRY_INTERVAL: Duration = Duration::from_secs(60);
-
 /// When a notice carries no usable time, AWS's documented lead time applies.
 pub const DEFAULT_LEAD: Duration = Duration::from_secs(120);
 /// Periods of the other signals, in multiples of `POLL_INTERVAL` (the spot notice's period):
@@ -56,211 +48,6 @@ pub const SCHEDULED_PERIODS: u32 = 30;
 pub const LIFECYCLE_PERIODS: u32 = 5;
 
 const KNOWN_ACTIONS: [&str; 3] = ["terminate", "stop", "hibernate"];
-
-enum TokenState {
-    /// Not tried yet, or to be tried again.
-    Unknown,
-    Valid {
-        token: String,
-        refresh_at: Instant,
-    },
-    /// The token endpoint refused or failed: IMDSv1 until `retry_at`.
-    V1Until {
-        retry_at: Instant,
-    },
-}
-
-/// The metadata service client the AWS watchers share (one token for all of them).
-pub struct Imds {
-    base: String,
-    timeout: Duration,
-    token: Mutex<TokenState>,
-    hop_limit_hint_logged: AtomicBool,
-    /// The last clock skew we logged (seconds), to log changes only.
-    skew_logged: Mutex<Option<i64>>,
-}
-
-/// A metadata request that failed (a 404 is not a failure: it means "absent").
-fn fail(path: &str, detail: impl std::fmt::Display) -> String {
-    format!("metadata request {path}: {detail}")
-}
-
-impl Imds {
-    pub fn new(base: &str, timeout: Duration) -> Imds {
-        Imds {
-            base: base.trim_end_matches('/').to_string(),
-            timeout,
-            token: Mutex::new(TokenState::Unknown),
-            hop_limit_hint_logged: AtomicBool::new(false),
-            skew_logged: Mutex::new(None),
-        }
-    }
-
-    /// GET `path` (below the base URL) with the session token when we have one; one retry with
-    /// a fresh token on 401.
-    pub fn get(&self, path: &str) -> Result<Answer, String> {
-        self.get_url(&format!("{}{path}", self.base), true, "polled")
-    }
-
-    /// GET any URL; the token is sent only to the metadata service itself.
-    /// `what` names the request in the debug log (`VERBOSE=1`): "polled" for a signal's poll,
-    /// whose status the seed script printed too.
-    fn get_url(&self, url: &str, on_imds: bool, what: &str) -> Result<Answer, String> {
-        let token = if on_imds { self.token() } else { None };
-        let answer = self.send_get(url, token.as_deref(), what)?;
-        if answer.status != 401 || !on_imds {
-            return Ok(answer);
-        }
-        // 401: the token expired or was revoked, or IMDSv2 is required and we had none.
-        {
-            let mut state = self.lock();
-            if token.is_none() && matches!(*state, TokenState::V1Until { .. }) {
-                info!("metadata service requires IMDSv2; asking for a token again");
-            }
-            *state = TokenState::Unknown;
-        }
-        match self.token() {
-            Some(fresh) => self.send_get(url, Some(&fresh), what),
-            None => Ok(answer),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, TokenState> {
-        self.token.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn send_get(&self, url: &str, token: Option<&str>, what: &str) -> Result<Answer, String> {
-        let headers: &[(&str, &str)] = match &token {
-            Some(t) => &[("X-aws-ec2-metadata-token", t)],
-            None => &[],
-        };
-        let answer = metadata::send(Method::Get, url, headers, b"", self.timeout).map_err(|e| {
-            debug!(what, url = url, error = e);
-            fail(&path_of(url), e)
-        })?;
-        debug!(what, url = url, status = answer.status);
-        Ok(answer)
-    }
-
-    /// The current IMDSv2 token, fetching one when needed; `None` means use IMDSv1.
-    fn token(&self) -> Option<String> {
-        let mut state = self.lock();
-        let now = Instant::now();
-        match &*state {
-            TokenState::Valid { token, refresh_at } if now < *refresh_at => {
-                return Some(token.clone())
-            }
-            TokenState::V1Until { retry_at } if now < *retry_at => return None,
-            _ => {}
-        }
-        let was_v1 = matches!(*state, TokenState::V1Until { .. });
-        let fallback = TokenState::V1Until {
-            retry_at: now + TOKEN_RETRY_INTERVAL,
-        };
-        let ttl = TOKEN_TTL.as_secs().to_string();
-        let url = format!("{}{TOKEN_PATH}", self.base);
-        let result = metadata::send(
-            Method::Put,
-            &url,
-            &[("X-aws-ec2-metadata-token-ttl-seconds", &ttl)],
-            b"",
-            self.timeout,
-        );
-        match result {
-            Ok(a) if a.status == 200 => {
-                let token = a.text();
-                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-                    warn!("IMDSv2 token endpoint returned an unusable token; using IMDSv1");
-                    *state = fallback;
-                    return None;
-                }
-                debug!("obtained IMDSv2 token", ttl_s = TOKEN_TTL.as_secs());
-                *state = TokenState::Valid {
-                    token: token.clone(),
-                    refresh_at: now + TOKEN_TTL - TOKEN_REFRESH_MARGIN,
-                };
-                Some(token)
-            }
-            Ok(a) => {
-                if !was_v1 {
-                    info!(
-                        "IMDSv2 token endpoint refused; using IMDSv1",
-                        status = a.status
-                    );
-                }
-                *state = fallback;
-                None
-            }
-            Err(e) if e.is_timeout() => {
-                if !self.hop_limit_hint_logged.swap(true, Ordering::Relaxed) {
-                    warn!(
-                        "IMDSv2 token request timed out: the instance's metadata hop limit is probably 1, \
-                         which pod networking cannot reach; run with hostNetwork: true or set the \
-                         instance's HttpPutResponseHopLimit to 2. Using IMDSv1 meanwhile",
-                        timeout_s = self.timeout.as_secs()
-                    );
-                }
-                *state = fallback;
-                None
-            }
-            Err(e) => {
-                debug!("IMDSv2 token request failed; using IMDSv1", error = e);
-                *state = fallback;
-                None
-            }
-        }
-    }
-
-    /// The clock difference an answer shows, logged when it first appears or changes.
-    fn skew(&self, answer: &Answer) -> Option<Skew> {
-        let skew = metadata::clock_skew(answer, SystemTime::now());
-        let secs = skew.map(|s| s.seconds().round() as i64);
-        let mut logged = self.skew_logged.lock().unwrap_or_else(|p| p.into_inner());
-        let changed = match (*logged, secs) {
-            (None, None) => false,
-            (Some(a), Some(b)) => (a - b).abs() > 5,
-            _ => true,
-        };
-        if changed {
-            match secs {
-                Some(s) => warn!(
-                    "this node's clock differs from the metadata service's; notice times are corrected",
-                    metadata_clock_ahead_s = s
-                ),
-                None => info!("this node's clock agrees with the metadata service's again"),
-            }
-            *logged = secs;
-        }
-        skew
-    }
-
-    /// One identity value; "unknown" (with a warning) when it cannot be read.
-    fn identity_value(&self, path: &str) -> String {
-        let url = format!("{}/latest/meta-data/{path}", self.base);
-        match self.get_url(&url, true, "metadata read") {
-            Ok(a) if a.status == 200 => clean_value(&a.text()),
-            Ok(a) => {
-                warn!(
-                    "could not read instance metadata",
-                    path = path,
-                    status = a.status
-                );
-                super::UNKNOWN.to_string()
-            }
-            Err(e) => {
-                warn!("could not read instance metadata", path = path, error = e);
-                super::UNKNOWN.to_string()
-            }
-        }
-    }
-}
-
-/// The path of a URL, for messages.
-fn path_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.find('/')
-        .map_or("/".to_string(), |i| rest[i..].to_string())
-}
 
 /// Settings the AWS watchers need (from the configuration).
 #[derive(Debug, Clone)]
@@ -292,14 +79,14 @@ impl Settings {
 
 /// The AWS cloud.
 pub struct Aws {
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     settings: Settings,
 }
 
 impl Aws {
     pub fn new(imds_url: &str, timeout: Duration, settings: Settings) -> Aws {
         Aws {
-            imds: Arc::new(Imds::new(imds_url, timeout)),
+            imds: Arc::new(Session::new(imds_url, timeout, &session::AWS)),
             settings,
         }
     }
@@ -316,6 +103,18 @@ impl Cloud for Aws {
             instance_type: self.imds.identity_value("instance-type"),
             zone: self.imds.identity_value("placement/availability-zone"),
         }
+    }
+
+    fn polling(&self) -> String {
+        let url = match &self.settings.notice_url {
+            Some(u) => u.clone(),
+            None => format!("{}{INSTANCE_ACTION_PATH}", self.imds.base),
+        };
+        // The seed's words.
+        format!(
+            "polling {url} every {} second(s)",
+            crate::handler::trim_float(self.settings.poll_interval.as_secs_f64())
+        )
     }
 
     fn watchers(&self) -> Vec<Box<dyn Watcher>> {
@@ -362,6 +161,23 @@ impl Cloud for Aws {
             }));
         }
         out
+    }
+}
+
+/// Does the service at `base` answer as EC2's IMDS? One tokenless GET: an instance id, or the
+/// 401 IMDSv2-only instances give (GCE answers 404 there, Azure 400).
+pub fn probe(base: &str, timeout: Duration) -> bool {
+    let url = format!(
+        "{}/latest/meta-data/instance-id",
+        base.trim_end_matches('/')
+    );
+    match metadata::send(metadata::Method::Get, &url, &[], b"", timeout) {
+        Ok(a) if a.status == 200 => {
+            let id = a.text();
+            id.starts_with("i-") && clean_value(&id) == id
+        }
+        Ok(a) => a.status == 401,
+        Err(_) => false,
     }
 }
 
@@ -605,7 +421,7 @@ pub fn parse_lifecycle(text: &str, deadline: SystemTime) -> Option<Notice> {
 }
 
 struct Spot {
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     period: Duration,
     unknown_logged: bool,
     /// The default deadline of a notice without a time, fixed when first seen.
@@ -644,7 +460,7 @@ impl Watcher for Spot {
 struct NoticeUrl {
     url: String,
     on_imds: bool,
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     period: Duration,
     default_deadline: Option<SystemTime>,
 }
@@ -657,7 +473,7 @@ impl Watcher for NoticeUrl {
         self.period
     }
     fn poll(&mut self) -> Result<Vec<Notice>, String> {
-        let a = self.imds.get_url(&self.url, self.on_imds, "polled")?;
+        let a = self.imds.get_url(&self.url, self.on_imds)?;
         if document(&a, &path_of(&self.url))?.is_none() {
             self.default_deadline = None;
             return Ok(vec![]);
@@ -671,7 +487,7 @@ impl Watcher for NoticeUrl {
 }
 
 struct Rebalance {
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     action: Action,
     ttl: Duration,
     period: Duration,
@@ -695,7 +511,7 @@ impl Watcher for Rebalance {
 }
 
 struct Scheduled {
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     action: Action,
     lead: Duration,
     period: Duration,
@@ -730,7 +546,7 @@ impl Watcher for Scheduled {
 }
 
 struct Lifecycle {
-    imds: Arc<Imds>,
+    imds: Arc<Session>,
     deadline_after: Duration,
     /// Fixed when `Terminated` is first seen.
     deadline: Option<SystemTime>,
@@ -949,12 +765,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_for_messages() {
-        assert_eq!(
-            path_of("http://169.254.169.254/latest/meta-data/spot/instance-action"),
-            "/latest/meta-data/spot/instance-action"
-        );
-        assert_eq!(path_of("http://127.0.0.1:9"), "/");
+    fn urls_under_the_service() {
         assert!(is_under("http://a/b", "http://a"));
         assert!(!is_under("http://ab/b", "http://a"));
     }

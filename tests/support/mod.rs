@@ -201,3 +201,99 @@ pub fn annotation(node: &serde_json::Value, key: &str) -> Option<String> {
         .as_str()
         .map(String::from)
 }
+
+/// Keys of our taints on a node.
+pub fn our_taints(node: &serde_json::Value) -> Vec<String> {
+    node["spec"]["taints"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t["key"].as_str())
+                .filter(|k| k.starts_with("spot-termination-notice-handler/"))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub const LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// The node is held by us for `reason` (our taint key suffix): cordoned, our one taint, the
+/// load-balancer label, and `phase`.
+pub fn assert_held(node: &serde_json::Value, reason: &str, phase: &str) {
+    assert_eq!(node["spec"]["unschedulable"], true, "{node:#}");
+    assert_eq!(
+        our_taints(node),
+        [format!("spot-termination-notice-handler/{reason}")],
+        "{node:#}"
+    );
+    assert_eq!(
+        node["metadata"]["labels"][LB_LABEL], "spot-termination-notice-handler",
+        "{node:#}"
+    );
+    assert_eq!(
+        annotation(node, "phase").as_deref(),
+        Some(phase),
+        "{node:#}"
+    );
+}
+
+/// The node is back in service: schedulable, none of our taints, label or annotations.
+pub fn assert_released(node: &serde_json::Value) {
+    assert_ne!(node["spec"]["unschedulable"], true, "{node:#}");
+    assert!(our_taints(node).is_empty(), "{node:#}");
+    assert!(
+        node["metadata"]["labels"].get(LB_LABEL).is_none(),
+        "{node:#}"
+    );
+    let ours: Vec<&String> = node["metadata"]["annotations"]
+        .as_object()
+        .map(|a| {
+            a.keys()
+                .filter(|k| k.starts_with("spot-termination-notice-handler/"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(ours.is_empty(), "{ours:?}");
+}
+
+/// `spot-termination-notice-handler/deadline` as a wall-clock time.
+pub fn deadline_annotation(node: &serde_json::Value) -> Option<std::time::SystemTime> {
+    let s = annotation(node, "deadline")?;
+    let t = stnh_sim::util::parse_rfc3339(&s)?;
+    Some(t)
+}
+
+/// PATCHes of the node whose body sets `spec.unschedulable` to true.
+pub fn cordon_patches(sim: &Sim) -> Vec<stnh_sim::ApiRequest> {
+    sim.api_requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path.starts_with("/api/v1/nodes/")
+                && serde_json::from_str::<serde_json::Value>(&r.body)
+                    .is_ok_and(|b| b["spec"]["unschedulable"] == true)
+        })
+        .collect()
+}
+
+/// The API requests from start-up to the first pod list: read the node, discovery, then (on the
+/// notice) the cordon patch and the taint patch, and the list of the node's pods.
+pub fn assert_api_head(sim: &Sim) {
+    let head: Vec<String> = sim
+        .api_requests()
+        .iter()
+        .take(5)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        head,
+        [
+            format!("GET /api/v1/nodes/{NODE}"),
+            "GET /api/v1".to_string(),
+            format!("PATCH /api/v1/nodes/{NODE}"),
+            format!("PATCH /api/v1/nodes/{NODE}"),
+            format!("GET /api/v1/pods?fieldSelector=spec.nodeName%3D{NODE}&limit=500"),
+        ]
+    );
+}

@@ -93,6 +93,14 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.metricsAddr }}{{ $env = append $env (list "METRICS_ADDR" $v.metricsAddr) }}{{ end }}
 {{- if include "stnh.isSet" $v.healthLoopTimeout }}{{ $env = append $env (list "HEALTH_LOOP_TIMEOUT" $v.healthLoopTimeout) }}{{ end }}
 {{- if include "stnh.isSet" $v.healthMetadataTimeout }}{{ $env = append $env (list "HEALTH_METADATA_TIMEOUT" $v.healthMetadataTimeout) }}{{ end }}
+{{- if include "stnh.isSet" $v.cloud }}{{ $env = append $env (list "CLOUD" $v.cloud) }}{{ end }}
+{{- if include "stnh.isSet" $v.gcpMetadataUrl }}{{ $env = append $env (list "GCP_METADATA_URL" $v.gcpMetadataUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.azureMetadataUrl }}{{ $env = append $env (list "AZURE_METADATA_URL" $v.azureMetadataUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.alibabaMetadataUrl }}{{ $env = append $env (list "ALIBABA_METADATA_URL" $v.alibabaMetadataUrl) }}{{ end }}
+{{- if include "stnh.isSet" $v.gcpPreemptionDeadline }}{{ $env = append $env (list "GCP_PREEMPTION_DEADLINE" $v.gcpPreemptionDeadline) }}{{ end }}
+{{- if include "stnh.isSet" $v.gcpMigrate }}{{ $env = append $env (list "GCP_MIGRATE" $v.gcpMigrate) }}{{ end }}
+{{- if include "stnh.isSet" $v.azureApprove }}{{ $env = append $env (list "AZURE_APPROVE" $v.azureApprove) }}{{ end }}
+{{- if include "stnh.isSet" $v.azureFreeze }}{{ $env = append $env (list "AZURE_FREEZE" $v.azureFreeze) }}{{ end }}
 {{- range $env }}
 - name: {{ index . 0 }}
   value: {{ index . 1 | toString | quote }}
