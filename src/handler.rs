@@ -52,7 +52,8 @@ impl From<Observation> for Event {
 /// Builds everything from the configuration (failures here are configuration errors: exit 2),
 /// then runs forever.
 pub fn run(cfg: Config) -> Result<(), config::Error> {
-    log::set_debug(cfg.verbose);
+    log::set_level(cfg.log_level);
+    log::set_json(cfg.log_json);
     let fields = cfg.banner_fields();
     let mut pairs: Vec<(&str, &dyn std::fmt::Display)> = vec![
         ("version", &env!("CARGO_PKG_VERSION")),
@@ -80,14 +81,21 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             expected: "a readable ca.crt (PEM) and token for the Kubernetes API".to_string(),
             got: e,
         })?;
-    let notifier = match &cfg.slack_url {
-        Some(url) => Notifier::spawn(url).map_err(|e| config::Error {
-            setting: "SLACK_URL".to_string(),
-            expected: "a usable webhook URL".to_string(),
-            got: e,
-        })?,
-        None => Notifier::disabled(),
-    };
+    let notifier = Notifier::new(
+        cfg.slack_url.as_ref(),
+        crate::notify::Hooks {
+            urls: cfg.webhook_urls.clone(),
+            headers: cfg.webhook_headers.clone(),
+            template: cfg.webhook_template.clone(),
+            phases: cfg.webhook_phases,
+            proxies: cfg.proxies.clone(),
+        },
+    )
+    .map_err(|(setting, got)| config::Error {
+        setting,
+        expected: "a usable webhook URL".to_string(),
+        got,
+    })?;
     let cloud: Box<dyn Cloud> = Box::new(aws::Aws::new(
         &cfg.imds_url,
         cfg.imds_timeout,
@@ -153,6 +161,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             node: node.clone(),
             identity,
             channel: cfg.slack_channel.clone(),
+            provider: cloud.provider().as_str().to_string(),
         },
         node,
         version,
@@ -398,8 +407,7 @@ impl<'a> Loop<'a> {
                 } else {
                     e.status
                 };
-                self.notifier
-                    .send("notice", self.origin.render_seen(n, status, now));
+                self.notifier.notice(&self.origin, n, status, now);
                 e.sent.seen = true;
             }
         }
@@ -460,8 +468,7 @@ impl<'a> Loop<'a> {
                     self.ledger = ledger;
                     self.last_report = None;
                     for (e, why) in messages {
-                        self.notifier
-                            .send("back", self.origin.render_back(&e, why, g.left_cordoned));
+                        self.notifier.back(&self.origin, &e, why, g.left_cordoned);
                     }
                     true
                 }
@@ -683,8 +690,7 @@ impl<'a> Loop<'a> {
             ],
         );
         if let (true, Some(g)) = (send, governing) {
-            self.notifier
-                .send("drained", self.origin.render_drained(&g, &report));
+            self.notifier.drained(&self.origin, &g, &report);
         }
     }
 }

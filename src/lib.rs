@@ -26,6 +26,7 @@ pub mod notice;
 pub mod notify;
 pub mod record;
 pub mod signal;
+pub mod template;
 pub mod time;
 
 /// The Kubernetes version this build targets (`make build KUBE_VERSION=1.31.0`): printed by

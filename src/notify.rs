@@ -1,12 +1,20 @@
-//! Telling people: Slack incoming-webhook messages, sent from a background worker.
+//! Telling people: Slack incoming-webhook messages and generic webhooks (`WEBHOOK_URL`), each
+//! destination sent to by a background worker of its own.
 //!
-//! Rendering is pure (`render_*`). Sending never blocks the drain: messages go into a bounded
-//! queue that one worker thread drains, with a 5 s timeout per request, a few retries (Slack's
-//! 429 `Retry-After`, 5xx, network errors), at most one message per second, and permanent
-//! errors (4xx such as `invalid_payload` or `no_service`) dropped with a warning. The webhook
-//! URL is the credential: it appears in no log line and no error.
+//! Rendering is pure (`render_*`, [`Origin::fields`]). Sending never blocks the drain: each
+//! destination has a bounded queue drained by one worker thread (started with the first
+//! message, so an idle handler runs none), with a 5 s timeout per request, at most one message
+//! per second, retries on Slack's or the service's 429 `Retry-After`, 5xx and network errors,
+//! and permanent errors (4xx such as `invalid_payload` or `no_service`) dropped with a warning.
+//! Slack gets three attempts, as it always did; a webhook message is retried with backoff until
+//! the notice's deadline (a message without one: 10 minutes) and carries a stable id
+//! (`message_id`, the `Idempotency-Key` header) derived from the node, the notice and the
+//! phase, so a receiver can drop a repeat. A webhook URL is the credential, and header values
+//! may be: they appear in no log line and no error (a webhook is named by its position in
+//! `WEBHOOK_URL`).
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cloud::Identity;
@@ -23,6 +31,24 @@ const ATTEMPTS: u32 = 3;
 /// Slack asks for at most one message per second per webhook.
 const MIN_SPACING: Duration = Duration::from_secs(1);
 const QUEUE: usize = 16;
+/// Webhook retries stop here when the notice gives no deadline (or for `back`).
+const NO_DEADLINE_RETRY: Duration = Duration::from_secs(600);
+/// ...and this long after a deadline that has already passed.
+const PAST_DEADLINE_RETRY: Duration = Duration::from_secs(30);
+
+/// The three moments a message goes out: a notice seen, its drain ended, the node back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Notice,
+    Drained,
+    Back,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        ["notice", "drained", "back"][self as usize]
+    }
+}
 
 /// What every message says about where it comes from.
 #[derive(Debug, Clone)]
@@ -31,6 +57,8 @@ pub struct Origin {
     pub node: String,
     pub identity: Identity,
     pub channel: Option<String>,
+    /// `aws`, `gcp`, …
+    pub provider: String,
 }
 
 /// Slack's three control characters in message text.
@@ -96,6 +124,16 @@ impl Origin {
 
     /// The message when a notice is first seen: what, by when, and what we do about it.
     pub fn render_seen(&self, n: &Notice, status: Status, now: SystemTime) -> String {
+        let (text, color, extra) = self.seen_parts(n, status, now);
+        self.payload(n.kind, &text, color, &extra)
+    }
+
+    fn seen_parts(
+        &self,
+        n: &Notice,
+        status: Status,
+        now: SystemTime,
+    ) -> (String, &'static str, Vec<(&'static str, String)>) {
         let mut text = self.seed_line(n.kind);
         let mut extra = vec![("Action", n.detail.clone())];
         match n.deadline {
@@ -145,11 +183,33 @@ impl Origin {
         } else {
             "warning"
         };
-        self.payload(n.kind, &text, color, &extra)
+        (text, color, extra)
     }
 
     /// The summary when a drain has ended.
     pub fn render_drained(&self, e: &Entry, report: &Report) -> String {
+        let text = self.drained_text(e, report);
+        let color = if report.failed > 0 || report.still_present > 0 {
+            "danger"
+        } else if report.forced > 0 {
+            "warning"
+        } else {
+            "good"
+        };
+        self.payload(
+            e.kind,
+            &text,
+            color,
+            &[
+                ("Evicted", report.evicted.to_string()),
+                ("Forced", report.forced.to_string()),
+                ("Failed", report.failed.to_string()),
+                ("Seconds", format!("{:.1}", report.seconds)),
+            ],
+        )
+    }
+
+    fn drained_text(&self, e: &Entry, report: &Report) -> String {
         let mut text = format!(
             "{}: {} drained: {} evicted, {} forced at the deadline, {} failed in {:.1} s (Action: {}, Deadline: {})",
             self.title(e.kind),
@@ -174,29 +234,16 @@ impl Origin {
             }
             text.push_str(&format!(". Failed: {names}"));
         }
-        let color = if report.failed > 0 || report.still_present > 0 {
-            "danger"
-        } else if report.forced > 0 {
-            "warning"
-        } else {
-            "good"
-        };
-        self.payload(
-            e.kind,
-            &text,
-            color,
-            &[
-                ("Evicted", report.evicted.to_string()),
-                ("Forced", report.forced.to_string()),
-                ("Failed", report.failed.to_string()),
-                ("Seconds", format!("{:.1}", report.seconds)),
-            ],
-        )
+        text
     }
 
     /// The message when the node is back in service (or left cordoned, and why).
     pub fn render_back(&self, e: &Entry, why: &str, left_cordoned: Option<&str>) -> String {
-        let text = match left_cordoned {
+        self.payload(e.kind, &self.back_text(e, why, left_cordoned), "good", &[])
+    }
+
+    fn back_text(&self, e: &Entry, why: &str, left_cordoned: Option<&str>) -> String {
+        match left_cordoned {
             None => format!(
                 "{}: {} back in service ({} {}: {why}): uncordoned, our taints and label removed.",
                 self.title(e.kind),
@@ -211,58 +258,358 @@ impl Origin {
                 e.kind.words(),
                 e.detail
             ),
+        }
+    }
+
+    /// The webhook template's values, in [`crate::template::FIELDS`] order.
+    pub fn fields(
+        &self,
+        phase: Phase,
+        about: &Subject,
+        message: String,
+        report: Option<&Report>,
+        now: SystemTime,
+    ) -> Vec<String> {
+        let r = report.cloned().unwrap_or_default();
+        let incomplete = r.failed > 0 || r.still_present > 0;
+        let severity = match phase {
+            Phase::Notice if about.reaction == Action::Drain && about.deadline.is_some() => {
+                "critical"
+            }
+            Phase::Drained if incomplete => "error",
+            Phase::Back => "info",
+            _ => "warning",
         };
-        self.payload(e.kind, &text, "good", &[])
+        vec![
+            phase.as_str().to_string(),
+            message,
+            message_id(&self.node, &about.id, phase),
+            self.node.clone(),
+            self.cluster.clone().unwrap_or_default(),
+            self.provider.clone(),
+            about.kind.slug().to_string(),
+            about.kind.words().to_string(),
+            about.kind.reason().to_string(),
+            about.detail.clone(),
+            about.reaction.as_str().to_string(),
+            about.id.clone(),
+            about.deadline.map(format_rfc3339).unwrap_or_default(),
+            about
+                .deadline
+                .map(|d| format!("{:.0}", crate::time::secs_until(d, now).round()))
+                .unwrap_or_default(),
+            self.identity.instance_id.clone(),
+            self.identity.instance_type.clone(),
+            self.identity.zone.clone(),
+            severity.to_string(),
+            if phase == Phase::Back {
+                "resolve"
+            } else {
+                "trigger"
+            }
+            .to_string(),
+            format_rfc3339(now),
+            r.evicted.to_string(),
+            r.forced.to_string(),
+            r.failed.to_string(),
+            r.still_present.to_string(),
+            (r.evicted + r.forced + r.failed + r.already_gone).to_string(),
+            format!("{:.1}", r.seconds),
+        ]
     }
 }
 
-/// A handle on the sending worker; `send` never blocks.
+/// What a message is about: the notice, as the webhook fields need it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: String,
+    pub kind: Kind,
+    pub detail: String,
+    pub reaction: Action,
+    pub deadline: Option<SystemTime>,
+}
+
+impl Subject {
+    pub fn of_notice(n: &Notice) -> Subject {
+        Subject {
+            id: n.id.clone(),
+            kind: n.kind,
+            detail: n.detail.clone(),
+            reaction: n.action,
+            deadline: n.deadline,
+        }
+    }
+
+    pub fn of_entry(e: &Entry) -> Subject {
+        Subject {
+            id: e.id.clone(),
+            kind: e.kind,
+            detail: e.detail.clone(),
+            reaction: e.action,
+            deadline: e.deadline,
+        }
+    }
+}
+
+/// `stnh-<phase>-<16 hex digits>`: the same for the same node, notice and phase, in every run
+/// of the handler (FNV-1a, 64 bits), so a receiver can drop a message it already has.
+pub fn message_id(node: &str, notice: &str, phase: Phase) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in [node, notice, phase.as_str()].join("\0").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("stnh-{}-{h:016x}", phase.as_str())
+}
+
+/// One message for one destination's worker.
+struct Job {
+    payload: String,
+    /// Webhooks: the message id and phase, and when retries stop (Slack: none, 3 attempts).
+    hook: Option<(String, Phase, Instant)>,
+}
+
+/// One destination: its endpoint and, once the first message came, its worker.
+struct Destination {
+    /// `Slack`, or `webhook 2` (its position in `WEBHOOK_URL`): never the URL.
+    name: String,
+    endpoint: Endpoint,
+    tx: Mutex<Option<SyncSender<Job>>>,
+}
+
+/// The settings every webhook shares.
+pub struct Hooks {
+    pub urls: Vec<Secret>,
+    pub headers: Vec<(String, Secret)>,
+    pub template: crate::template::Template,
+    pub phases: [bool; 3],
+    pub proxies: http::ProxySettings,
+}
+
+/// Every destination; sending never blocks.
 pub struct Notifier {
-    tx: Option<SyncSender<String>>,
+    slack: Option<Destination>,
+    hooks: Vec<Destination>,
+    template: crate::template::Template,
+    phases: [bool; 3],
+    /// Header lines of every webhook request (`Name: value`), shared with the workers.
+    headers: Arc<Vec<(String, Secret)>>,
 }
 
 impl Notifier {
-    /// No Slack URL: a notifier that drops everything.
+    /// No destination: a notifier that drops everything.
     pub fn disabled() -> Notifier {
-        Notifier { tx: None }
+        Notifier {
+            slack: None,
+            hooks: Vec::new(),
+            template: crate::template::Template::default_body(),
+            phases: [false; 3],
+            headers: Arc::new(Vec::new()),
+        }
     }
 
-    /// Starts the worker thread for `url`; fails only on a malformed URL (a configuration error).
-    pub fn spawn(url: &Secret) -> Result<Notifier, String> {
-        let tls = if url.expose().starts_with("https://") {
-            Some(http::tls_config_public()?)
-        } else {
-            None
+    /// Checks every URL (a malformed one is a configuration error: `(setting, what came)`,
+    /// naming the URL by its position only). Workers start with the first message.
+    pub fn new(slack: Option<&Secret>, hooks: Hooks) -> Result<Notifier, (String, String)> {
+        let mut tls = None;
+        let mut dest = |url: &Secret, name: String| -> Result<Destination, (String, String)> {
+            let https = url.expose().starts_with("https://");
+            let setting = if name.starts_with('S') {
+                "SLACK_URL"
+            } else {
+                "WEBHOOK_URL"
+            };
+            let config = if https {
+                if tls.is_none() {
+                    tls = Some(http::tls_config_public().map_err(|e| (setting.to_string(), e))?);
+                }
+                tls.clone()
+            } else {
+                None
+            };
+            let endpoint = Endpoint::parse(url.expose(), config).map_err(|_| {
+                (
+                    setting.to_string(),
+                    format!("{name}: a URL whose host or port is not usable"),
+                )
+            })?;
+            let proxy = hooks.proxies.for_url(https, endpoint.host());
+            Ok(Destination {
+                name,
+                endpoint: endpoint.via(proxy),
+                tx: Mutex::new(None),
+            })
         };
-        // The error names no part of the URL.
-        let endpoint = Endpoint::parse(url.expose(), tls)
-            .map_err(|_| "SLACK_URL: expected an http(s) URL with a host".to_string())?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
-        std::thread::Builder::new()
-            .name("slack".to_string())
-            .spawn(move || worker(endpoint, rx))
-            .map_err(|e| format!("could not start the Slack worker: {e}"))?;
-        Ok(Notifier { tx: Some(tx) })
+        let slack = match slack {
+            Some(u) => Some(dest(u, "Slack".to_string())?),
+            None => None,
+        };
+        let mut list = Vec::new();
+        for (i, u) in hooks.urls.iter().enumerate() {
+            list.push(dest(u, format!("webhook {}", i + 1))?);
+        }
+        let mut headers = hooks.headers;
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.insert(
+                0,
+                ("Content-Type".to_string(), Secret::new("application/json")),
+            );
+        }
+        Ok(Notifier {
+            slack,
+            hooks: list,
+            template: hooks.template,
+            phases: hooks.phases,
+            headers: Arc::new(headers),
+        })
     }
 
-    /// Queues a message; drops it with a warning if the queue is full.
-    pub fn send(&self, kind: &'static str, payload: String) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(payload) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                warn!("Slack queue full; message dropped", message = kind)
+    /// The first-seen message of a notice.
+    pub fn notice(&self, o: &Origin, n: &Notice, status: Status, now: SystemTime) {
+        let (text, color, extra) = o.seen_parts(n, status, now);
+        let slack = o.payload(n.kind, &text, color, &extra);
+        self.send(
+            o,
+            Phase::Notice,
+            &Subject::of_notice(n),
+            slack,
+            text,
+            None,
+            now,
+        );
+    }
+
+    /// The summary of a finished drain.
+    pub fn drained(&self, o: &Origin, e: &Entry, report: &Report) {
+        let now = SystemTime::now();
+        let text = o.drained_text(e, report);
+        self.send(
+            o,
+            Phase::Drained,
+            &Subject::of_entry(e),
+            o.render_drained(e, report),
+            text,
+            Some(report),
+            now,
+        );
+    }
+
+    /// The node is back in service (or released but left cordoned).
+    pub fn back(&self, o: &Origin, e: &Entry, why: &str, left_cordoned: Option<&str>) {
+        let now = SystemTime::now();
+        let text = o.back_text(e, why, left_cordoned);
+        let slack = o.render_back(e, why, left_cordoned);
+        self.send(
+            o,
+            Phase::Back,
+            &Subject::of_entry(e),
+            slack,
+            text,
+            None,
+            now,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        o: &Origin,
+        phase: Phase,
+        about: &Subject,
+        slack: String,
+        text: String,
+        report: Option<&Report>,
+        now: SystemTime,
+    ) {
+        if let Some(s) = &self.slack {
+            self.queue(
+                s,
+                Job {
+                    payload: slack,
+                    hook: None,
+                },
+            );
+        }
+        if self.hooks.is_empty() || !self.phases[phase as usize] {
+            return;
+        }
+        let fields = o.fields(phase, about, text, report, now);
+        let body = self.template.render(&fields);
+        // Retries stop at the deadline: after it the machine is gone.
+        let left = about
+            .deadline
+            .filter(|_| phase != Phase::Back)
+            .map_or(NO_DEADLINE_RETRY, |d| {
+                d.duration_since(now).unwrap_or(PAST_DEADLINE_RETRY)
+            });
+        let until = Instant::now() + left;
+        for d in &self.hooks {
+            self.queue(
+                d,
+                Job {
+                    payload: body.clone(),
+                    hook: Some((fields[2].clone(), phase, until)),
+                },
+            );
+        }
+    }
+
+    /// Queues a job for `d`, starting its worker first if need be; drops it with a warning
+    /// if the queue is full.
+    fn queue(&self, d: &Destination, job: Job) {
+        let mut tx = d.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if tx.is_none() {
+            let (t, rx) = mpsc::sync_channel(QUEUE);
+            let (endpoint, name, headers) =
+                (d.endpoint.clone(), d.name.clone(), self.headers.clone());
+            let started = std::thread::Builder::new()
+                .name(
+                    if d.name == "Slack" {
+                        "slack"
+                    } else {
+                        "webhook"
+                    }
+                    .to_string(),
+                )
+                .spawn(move || worker(endpoint, &name, &headers, rx));
+            match started {
+                Ok(_) => *tx = Some(t),
+                Err(e) => {
+                    warn!(
+                        "could not start a sender; message dropped",
+                        destination = d.name,
+                        error = e
+                    );
+                    return;
+                }
             }
-            Err(TrySendError::Disconnected(_)) => {
-                warn!("Slack worker stopped; message dropped", message = kind)
+        }
+        let what = job.hook.as_ref().map_or("Slack", |(_, p, _)| p.as_str());
+        match tx.as_ref().map(|t| t.try_send(job)) {
+            Some(Ok(())) | None => {}
+            Some(Err(TrySendError::Full(_))) => {
+                warn!(
+                    "message queue full; message dropped",
+                    destination = d.name,
+                    message = what
+                )
+            }
+            Some(Err(TrySendError::Disconnected(_))) => {
+                warn!(
+                    "sender stopped; message dropped",
+                    destination = d.name,
+                    message = what
+                )
             }
         }
     }
 }
 
-fn worker(endpoint: Endpoint, rx: Receiver<String>) {
+fn worker(endpoint: Endpoint, name: &str, headers: &[(String, Secret)], rx: Receiver<Job>) {
     let mut last_sent: Option<Instant> = None;
-    for payload in rx {
+    for job in rx {
         if let Some(t) = last_sent {
             let next = t + MIN_SPACING;
             let now = Instant::now();
@@ -270,7 +617,12 @@ fn worker(endpoint: Endpoint, rx: Receiver<String>) {
                 std::thread::sleep(next - now);
             }
         }
-        post(&endpoint, &payload);
+        match &job.hook {
+            None => post(&endpoint, &job.payload),
+            Some((id, phase, until)) => {
+                post_hook(&endpoint, name, headers, &job.payload, id, *phase, *until)
+            }
+        }
         last_sent = Some(Instant::now());
     }
 }
@@ -351,6 +703,88 @@ fn post(endpoint: &Endpoint, payload: &str) {
     }
 }
 
+/// One webhook message: retried with backoff (or the service's `Retry-After`) until `until`.
+fn post_hook(
+    endpoint: &Endpoint,
+    name: &str,
+    extra: &[(String, Secret)],
+    payload: &str,
+    id: &str,
+    phase: Phase,
+    until: Instant,
+) {
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("User-Agent", "spot-termination-notice-handler"),
+        ("Idempotency-Key", id),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.expose())));
+    let req = http::Request {
+        method: "POST",
+        path: "",
+        headers: &headers,
+        body: payload.as_bytes(),
+    };
+    let mut attempt = 0;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let result = http::exchange(
+            endpoint,
+            &req,
+            SEND_TIMEOUT.min(left.max(Duration::from_secs(1))),
+            64 * 1024,
+        );
+        attempt += 1;
+        let why = match judge(&result, attempt - 1) {
+            Verdict::Sent => {
+                info!(
+                    "sent webhook message",
+                    webhook = name,
+                    phase = phase.as_str(),
+                    message_id = id,
+                    attempts = attempt
+                );
+                return;
+            }
+            Verdict::Drop(why) => {
+                warn!(
+                    "webhook refused the message; not retrying",
+                    webhook = name,
+                    phase = phase.as_str(),
+                    message_id = id,
+                    answer = why
+                );
+                return;
+            }
+            Verdict::RetryAfter(wait) => (wait, result),
+        };
+        let (wait, result) = why;
+        let error = match &result {
+            Ok(r) => format!("HTTP {}", r.status),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() + wait >= until {
+            warn!(
+                "webhook message not delivered by the deadline; giving up",
+                webhook = name,
+                phase = phase.as_str(),
+                message_id = id,
+                error = error,
+                attempts = attempt
+            );
+            return;
+        }
+        warn!(
+            "webhook message not delivered; retrying",
+            webhook = name,
+            phase = phase.as_str(),
+            message_id = id,
+            error = error,
+            retry_in_s = wait.as_secs()
+        );
+        std::thread::sleep(wait);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +801,7 @@ mod tests {
                 zone: "us-east-1a".into(),
             },
             channel: None,
+            provider: "aws".into(),
         }
     }
 
@@ -535,6 +970,156 @@ mod tests {
         assert_eq!(
             judge(&timeout, 0),
             Verdict::RetryAfter(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn webhook_fields_by_name() {
+        let now = crate::time::parse_rfc3339("2017-09-18T08:20:00Z").unwrap();
+        let o = origin(Some("prod"));
+        let n = notice();
+        let e = entry(&n);
+        let get = |v: &[String], name: &str| {
+            let i = crate::template::FIELDS
+                .iter()
+                .position(|f| *f == name)
+                .unwrap();
+            v[i].clone()
+        };
+        let v = o.fields(
+            Phase::Notice,
+            &Subject::of_notice(&n),
+            "the text".into(),
+            None,
+            now,
+        );
+        assert_eq!(v.len(), crate::template::FIELDS.len());
+        for (name, want) in [
+            ("phase", "notice"),
+            ("message", "the text"),
+            ("node", "ip-10-0-1-23.ec2.internal"),
+            ("cluster", "prod"),
+            ("provider", "aws"),
+            ("kind", "spot-interruption"),
+            ("kind_words", "spot interruption"),
+            ("reason", "SpotInterruption"),
+            ("action", "terminate"),
+            ("reaction", "drain"),
+            ("deadline", "2017-09-18T08:22:00Z"),
+            ("seconds_left", "120"),
+            ("instance_id", "i-0abc"),
+            ("instance_type", "m5.large"),
+            ("zone", "us-east-1a"),
+            ("severity", "critical"),
+            ("alert_action", "trigger"),
+            ("time", "2017-09-18T08:20:00Z"),
+            ("evicted", "0"),
+            ("seconds", "0.0"),
+        ] {
+            assert_eq!(get(&v, name), want, "{name}");
+        }
+        assert_eq!(get(&v, "notice_id"), n.id);
+        assert_eq!(
+            get(&v, "message_id"),
+            message_id("ip-10-0-1-23.ec2.internal", &n.id, Phase::Notice)
+        );
+        let r = Report {
+            evicted: 17,
+            forced: 2,
+            failed: 1,
+            already_gone: 3,
+            still_present: 1,
+            seconds: 12.34,
+            ..Report::default()
+        };
+        let v = o.fields(
+            Phase::Drained,
+            &Subject::of_entry(&e),
+            String::new(),
+            Some(&r),
+            now,
+        );
+        for (name, want) in [
+            ("phase", "drained"),
+            ("evicted", "17"),
+            ("forced", "2"),
+            ("failed", "1"),
+            ("still_present", "1"),
+            ("pods", "23"),
+            ("seconds", "12.3"),
+            ("severity", "error"),
+        ] {
+            assert_eq!(get(&v, name), want, "{name}");
+        }
+        let v = o.fields(
+            Phase::Back,
+            &Subject::of_entry(&e),
+            String::new(),
+            None,
+            now,
+        );
+        assert_eq!(
+            (get(&v, "severity"), get(&v, "alert_action")),
+            ("info".to_string(), "resolve".to_string())
+        );
+        let mut o2 = origin(None);
+        o2.identity = Identity::unknown();
+        let v = o2.fields(
+            Phase::Notice,
+            &Subject::of_notice(&n),
+            "x".into(),
+            None,
+            now,
+        );
+        assert_eq!(
+            (get(&v, "cluster"), get(&v, "zone")),
+            (String::new(), "unknown".to_string())
+        );
+    }
+
+    #[test]
+    fn message_ids_are_stable_and_distinct() {
+        let id = message_id(
+            "node-a",
+            "aws-spot/terminate/2027-01-15T08:00:00Z",
+            Phase::Notice,
+        );
+        assert_eq!(
+            id,
+            message_id(
+                "node-a",
+                "aws-spot/terminate/2027-01-15T08:00:00Z",
+                Phase::Notice
+            )
+        );
+        assert!(
+            id.starts_with("stnh-notice-") && id.len() == "stnh-notice-".len() + 16,
+            "{id}"
+        );
+        let others = [
+            message_id(
+                "node-b",
+                "aws-spot/terminate/2027-01-15T08:00:00Z",
+                Phase::Notice,
+            ),
+            message_id(
+                "node-a",
+                "aws-spot/terminate/2027-01-15T08:00:01Z",
+                Phase::Notice,
+            ),
+            message_id(
+                "node-a",
+                "aws-spot/terminate/2027-01-15T08:00:00Z",
+                Phase::Drained,
+            ),
+        ];
+        for o in &others {
+            assert_ne!(&id[id.len() - 16..], &o[o.len() - 16..]);
+        }
+        // FNV-1a of "a\0b\0back", so the id never changes from one release to the next.
+        assert_eq!(
+            message_id("a", "b", Phase::Back),
+            "stnh-back-f49bf064493ed925"
         );
     }
 }
