@@ -244,28 +244,21 @@ pub const SETTINGS: &[Setting] = &[
         env: "WEBHOOK_PROXY",
         value: "URL",
         default: "",
-        meaning: "HTTP CONNECT proxy for Slack and webhooks (`http://[user:password@]host[:port]`), winning over HTTPS_PROXY/HTTP_PROXY; never used for the metadata service or the Kubernetes API",
+        meaning: "HTTP CONNECT proxy for every Slack and webhook URL (`http://[user:password@]host[:port]`), winning over HTTPS_PROXY; never used for the metadata service or the Kubernetes API",
     },
     Setting {
         flag: "--https-proxy",
         env: "HTTPS_PROXY",
         value: "URL",
         default: "",
-        meaning: "CONNECT proxy for https Slack/webhook URLs only (`https_proxy` too)",
-    },
-    Setting {
-        flag: "--http-proxy",
-        env: "HTTP_PROXY",
-        value: "URL",
-        default: "",
-        meaning: "CONNECT proxy for http Slack/webhook URLs only (`http_proxy` too)",
+        meaning: "CONNECT proxy for https Slack and webhook URLs only",
     },
     Setting {
         flag: "--no-proxy",
         env: "NO_PROXY",
         value: "LIST",
         default: "",
-        meaning: "Hosts reached without a proxy, as curl reads it: names (with their subdomains), IPs, CIDRs, `*` (`no_proxy` too)",
+        meaning: "Hosts Slack and webhooks reach without a proxy, as curl reads it: names (with their subdomains), IPs, CIDRs, `*`",
     },
     Setting {
         flag: "--events",
@@ -628,7 +621,7 @@ fn webhook_headers(raw: &RawArgs) -> Result<Vec<(String, Secret)>, Error> {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for (i, line) in r.value.lines().enumerate() {
+    for (i, line) in r.value.split('\n').enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -694,29 +687,19 @@ fn webhook_phases(raw: &RawArgs) -> Result<[bool; 3], Error> {
     Ok(on)
 }
 
-/// A proxy URL (a secret when it holds credentials: errors never echo it); `lower` names the
-/// lowercase variable read when the setting is unset.
-fn proxy(
-    raw: &RawArgs,
-    name: &str,
-    lower: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<crate::http::Proxy>, Error> {
-    let (source, value) = match raw.get(name) {
-        Some(r) => (r.source.clone(), r.value.clone()),
-        None => match lower.and_then(|l| env(l).filter(|v| !v.trim().is_empty()).map(|v| (l, v))) {
-            Some((l, v)) => (l.to_string(), v),
-            None => return Ok(None),
-        },
+/// A proxy URL (a secret when it holds credentials: errors never echo it).
+fn proxy(raw: &RawArgs, name: &str) -> Result<Option<crate::http::Proxy>, Error> {
+    let Some(r) = raw.get(name) else {
+        return Ok(None);
     };
-    crate::http::Proxy::parse(&value)
+    crate::http::Proxy::parse(&r.value)
         .map(Some)
         .map_err(|expected| Error {
-            setting: source,
+            setting: r.source.clone(),
             expected,
             got: format!(
                 "a value of {} characters that is not one",
-                value.trim().chars().count()
+                r.value.trim().chars().count()
             ),
         })
 }
@@ -847,12 +830,9 @@ impl Config {
             webhook_template: webhook_template(raw)?,
             webhook_phases: webhook_phases(raw)?,
             proxies: crate::http::ProxySettings {
-                webhook: proxy(raw, "WEBHOOK_PROXY", None, env)?,
-                https: proxy(raw, "HTTPS_PROXY", Some("https_proxy"), env)?,
-                http: proxy(raw, "HTTP_PROXY", Some("http_proxy"), env)?,
-                no_proxy: text(raw, "NO_PROXY")
-                    .or_else(|| env("no_proxy"))
-                    .unwrap_or_default(),
+                webhook: proxy(raw, "WEBHOOK_PROXY")?,
+                https: proxy(raw, "HTTPS_PROXY")?,
+                no_proxy: text(raw, "NO_PROXY").unwrap_or_default(),
             },
             events: boolean(raw, "EVENTS", true)?,
             node_condition: boolean(raw, "NODE_CONDITION", true)?,
@@ -941,27 +921,14 @@ impl Config {
             ("cluster", or(&self.cluster, "(unset)")),
             ("webhooks", self.webhook_urls.len().to_string()),
             (
-                "webhook_headers",
-                self.webhook_headers
-                    .iter()
-                    .map(|(k, _)| format!("{k}: <redacted>"))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                "proxy",
+                format!(
+                    "webhook={} https={} no_proxy={}",
+                    proxy_text(&self.proxies.webhook),
+                    proxy_text(&self.proxies.https),
+                    self.proxies.no_proxy
+                ),
             ),
-            (
-                "webhook_events",
-                ["notice", "drained", "back"]
-                    .iter()
-                    .zip(self.webhook_phases)
-                    .filter(|(_, on)| *on)
-                    .map(|(p, _)| *p)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("webhook_proxy", proxy_text(&self.proxies.webhook)),
-            ("https_proxy", proxy_text(&self.proxies.https)),
-            ("http_proxy", proxy_text(&self.proxies.http)),
-            ("no_proxy", self.proxies.no_proxy.clone()),
             ("events", self.events.to_string()),
             ("node_condition", self.node_condition.to_string()),
             ("log_level", self.log_level.as_str().to_string()),
@@ -1297,9 +1264,9 @@ mod tests {
                 ("WEBHOOK_HEADERS", "A: 1\r\n\r\n X-B :  two words "),
                 ("WEBHOOK_TEMPLATE", "{{node}}"),
                 ("WEBHOOK_EVENTS", "back, NOTICE"),
-                ("https_proxy", "http://p:1"),
-                ("HTTP_PROXY", "q:2"),
-                ("no_proxy", ".svc"),
+                ("HTTPS_PROXY", "http://p:1"),
+                ("WEBHOOK_PROXY", "q:2"),
+                ("NO_PROXY", ".svc"),
                 ("EVENTS", "false"),
                 ("NODE_CONDITION", "0"),
                 ("LOG_FORMAT", "json"),
@@ -1319,7 +1286,7 @@ mod tests {
         assert_eq!(headers, [("A", "1"), ("X-B", "two words")]);
         assert_eq!(c.webhook_phases, [true, false, true]);
         assert_eq!(format!("{:?}", c.proxies.https), "Some(http://p:1)");
-        assert_eq!(format!("{:?}", c.proxies.http), "Some(http://q:2)");
+        assert_eq!(format!("{:?}", c.proxies.webhook), "Some(http://q:2)");
         assert_eq!(c.proxies.no_proxy, ".svc");
         assert!(!c.events && !c.node_condition && c.log_json);
         assert_eq!(c.log_level, crate::log::Level::Warn);

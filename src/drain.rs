@@ -253,6 +253,9 @@ impl Control {
 /// A drain without a deadline (a rebalance drain) retries for at most this long.
 const NO_DEADLINE_LIMIT: Duration = Duration::from_secs(3600);
 
+/// A callback told each pod's fate.
+pub type OnFate<'a> = Box<dyn Fn(&Target, &Fate) + Send + Sync + 'a>;
+
 /// Settings of a drain.
 pub struct Drainer<'a> {
     pub client: &'a Client,
@@ -264,6 +267,8 @@ pub struct Drainer<'a> {
     /// Pause between the load-balancer label and the first eviction, cut to what the deadline
     /// allows.
     pub eviction_delay: Duration,
+    /// Told each pod's fate as soon as it is known (for its Event); must not block.
+    pub on_fate: Option<OnFate<'a>>,
 }
 
 /// The notice a drain serves, for its log lines.
@@ -442,6 +447,9 @@ impl Drainer<'_> {
                         q.in_flight += 1;
                         drop(q);
                         let step = self.attempt(&targets[task.idx], task.attempts, budget);
+                        if let (Step::Done(fate), Some(tell)) = (&step, &self.on_fate) {
+                            tell(&targets[task.idx], fate);
+                        }
                         q = queue.lock().unwrap_or_else(|p| p.into_inner());
                         q.in_flight -= 1;
                         match step {

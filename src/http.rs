@@ -2,7 +2,7 @@
 //!
 //! Boundaries, on purpose: no redirects, no compression, no pipelining. Proxies only as an
 //! HTTP CONNECT tunnel ([`Proxy`]), and only for endpoints that are given one: Slack and
-//! webhooks (`HTTPS_PROXY`/`HTTP_PROXY`/`WEBHOOK_PROXY`, minus `NO_PROXY`), never the
+//! webhooks (`HTTPS_PROXY`/`WEBHOOK_PROXY`, minus `NO_PROXY`), never the
 //! Kubernetes API (the metadata services go through minreq, which has no proxy support). A [`Pool`]
 //! keeps finished connections open for the next exchange to the same endpoint (keep-alive), so
 //! a drain does not pay a TLS handshake per eviction and an idle poll costs no TCP setup; a
@@ -849,13 +849,12 @@ impl Proxy {
 }
 
 /// Which proxy, if any, Slack and webhook requests take: `WEBHOOK_PROXY` for all of them,
-/// else `HTTPS_PROXY` for https URLs and `HTTP_PROXY` for http URLs; none for a host that
-/// `NO_PROXY` names.
+/// else `HTTPS_PROXY` for https URLs (as curl, an http URL goes direct then); none for a host
+/// that `NO_PROXY` names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProxySettings {
     pub webhook: Option<Proxy>,
     pub https: Option<Proxy>,
-    pub http: Option<Proxy>,
     pub no_proxy: String,
 }
 
@@ -864,8 +863,8 @@ impl ProxySettings {
         if no_proxy_matches(&self.no_proxy, host) {
             return None;
         }
-        let p = if https { &self.https } else { &self.http };
-        self.webhook.as_ref().or(p.as_ref()).cloned()
+        let p = self.https.as_ref().filter(|_| https);
+        self.webhook.as_ref().or(p).cloned()
     }
 }
 
@@ -1333,11 +1332,13 @@ mod tests {
         let s = ProxySettings {
             webhook: None,
             https: Some(Proxy::parse("http://s:1").unwrap()),
-            http: Some(Proxy::parse("http://p:2").unwrap()),
             no_proxy: "internal.svc,10.0.0.0/8".into(),
         };
         assert_eq!(s.for_url(true, "hooks.slack.com").unwrap().port, 1);
-        assert_eq!(s.for_url(false, "hooks.slack.com").unwrap().port, 2);
+        assert!(
+            s.for_url(false, "hooks.slack.com").is_none(),
+            "http goes direct"
+        );
         assert!(s.for_url(true, "a.internal.svc").is_none());
         assert!(s.for_url(true, "10.1.2.3").is_none());
         let w = ProxySettings {

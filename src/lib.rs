@@ -15,6 +15,7 @@ pub mod cloud;
 pub mod config;
 pub mod decision;
 pub mod drain;
+pub mod events;
 pub mod handler;
 pub mod http;
 pub mod json;
@@ -28,6 +29,7 @@ pub mod record;
 pub mod signal;
 pub mod template;
 pub mod time;
+pub mod worker;
 
 /// The Kubernetes version this build targets (`make build KUBE_VERSION=1.31.0`): printed by
 /// `--version`, and it picks the Eviction API version when discovery is unavailable.

@@ -52,6 +52,8 @@ pub struct Keeper<'a> {
     view: Option<Node>,
     /// The node before our first change (from our annotation after a restart).
     pub before: Option<Before>,
+    /// Set when `apply` put the cordon on (taken by the caller, for its Event).
+    pub just_cordoned: bool,
 }
 
 /// What happened when the node was given back, for the log and the message.
@@ -70,6 +72,7 @@ impl<'a> Keeper<'a> {
             exclude_lb,
             view: None,
             before: None,
+            just_cordoned: false,
         }
     }
 
@@ -139,7 +142,7 @@ impl<'a> Keeper<'a> {
     }
 
     /// Makes the node what `desired` says and writes `ledger` and `labels`. `ids` names, per
-    /// reason, the notice its taint carries. Returns whether the cordon is on afterwards.
+    /// reason, the notice its taint carries. Sets `just_cordoned` when it put the cordon on.
     pub fn apply(
         &mut self,
         desired: &Desired,
@@ -175,6 +178,7 @@ impl<'a> Keeper<'a> {
         let patch = merge_patch(&meta_labels, &annotations, &spec, None);
         self.view = Some(self.client.patch_node(&self.name, &patch, Some(deadline))?);
         if cordon_on {
+            self.just_cordoned = true;
             info!(
                 "cordoned node",
                 node = self.name,

@@ -13,7 +13,6 @@
 //! may be: they appear in no log line and no error (a webhook is named by its position in
 //! `WEBHOOK_URL`).
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,6 +23,7 @@ use crate::drain::Report;
 use crate::http::{self, Endpoint};
 use crate::notice::{Action, Kind, Notice};
 use crate::time::format_rfc3339;
+use crate::worker::Worker;
 use crate::{info, warn};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -361,19 +361,14 @@ pub fn message_id(node: &str, notice: &str, phase: Phase) -> String {
     format!("stnh-{}-{h:016x}", phase.as_str())
 }
 
-/// One message for one destination's worker.
-struct Job {
-    payload: String,
-    /// Webhooks: the message id and phase, and when retries stop (Slack: none, 3 attempts).
-    hook: Option<(String, Phase, Instant)>,
-}
-
-/// One destination: its endpoint and, once the first message came, its worker.
+/// One destination: where, its name for logs, and its worker (one message at a time).
 struct Destination {
     /// `Slack`, or `webhook 2` (its position in `WEBHOOK_URL`): never the URL.
     name: String,
     endpoint: Endpoint,
-    tx: Mutex<Option<SyncSender<Job>>>,
+    /// When its last message went (Slack asks for at most one per second; so do the others).
+    last: Mutex<Option<Instant>>,
+    worker: Worker,
 }
 
 /// The settings every webhook shares.
@@ -387,11 +382,11 @@ pub struct Hooks {
 
 /// Every destination; sending never blocks.
 pub struct Notifier {
-    slack: Option<Destination>,
-    hooks: Vec<Destination>,
+    slack: Option<Arc<Destination>>,
+    hooks: Vec<Arc<Destination>>,
     template: crate::template::Template,
     phases: [bool; 3],
-    /// Header lines of every webhook request (`Name: value`), shared with the workers.
+    /// Headers of every webhook request (`Content-Type` first), shared with the workers.
     headers: Arc<Vec<(String, Secret)>>,
 }
 
@@ -411,33 +406,26 @@ impl Notifier {
     /// naming the URL by its position only). Workers start with the first message.
     pub fn new(slack: Option<&Secret>, hooks: Hooks) -> Result<Notifier, (String, String)> {
         let mut tls = None;
-        let mut dest = |url: &Secret, name: String| -> Result<Destination, (String, String)> {
+        let mut dest = |url: &Secret, name: String| -> Result<Arc<Destination>, (String, String)> {
             let https = url.expose().starts_with("https://");
-            let setting = if name.starts_with('S') {
+            let setting = if name == "Slack" {
                 "SLACK_URL"
             } else {
                 "WEBHOOK_URL"
             };
-            let config = if https {
-                if tls.is_none() {
-                    tls = Some(http::tls_config_public().map_err(|e| (setting.to_string(), e))?);
-                }
-                tls.clone()
-            } else {
-                None
-            };
-            let endpoint = Endpoint::parse(url.expose(), config).map_err(|_| {
-                (
-                    setting.to_string(),
-                    format!("{name}: a URL whose host or port is not usable"),
-                )
-            })?;
+            let bad = |got: String| (setting.to_string(), got);
+            if https && tls.is_none() {
+                tls = Some(http::tls_config_public().map_err(bad)?);
+            }
+            let endpoint = Endpoint::parse(url.expose(), tls.clone().filter(|_| https))
+                .map_err(|_| bad(format!("{name}: a URL whose host or port is not usable")))?;
             let proxy = hooks.proxies.for_url(https, endpoint.host());
-            Ok(Destination {
-                name,
+            Ok(Arc::new(Destination {
                 endpoint: endpoint.via(proxy),
-                tx: Mutex::new(None),
-            })
+                last: Mutex::new(None),
+                worker: Worker::new(if name == "Slack" { "slack" } else { "webhook" }, QUEUE),
+                name,
+            }))
         };
         let slack = match slack {
             Some(u) => Some(dest(u, "Slack".to_string())?),
@@ -470,49 +458,30 @@ impl Notifier {
     pub fn notice(&self, o: &Origin, n: &Notice, status: Status, now: SystemTime) {
         let (text, color, extra) = o.seen_parts(n, status, now);
         let slack = o.payload(n.kind, &text, color, &extra);
-        self.send(
-            o,
-            Phase::Notice,
-            &Subject::of_notice(n),
-            slack,
-            text,
-            None,
-            now,
-        );
+        self.send(o, Phase::Notice, &Subject::of_notice(n), slack, text, None);
     }
 
     /// The summary of a finished drain.
     pub fn drained(&self, o: &Origin, e: &Entry, report: &Report) {
-        let now = SystemTime::now();
         let text = o.drained_text(e, report);
+        let slack = o.render_drained(e, report);
         self.send(
             o,
             Phase::Drained,
             &Subject::of_entry(e),
-            o.render_drained(e, report),
+            slack,
             text,
             Some(report),
-            now,
         );
     }
 
     /// The node is back in service (or released but left cordoned).
     pub fn back(&self, o: &Origin, e: &Entry, why: &str, left_cordoned: Option<&str>) {
-        let now = SystemTime::now();
         let text = o.back_text(e, why, left_cordoned);
         let slack = o.render_back(e, why, left_cordoned);
-        self.send(
-            o,
-            Phase::Back,
-            &Subject::of_entry(e),
-            slack,
-            text,
-            None,
-            now,
-        );
+        self.send(o, Phase::Back, &Subject::of_entry(e), slack, text, None);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
         o: &Origin,
@@ -521,22 +490,21 @@ impl Notifier {
         slack: String,
         text: String,
         report: Option<&Report>,
-        now: SystemTime,
     ) {
         if let Some(s) = &self.slack {
-            self.queue(
+            let s2 = s.clone();
+            submit(
                 s,
-                Job {
-                    payload: slack,
-                    hook: None,
-                },
+                phase,
+                Box::new(move || deliver(&s2, &[], &slack, phase, None)),
             );
         }
         if self.hooks.is_empty() || !self.phases[phase as usize] {
             return;
         }
+        let now = SystemTime::now();
         let fields = o.fields(phase, about, text, report, now);
-        let body = self.template.render(&fields);
+        let body = Arc::new(self.template.render(&fields));
         // Retries stop at the deadline: after it the machine is gone.
         let left = about
             .deadline
@@ -544,86 +512,27 @@ impl Notifier {
             .map_or(NO_DEADLINE_RETRY, |d| {
                 d.duration_since(now).unwrap_or(PAST_DEADLINE_RETRY)
             });
-        let until = Instant::now() + left;
+        let hook = Arc::new((fields[2].clone(), Instant::now() + left));
         for d in &self.hooks {
-            self.queue(
+            let (d2, body, hook, headers) =
+                (d.clone(), body.clone(), hook.clone(), self.headers.clone());
+            submit(
                 d,
-                Job {
-                    payload: body.clone(),
-                    hook: Some((fields[2].clone(), phase, until)),
-                },
+                phase,
+                Box::new(move || deliver(&d2, &headers, &body, phase, Some(&hook))),
             );
-        }
-    }
-
-    /// Queues a job for `d`, starting its worker first if need be; drops it with a warning
-    /// if the queue is full.
-    fn queue(&self, d: &Destination, job: Job) {
-        let mut tx = d.tx.lock().unwrap_or_else(|p| p.into_inner());
-        if tx.is_none() {
-            let (t, rx) = mpsc::sync_channel(QUEUE);
-            let (endpoint, name, headers) =
-                (d.endpoint.clone(), d.name.clone(), self.headers.clone());
-            let started = std::thread::Builder::new()
-                .name(
-                    if d.name == "Slack" {
-                        "slack"
-                    } else {
-                        "webhook"
-                    }
-                    .to_string(),
-                )
-                .spawn(move || worker(endpoint, &name, &headers, rx));
-            match started {
-                Ok(_) => *tx = Some(t),
-                Err(e) => {
-                    warn!(
-                        "could not start a sender; message dropped",
-                        destination = d.name,
-                        error = e
-                    );
-                    return;
-                }
-            }
-        }
-        let what = job.hook.as_ref().map_or("Slack", |(_, p, _)| p.as_str());
-        match tx.as_ref().map(|t| t.try_send(job)) {
-            Some(Ok(())) | None => {}
-            Some(Err(TrySendError::Full(_))) => {
-                warn!(
-                    "message queue full; message dropped",
-                    destination = d.name,
-                    message = what
-                )
-            }
-            Some(Err(TrySendError::Disconnected(_))) => {
-                warn!(
-                    "sender stopped; message dropped",
-                    destination = d.name,
-                    message = what
-                )
-            }
         }
     }
 }
 
-fn worker(endpoint: Endpoint, name: &str, headers: &[(String, Secret)], rx: Receiver<Job>) {
-    let mut last_sent: Option<Instant> = None;
-    for job in rx {
-        if let Some(t) = last_sent {
-            let next = t + MIN_SPACING;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-        }
-        match &job.hook {
-            None => post(&endpoint, &job.payload),
-            Some((id, phase, until)) => {
-                post_hook(&endpoint, name, headers, &job.payload, id, *phase, *until)
-            }
-        }
-        last_sent = Some(Instant::now());
+/// Queues a message for `d`; drops it with a warning when its queue is full.
+fn submit(d: &Destination, phase: Phase, job: crate::worker::Job) {
+    if !d.worker.submit(job) {
+        warn!(
+            "message queue full; message dropped",
+            destination = d.name,
+            message = phase.as_str()
+        );
     }
 }
 
@@ -657,66 +566,25 @@ fn judge(result: &Result<http::Response, http::Error>, attempt: u32) -> Verdict 
     }
 }
 
-fn post(endpoint: &Endpoint, payload: &str) {
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("User-Agent", "spot-termination-notice-handler"),
-    ];
-    let req = http::Request {
-        method: "POST",
-        path: "",
-        headers: &headers,
-        body: payload.as_bytes(),
-    };
-    for attempt in 0..ATTEMPTS {
-        let result = http::exchange(endpoint, &req, SEND_TIMEOUT, 64 * 1024);
-        match judge(&result, attempt) {
-            Verdict::Sent => {
-                info!("sent Slack message", attempts = attempt + 1);
-                return;
-            }
-            Verdict::Drop(why) => {
-                warn!("Slack refused the message; not retrying", answer = why);
-                return;
-            }
-            Verdict::RetryAfter(wait) => {
-                let why = match &result {
-                    Ok(r) => format!("HTTP {}", r.status),
-                    Err(e) => e.to_string(),
-                };
-                if attempt + 1 < ATTEMPTS {
-                    warn!(
-                        "Slack message not delivered; retrying",
-                        error = why,
-                        retry_in_s = wait.as_secs()
-                    );
-                    std::thread::sleep(wait);
-                } else {
-                    warn!(
-                        "Slack message not delivered; giving up",
-                        error = why,
-                        attempts = ATTEMPTS
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// One webhook message: retried with backoff (or the service's `Retry-After`) until `until`.
-fn post_hook(
-    endpoint: &Endpoint,
-    name: &str,
+/// One message to one destination, at least a second after its previous one. Slack: three
+/// attempts, as always. A webhook (`hook`: message id, when retries stop): retried with
+/// backoff (or the service's `Retry-After`) until then.
+fn deliver(
+    d: &Destination,
     extra: &[(String, Secret)],
     payload: &str,
-    id: &str,
     phase: Phase,
-    until: Instant,
+    hook: Option<&(String, Instant)>,
 ) {
-    let mut headers: Vec<(&str, &str)> = vec![
-        ("User-Agent", "spot-termination-notice-handler"),
-        ("Idempotency-Key", id),
-    ];
+    let mut last = d.last.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = *last {
+        std::thread::sleep((t + MIN_SPACING).saturating_duration_since(Instant::now()));
+    }
+    let mut headers: Vec<(&str, &str)> = vec![("User-Agent", "spot-termination-notice-handler")];
+    match hook {
+        Some((id, _)) => headers.push(("Idempotency-Key", id)),
+        None => headers.insert(0, ("Content-Type", "application/json")),
+    }
     headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.expose())));
     let req = http::Request {
         method: "POST",
@@ -724,402 +592,81 @@ fn post_hook(
         headers: &headers,
         body: payload.as_bytes(),
     };
+    let (id, phase) = (hook.map_or("", |h| h.0.as_str()), phase.as_str());
+    let until = hook.map(|h| h.1);
     let mut attempt = 0;
     loop {
-        let left = until.saturating_duration_since(Instant::now());
+        let left = until.map_or(SEND_TIMEOUT, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
         let result = http::exchange(
-            endpoint,
+            &d.endpoint,
             &req,
             SEND_TIMEOUT.min(left.max(Duration::from_secs(1))),
             64 * 1024,
         );
         attempt += 1;
-        let why = match judge(&result, attempt - 1) {
+        *last = Some(Instant::now());
+        let slack = hook.is_none();
+        let wait = match judge(&result, attempt - 1) {
             Verdict::Sent => {
+                let msg = if slack {
+                    "sent Slack message"
+                } else {
+                    "sent webhook message"
+                };
                 info!(
-                    "sent webhook message",
-                    webhook = name,
-                    phase = phase.as_str(),
+                    msg,
+                    destination = d.name,
+                    phase = phase,
                     message_id = id,
                     attempts = attempt
                 );
                 return;
             }
             Verdict::Drop(why) => {
+                let msg = if slack {
+                    "Slack refused the message; not retrying"
+                } else {
+                    "webhook refused the message; not retrying"
+                };
                 warn!(
-                    "webhook refused the message; not retrying",
-                    webhook = name,
-                    phase = phase.as_str(),
+                    msg,
+                    destination = d.name,
+                    phase = phase,
                     message_id = id,
                     answer = why
                 );
                 return;
             }
-            Verdict::RetryAfter(wait) => (wait, result),
+            Verdict::RetryAfter(wait) => wait,
         };
-        let (wait, result) = why;
         let error = match &result {
             Ok(r) => format!("HTTP {}", r.status),
             Err(e) => e.to_string(),
         };
-        if Instant::now() + wait >= until {
-            warn!(
-                "webhook message not delivered by the deadline; giving up",
-                webhook = name,
-                phase = phase.as_str(),
-                message_id = id,
-                error = error,
-                attempts = attempt
-            );
-            return;
-        }
+        let give_up = match until {
+            None => attempt >= ATTEMPTS,
+            Some(u) => Instant::now() + wait >= u,
+        };
+        let msg = match (slack, give_up) {
+            (true, false) => "Slack message not delivered; retrying",
+            (true, true) => "Slack message not delivered; giving up",
+            (false, false) => "webhook message not delivered; retrying",
+            (false, true) => "webhook message not delivered by the deadline; giving up",
+        };
         warn!(
-            "webhook message not delivered; retrying",
-            webhook = name,
-            phase = phase.as_str(),
+            msg,
+            destination = d.name,
+            phase = phase,
             message_id = id,
             error = error,
-            retry_in_s = wait.as_secs()
+            attempts = attempt,
+            retry_in_s = if give_up { 0 } else { wait.as_secs() }
         );
+        if give_up {
+            return;
+        }
         std::thread::sleep(wait);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::decision::Sent;
-    use crate::notice::{Provider, Undo};
-
-    fn origin(cluster: Option<&str>) -> Origin {
-        Origin {
-            cluster: cluster.map(String::from),
-            node: "ip-10-0-1-23.ec2.internal".to_string(),
-            identity: Identity {
-                instance_id: "i-0abc".into(),
-                instance_type: "m5.large".into(),
-                zone: "us-east-1a".into(),
-            },
-            channel: None,
-            provider: "aws".into(),
-        }
-    }
-
-    fn notice() -> Notice {
-        crate::cloud::aws::parse_instance_action(
-            br#"{"action":"terminate","time":"2017-09-18T08:22:00Z"}"#,
-            None,
-            SystemTime::UNIX_EPOCH,
-        )
-        .unwrap()
-    }
-
-    fn entry(n: &Notice) -> Entry {
-        Entry {
-            id: n.id.clone(),
-            source: "aws-spot".into(),
-            kind: n.kind,
-            detail: n.detail.clone(),
-            action: n.action,
-            status: Status::Active,
-            seen: SystemTime::UNIX_EPOCH,
-            acted: None,
-            act_at: n.act_at,
-            deadline: n.deadline,
-            force: n.force,
-            undo: n.undo,
-            sent: Sent::default(),
-        }
-    }
-
-    #[test]
-    fn seed_wording() {
-        assert_eq!(
-            origin(Some("prod")).seed_line(Kind::SpotInterruption),
-            "Spot Termination (prod): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a"
-        );
-        assert_eq!(origin(None).seed_line(Kind::SpotInterruption), "Spot Termination: ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a");
-    }
-
-    #[test]
-    fn notice_payload_is_valid_json_with_the_seed_line() {
-        let now = crate::time::parse_rfc3339("2017-09-18T08:20:00Z").unwrap();
-        let mut o = origin(Some("a \"quoted\" <cluster> & co\n"));
-        o.channel = Some("#ops".into());
-        let p = o.render_seen(&notice(), Status::Active, now);
-        crate::json::check(p.as_bytes()).unwrap();
-        assert!(p.starts_with("{\"channel\":\"#ops\",\"text\":\"Spot Termination (a \\\"quoted\\\" &lt;cluster&gt; &amp; co\\n): ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a, Action: terminate, Deadline: 2017-09-18T08:22:00Z (120 s left). Cordoning and draining the node.\""), "{p}");
-        assert!(p.contains("\"color\":\"danger\""));
-        let late = crate::time::parse_rfc3339("2017-09-18T08:27:00Z").unwrap();
-        let p = o.render_seen(&notice(), Status::Active, late);
-        assert!(p.contains("Deadline: 2017-09-18T08:22:00Z (passed 300 s ago). The deadline has passed: cordoning and draining the node at once."), "{p}");
-    }
-
-    #[test]
-    fn other_kinds_say_what_and_when() {
-        let now = crate::time::parse_rfc3339("2019-01-20T09:00:00Z").unwrap();
-        let (sched, _) = crate::cloud::aws::parse_scheduled(
-            br#"[{"NotBefore":"21 Jan 2019 09:00:43 GMT","Code":"system-reboot","EventId":"instance-event-1","State":"active"}]"#,
-            None,
-            Action::Drain,
-            Duration::from_secs(900),
-        )
-        .unwrap();
-        let p = origin(None).render_seen(&sched[0], Status::Pending, now);
-        crate::json::check(p.as_bytes()).unwrap();
-        assert!(p.contains("Scheduled Maintenance: ip-10-0-1-23.ec2.internal, Instance: i-0abc, Instance Type: m5.large, AZ: us-east-1a, Action: system-reboot, Deadline: 2019-01-21T09:00:43Z (86443 s left). We will drain the node at 2019-01-21T08:45:43Z."), "{p}");
-        let reb = Notice {
-            provider: Provider::Aws,
-            kind: Kind::Rebalance,
-            id: "aws-rebalance/x".into(),
-            detail: "rebalance-recommendation".into(),
-            action: Action::Cordon,
-            act_at: None,
-            deadline: None,
-            deadline_given: false,
-            force: false,
-            undo: Undo::After(Duration::from_secs(60)),
-            time: None,
-        };
-        let p = origin(None).render_seen(&reb, Status::Active, now);
-        assert!(
-            p.contains("Signal: rebalance recommendation. Cordoning the node; its pods stay."),
-            "{p}"
-        );
-        let p = origin(None).render_back(&entry(&reb), "time to live passed", None);
-        assert!(p.contains("Rebalance Recommendation: ip-10-0-1-23.ec2.internal back in service (rebalance recommendation rebalance-recommendation: time to live passed): uncordoned, our taints and label removed."), "{p}");
-        let p = origin(None).render_back(
-            &entry(&reb),
-            "notice gone",
-            Some("it was cordoned before our notice"),
-        );
-        assert!(
-            p.contains("stays cordoned: it was cordoned before our notice."),
-            "{p}"
-        );
-    }
-
-    #[test]
-    fn drained_payload_colors_and_failed_pods() {
-        let o = origin(Some("prod"));
-        let e = entry(&notice());
-        let ok = Report {
-            evicted: 17,
-            seconds: 12.34,
-            ..Report::default()
-        };
-        let p = o.render_drained(&e, &ok);
-        crate::json::check(p.as_bytes()).unwrap();
-        assert!(p.contains("\"text\":\"Spot Termination (prod): ip-10-0-1-23.ec2.internal drained: 17 evicted, 0 forced at the deadline, 0 failed in 12.3 s"), "{p}");
-        assert!(p.contains("\"color\":\"good\""));
-        let forced = Report {
-            evicted: 1,
-            forced: 2,
-            ..Report::default()
-        };
-        assert!(o
-            .render_drained(&e, &forced)
-            .contains("\"color\":\"warning\""));
-        let failed = Report {
-            failed: 12,
-            failed_pods: (0..12).map(|i| format!("ns/p{i}")).collect(),
-            ..Report::default()
-        };
-        let p = o.render_drained(&e, &failed);
-        assert!(
-            p.contains("Failed: ns/p0, ns/p1") && p.contains("ns/p9, …") && !p.contains("ns/p10"),
-            "{p}"
-        );
-        assert!(p.contains("\"color\":\"danger\""));
-    }
-
-    #[test]
-    fn judges_slack_answers() {
-        let r = |status: u16,
-                 headers: &[(&str, &str)],
-                 body: &str|
-         -> Result<http::Response, http::Error> {
-            Ok(http::Response::canned(status, headers, body))
-        };
-        assert_eq!(judge(&r(200, &[], "ok"), 0), Verdict::Sent);
-        assert_eq!(
-            judge(&r(429, &[("Retry-After", "3")], ""), 0),
-            Verdict::RetryAfter(Duration::from_secs(3))
-        );
-        assert_eq!(
-            judge(&r(429, &[("Retry-After", "3600")], ""), 0),
-            Verdict::RetryAfter(Duration::from_secs(10))
-        );
-        assert_eq!(
-            judge(&r(500, &[], "rollup_error"), 1),
-            Verdict::RetryAfter(Duration::from_secs(2))
-        );
-        assert_eq!(
-            judge(&r(404, &[], "no_service"), 0),
-            Verdict::Drop("HTTP 404 no_service".to_string())
-        );
-        assert_eq!(
-            judge(&r(400, &[], "invalid_payload"), 0),
-            Verdict::Drop("HTTP 400 invalid_payload".to_string())
-        );
-        let timeout = Err(http::Error {
-            authority: "h:1".into(),
-            phase: http::Phase::Read,
-            kind: http::ErrorKind::TimedOut,
-        });
-        assert_eq!(
-            judge(&timeout, 0),
-            Verdict::RetryAfter(Duration::from_secs(1))
-        );
-    }
-
-    #[test]
-    fn webhook_fields_by_name() {
-        let now = crate::time::parse_rfc3339("2017-09-18T08:20:00Z").unwrap();
-        let o = origin(Some("prod"));
-        let n = notice();
-        let e = entry(&n);
-        let get = |v: &[String], name: &str| {
-            let i = crate::template::FIELDS
-                .iter()
-                .position(|f| *f == name)
-                .unwrap();
-            v[i].clone()
-        };
-        let v = o.fields(
-            Phase::Notice,
-            &Subject::of_notice(&n),
-            "the text".into(),
-            None,
-            now,
-        );
-        assert_eq!(v.len(), crate::template::FIELDS.len());
-        for (name, want) in [
-            ("phase", "notice"),
-            ("message", "the text"),
-            ("node", "ip-10-0-1-23.ec2.internal"),
-            ("cluster", "prod"),
-            ("provider", "aws"),
-            ("kind", "spot-interruption"),
-            ("kind_words", "spot interruption"),
-            ("reason", "SpotInterruption"),
-            ("action", "terminate"),
-            ("reaction", "drain"),
-            ("deadline", "2017-09-18T08:22:00Z"),
-            ("seconds_left", "120"),
-            ("instance_id", "i-0abc"),
-            ("instance_type", "m5.large"),
-            ("zone", "us-east-1a"),
-            ("severity", "critical"),
-            ("alert_action", "trigger"),
-            ("time", "2017-09-18T08:20:00Z"),
-            ("evicted", "0"),
-            ("seconds", "0.0"),
-        ] {
-            assert_eq!(get(&v, name), want, "{name}");
-        }
-        assert_eq!(get(&v, "notice_id"), n.id);
-        assert_eq!(
-            get(&v, "message_id"),
-            message_id("ip-10-0-1-23.ec2.internal", &n.id, Phase::Notice)
-        );
-        let r = Report {
-            evicted: 17,
-            forced: 2,
-            failed: 1,
-            already_gone: 3,
-            still_present: 1,
-            seconds: 12.34,
-            ..Report::default()
-        };
-        let v = o.fields(
-            Phase::Drained,
-            &Subject::of_entry(&e),
-            String::new(),
-            Some(&r),
-            now,
-        );
-        for (name, want) in [
-            ("phase", "drained"),
-            ("evicted", "17"),
-            ("forced", "2"),
-            ("failed", "1"),
-            ("still_present", "1"),
-            ("pods", "23"),
-            ("seconds", "12.3"),
-            ("severity", "error"),
-        ] {
-            assert_eq!(get(&v, name), want, "{name}");
-        }
-        let v = o.fields(
-            Phase::Back,
-            &Subject::of_entry(&e),
-            String::new(),
-            None,
-            now,
-        );
-        assert_eq!(
-            (get(&v, "severity"), get(&v, "alert_action")),
-            ("info".to_string(), "resolve".to_string())
-        );
-        let mut o2 = origin(None);
-        o2.identity = Identity::unknown();
-        let v = o2.fields(
-            Phase::Notice,
-            &Subject::of_notice(&n),
-            "x".into(),
-            None,
-            now,
-        );
-        assert_eq!(
-            (get(&v, "cluster"), get(&v, "zone")),
-            (String::new(), "unknown".to_string())
-        );
-    }
-
-    #[test]
-    fn message_ids_are_stable_and_distinct() {
-        let id = message_id(
-            "node-a",
-            "aws-spot/terminate/2027-01-15T08:00:00Z",
-            Phase::Notice,
-        );
-        assert_eq!(
-            id,
-            message_id(
-                "node-a",
-                "aws-spot/terminate/2027-01-15T08:00:00Z",
-                Phase::Notice
-            )
-        );
-        assert!(
-            id.starts_with("stnh-notice-") && id.len() == "stnh-notice-".len() + 16,
-            "{id}"
-        );
-        let others = [
-            message_id(
-                "node-b",
-                "aws-spot/terminate/2027-01-15T08:00:00Z",
-                Phase::Notice,
-            ),
-            message_id(
-                "node-a",
-                "aws-spot/terminate/2027-01-15T08:00:01Z",
-                Phase::Notice,
-            ),
-            message_id(
-                "node-a",
-                "aws-spot/terminate/2027-01-15T08:00:00Z",
-                Phase::Drained,
-            ),
-        ];
-        for o in &others {
-            assert_ne!(&id[id.len() - 16..], &o[o.len() - 16..]);
-        }
-        // FNV-1a of "a\0b\0back", so the id never changes from one release to the next.
-        assert_eq!(
-            message_id("a", "b", Phase::Back),
-            "stnh-back-f49bf064493ed925"
-        );
     }
 }
