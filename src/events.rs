@@ -153,6 +153,8 @@ struct Shared {
     node: String,
     /// Events go through core v1.
     core: AtomicBool,
+    /// The wanted condition is not written yet (read without the lock: idle steps cost nothing).
+    pending: AtomicBool,
     dropped: AtomicU64,
     condition: Mutex<ConditionState>,
     /// Only the worker thread uses these.
@@ -182,6 +184,7 @@ impl Recorder {
                 client,
                 node: node.to_string(),
                 core: AtomicBool::new(core),
+                pending: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
                 condition: Mutex::new(ConditionState::default()),
                 series: Mutex::new((Vec::new(), 0)),
@@ -245,6 +248,7 @@ impl Recorder {
         }
         st.want = Some(want);
         st.retry_at = None;
+        self.shared.pending.store(true, Ordering::Relaxed);
         drop(st);
         self.retry_condition();
     }
@@ -258,12 +262,16 @@ impl Recorder {
     /// Queues a write of the wanted condition if it is not written yet and no write is queued
     /// or backing off. Cheap when there is nothing to do (the loop calls it every step).
     pub fn retry_condition(&self) {
-        if !self.condition {
+        if !self.condition || !self.shared.pending.load(Ordering::Relaxed) {
             return;
         }
         let mut st = self.shared.lock();
+        if st.want.is_none() || st.want == st.written {
+            self.shared.pending.store(false, Ordering::Relaxed);
+            return;
+        }
         let due = st.retry_at.is_none_or(|(at, _)| at <= Instant::now());
-        if st.queued || !due || st.want.is_none() || st.want == st.written {
+        if st.queued || !due {
             return;
         }
         st.queued = true;
@@ -336,6 +344,8 @@ impl Shared {
                     status = if want.holds { "True" } else { "False" },
                     reason = want.reason
                 );
+                self.pending
+                    .store(st.want.as_ref() != Some(&want), Ordering::Relaxed);
                 st.written = Some(want);
                 st.retry_at = None;
             }
