@@ -785,13 +785,6 @@ impl<'a> Loop<'a> {
                 .find(|e| e.id == primary)
                 .or_else(|| self.ledger.iter().find(|e| running.ids.contains(&e.id)))
                 .cloned();
-            let (reason, warning) = if complete {
-                ("Drained", false)
-            } else {
-                ("DrainIncomplete", true)
-            };
-            let note = format!("{}; notice {}", report.summary(), primary);
-            self.recorder.node_event(reason, "Drain", note, warning);
             for e in self.ledger.iter_mut() {
                 if running.ids.contains(&e.id) && !e.sent.drained {
                     e.sent.drained = true;
@@ -799,6 +792,13 @@ impl<'a> Loop<'a> {
                 }
             }
             self.record();
+            let (reason, warning) = if complete {
+                ("Drained", false)
+            } else {
+                ("DrainIncomplete", true)
+            };
+            let note = format!("{}; notice {}", report.summary(), primary);
+            self.recorder.node_event(reason, "Drain", note, warning);
         }
         let (level, msg) = if cancelled {
             (log::Level::Info, "drain stopped")

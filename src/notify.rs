@@ -512,6 +512,7 @@ impl Notifier {
             .map_or(NO_DEADLINE_RETRY, |d| {
                 d.duration_since(now).unwrap_or(PAST_DEADLINE_RETRY)
             });
+        // FIELDS[2] is `message_id` (a template test holds it there).
         let hook = Arc::new((fields[2].clone(), Instant::now() + left));
         for d in &self.hooks {
             let (d2, body, hook, headers) =

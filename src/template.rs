@@ -153,7 +153,19 @@ mod tests {
             "an unclosed {{ at byte 6"
         );
         assert!(Template::parse("{{}}").is_err());
-        assert!(known().starts_with("{{phase}}, {{message}}, "));
+        assert!(known().starts_with("{{phase}}, {{message}}, {{message_id}}, "));
+        assert_eq!(FIELDS[2], "message_id", "notify reads the id at this index");
+        assert_eq!(
+            &FIELDS[20..],
+            [
+                "evicted",
+                "forced",
+                "failed",
+                "still_present",
+                "pods",
+                "seconds"
+            ]
+        );
         assert!(format!("{:?}", Template::parse("secret-key").unwrap()) == "<template>");
     }
 
