@@ -305,6 +305,90 @@ pub const SETTINGS: &[Setting] = &[
         default: "15m",
         meaning: "`/healthz` answers 503 when no metadata source has answered a poll for this long; long on purpose, so that a metadata outage restarts the pod at most once per period, never into CrashLoopBackOff; `0`: never; at most 24h",
     },
+    Setting {
+        flag: "--webhook-url",
+        env: "WEBHOOK_URL",
+        value: "URLS",
+        default: "",
+        meaning: "Webhook URLs (comma-separated; secrets: never logged), each POSTed a message at each phase: Teams, Google Chat, Discord, PagerDuty or any JSON receiver. Unset: no webhooks",
+    },
+    Setting {
+        flag: "--webhook-headers",
+        env: "WEBHOOK_HEADERS",
+        value: "LINES",
+        default: "",
+        meaning: "Extra request headers, one `Name: value` per line (values are secrets: never logged); `Content-Type` defaults to `application/json`",
+    },
+    Setting {
+        flag: "--webhook-template",
+        env: "WEBHOOK_TEMPLATE",
+        value: "TEXT",
+        default: "",
+        meaning: "Webhook body with `{{name}}` placeholders, JSON-escaped when filled in (README: the list, and templates for Teams, Google Chat, Discord, PagerDuty). Unset: a JSON object with every field",
+    },
+    Setting {
+        flag: "--webhook-template-file",
+        env: "WEBHOOK_TEMPLATE_FILE",
+        value: "PATH",
+        default: "",
+        meaning: "Read the webhook template from this file instead (not both)",
+    },
+    Setting {
+        flag: "--webhook-events",
+        env: "WEBHOOK_EVENTS",
+        value: "LIST",
+        default: "notice,drained,back",
+        meaning: "Phases that send a webhook message: `notice` (seen), `drained` (drain ended), `back` (node back in service)",
+    },
+    Setting {
+        flag: "--webhook-proxy",
+        env: "WEBHOOK_PROXY",
+        value: "URL",
+        default: "",
+        meaning: "HTTP CONNECT proxy for every Slack and webhook URL (`http://[user:password@]host[:port]`), winning over HTTPS_PROXY; never used for the metadata service or the Kubernetes API",
+    },
+    Setting {
+        flag: "--https-proxy",
+        env: "HTTPS_PROXY",
+        value: "URL",
+        default: "",
+        meaning: "CONNECT proxy for https Slack and webhook URLs only",
+    },
+    Setting {
+        flag: "--no-proxy",
+        env: "NO_PROXY",
+        value: "LIST",
+        default: "",
+        meaning: "Hosts Slack and webhooks reach without a proxy, as curl reads it: names (with their subdomains), IPs, CIDRs, `*`",
+    },
+    Setting {
+        flag: "--events",
+        env: "EVENTS",
+        value: "BOOL",
+        default: "true",
+        meaning: "Kubernetes Events (events.k8s.io/v1, else core v1) on the Node for each phase and on each evicted or deleted Pod",
+    },
+    Setting {
+        flag: "--node-condition",
+        env: "NODE_CONDITION",
+        value: "BOOL",
+        default: "true",
+        meaning: "Node condition `TerminationNotice`: True while a notice holds the node, False once it is back in service",
+    },
+    Setting {
+        flag: "--log-format",
+        env: "LOG_FORMAT",
+        value: "FORMAT",
+        default: "logfmt",
+        meaning: "`logfmt` or `json` (one object per line: ts, level, msg, then the fields)",
+    },
+    Setting {
+        flag: "--log-level",
+        env: "LOG_LEVEL",
+        value: "LEVEL",
+        default: "info",
+        meaning: "`debug`, `info`, `warn` or `error`; VERBOSE=true means `debug`",
+    },
 ];
 
 /// A secret value (token, webhook URL): `Debug` and `Display` print `<redacted>`.
@@ -378,6 +462,17 @@ pub struct Config {
     pub metrics_addr: Option<(std::net::SocketAddr, String)>,
     pub health_loop_timeout: Duration,
     pub health_metadata_timeout: Duration,
+    pub webhook_urls: Vec<Secret>,
+    /// `(name, value)`; values are secrets.
+    pub webhook_headers: Vec<(String, Secret)>,
+    pub webhook_template: crate::template::Template,
+    /// `notice`, `drained`, `back`.
+    pub webhook_phases: [bool; 3],
+    pub proxies: crate::http::ProxySettings,
+    pub events: bool,
+    pub node_condition: bool,
+    pub log_json: bool,
+    pub log_level: crate::log::Level,
 }
 
 /// What the command line asks for.
@@ -642,6 +737,138 @@ fn socket_addr(raw: &RawArgs, env: &str) -> Result<Option<(std::net::SocketAddr,
         .map_err(|_| r.error("an address to listen on: :PORT, IP:PORT or [IPv6]:PORT"))
 }
 
+/// Index of the value in `choices` (case-insensitive); `None` when unset.
+fn choice(raw: &RawArgs, env: &str, choices: &[&str]) -> Result<Option<usize>, Error> {
+    let Some(r) = raw.get(env) else {
+        return Ok(None);
+    };
+    let v = r.value.trim().to_ascii_lowercase();
+    match choices.iter().position(|c| *c == v) {
+        Some(i) => Ok(Some(i)),
+        None => Err(r.error(format!("one of {}", choices.join(", ")))),
+    }
+}
+
+/// `WEBHOOK_URL`: comma-separated http(s) URLs, each a secret (an error only counts).
+fn webhook_urls(raw: &RawArgs) -> Result<Vec<Secret>, Error> {
+    let Some(r) = raw.get("WEBHOOK_URL") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, u) in r.value.split(',').map(str::trim).enumerate() {
+        let host = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"))
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let ok = host.is_some_and(|h| !h.is_empty() && !h.contains('@'))
+            && !u.contains(char::is_whitespace);
+        if !ok {
+            return Err(Error {
+                setting: r.source.clone(),
+                expected:
+                    "comma-separated URLs, each starting with http:// or https:// and naming a host"
+                        .to_string(),
+                got: format!(
+                    "a value whose URL number {} ({} characters) is not such a URL",
+                    i + 1,
+                    u.chars().count()
+                ),
+            });
+        }
+        out.push(Secret::new(u));
+    }
+    Ok(out)
+}
+
+/// `WEBHOOK_HEADERS`: `Name: value` lines; values are secrets (an error names the line).
+fn webhook_headers(raw: &RawArgs) -> Result<Vec<(String, Secret)>, Error> {
+    let Some(r) = raw.get("WEBHOOK_HEADERS") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, line) in r.value.split('\n').enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| Error {
+            setting: r.source.clone(),
+            expected: "`Name: value` lines (a header name, a colon, a value)".to_string(),
+            got: format!("line {} {why}", i + 1),
+        };
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("has no colon"))?;
+        let name = name.trim();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(bad("has no valid header name before its colon"));
+        }
+        if ["host", "content-length", "connection", "transfer-encoding"]
+            .contains(&name.to_ascii_lowercase().as_str())
+        {
+            return Err(bad(&format!("sets {name}, which the handler sets itself")));
+        }
+        out.push((name.to_string(), Secret::new(value.trim())));
+    }
+    Ok(out)
+}
+
+/// `WEBHOOK_TEMPLATE` or `WEBHOOK_TEMPLATE_FILE` (not both), parsed; the default otherwise.
+fn webhook_template(raw: &RawArgs) -> Result<crate::template::Template, Error> {
+    let (r, text) = match (
+        raw.get("WEBHOOK_TEMPLATE"),
+        raw.get("WEBHOOK_TEMPLATE_FILE"),
+    ) {
+        (None, None) => return Ok(crate::template::Template::default_body()),
+        (Some(_), Some(f)) => {
+            return Err(f.error("WEBHOOK_TEMPLATE or WEBHOOK_TEMPLATE_FILE, not both"))
+        }
+        (Some(t), None) => (t, t.value.clone()),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f.value.trim())
+                .map_err(|e| f.error(format!("a readable template file ({e})")))?;
+            (f, text)
+        }
+    };
+    crate::template::Template::parse(&text).map_err(|got| Error {
+        setting: r.source.clone(),
+        expected: format!("only the placeholders {}", crate::template::known()),
+        got,
+    })
+}
+
+/// `WEBHOOK_EVENTS`: which of `notice`, `drained`, `back` send a webhook message.
+fn webhook_phases(raw: &RawArgs) -> Result<[bool; 3], Error> {
+    let Some(r) = raw.get("WEBHOOK_EVENTS") else {
+        return Ok([true; 3]);
+    };
+    let mut on = [false; 3];
+    for w in r.value.split(',').map(|w| w.trim().to_ascii_lowercase()) {
+        match ["notice", "drained", "back"].iter().position(|p| *p == w) {
+            Some(i) => on[i] = true,
+            None if w.is_empty() => {}
+            None => return Err(r.error("a comma-separated list of notice, drained, back")),
+        }
+    }
+    Ok(on)
+}
+
+/// A proxy URL (a secret when it holds credentials: errors never echo it).
+fn proxy(raw: &RawArgs, name: &str) -> Result<Option<crate::http::Proxy>, Error> {
+    let Some(r) = raw.get(name) else {
+        return Ok(None);
+    };
+    crate::http::Proxy::parse(&r.value)
+        .map(Some)
+        .map_err(|expected| Error {
+            setting: r.source.clone(),
+            expected,
+            got: format!(
+                "a value of {} characters that is not one",
+                r.value.trim().chars().count()
+            ),
+        })
+}
+
 impl Config {
     fn from_raw(raw: &RawArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let node_name = object_name(raw, "NODE_NAME")?;
@@ -680,6 +907,7 @@ impl Config {
                 .expect("a non-default value came from somewhere")
                 .error("whole seconds from 1s to 30s"));
         }
+        let verbose = boolean(raw, "VERBOSE", false)?;
         let detach_asg = boolean(raw, "DETACH_ASG", false)?;
         let detach_asg_on = match raw.get("DETACH_ASG_ON") {
             None => vec![crate::notice::Kind::SpotInterruption],
@@ -787,7 +1015,6 @@ impl Config {
                 text(raw, "UPTIME_FILE").unwrap_or_else(|| "/proc/uptime".to_string()),
             ),
             dry_run: boolean(raw, "DRY_RUN", false)?,
-            verbose: boolean(raw, "VERBOSE", false)?,
             grace_period,
             drain_reserve: duration_in(
                 raw,
@@ -820,6 +1047,25 @@ impl Config {
                 Duration::ZERO,
                 Duration::from_secs(86_400),
             )?,
+            webhook_urls: webhook_urls(raw)?,
+            webhook_headers: webhook_headers(raw)?,
+            webhook_template: webhook_template(raw)?,
+            webhook_phases: webhook_phases(raw)?,
+            proxies: crate::http::ProxySettings {
+                webhook: proxy(raw, "WEBHOOK_PROXY")?,
+                https: proxy(raw, "HTTPS_PROXY")?,
+                no_proxy: text(raw, "NO_PROXY").unwrap_or_default(),
+            },
+            events: boolean(raw, "EVENTS", true)?,
+            node_condition: boolean(raw, "NODE_CONDITION", true)?,
+            log_json: choice(raw, "LOG_FORMAT", &["logfmt", "json"])? == Some(1),
+            log_level: if verbose {
+                crate::log::Level::Debug
+            } else {
+                choice(raw, "LOG_LEVEL", &["debug", "info", "warn", "error"])?
+                    .map_or(crate::log::Level::Info, |i| crate::log::Level::ALL[i])
+            },
+            verbose,
         })
     }
 
@@ -927,6 +1173,19 @@ impl Config {
             ),
             ("slack_channel", or(&self.slack_channel, "(webhook's own)")),
             ("cluster", or(&self.cluster, "(unset)")),
+            ("webhooks", self.webhook_urls.len().to_string()),
+            (
+                "proxy",
+                format!(
+                    "webhook={} https={} no_proxy={}",
+                    proxy_text(&self.proxies.webhook),
+                    proxy_text(&self.proxies.https),
+                    self.proxies.no_proxy
+                ),
+            ),
+            ("events", self.events.to_string()),
+            ("node_condition", self.node_condition.to_string()),
+            ("log_level", self.log_level.as_str().to_string()),
             ("verbose", self.verbose.to_string()),
             (
                 "metrics_addr",
@@ -936,6 +1195,11 @@ impl Config {
             ),
         ]
     }
+}
+
+fn proxy_text(p: &Option<crate::http::Proxy>) -> String {
+    p.as_ref()
+        .map_or("(none)".to_string(), |p| format!("{p:?}"))
 }
 
 /// `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, bracketing IPv6 hosts.
@@ -1393,6 +1657,80 @@ mod tests {
             let e = run(&[], &with(env)).unwrap_err().to_string();
             assert!(e.starts_with(want), "{e}");
         }
+    }
+
+    #[test]
+    fn webhook_proxy_and_log_settings() {
+        let c = run(&[], BASE).unwrap();
+        assert!(c.webhook_urls.is_empty() && c.webhook_headers.is_empty());
+        assert_eq!(
+            c.webhook_template,
+            crate::template::Template::default_body()
+        );
+        assert_eq!(c.webhook_phases, [true; 3]);
+        assert_eq!(c.proxies, crate::http::ProxySettings::default());
+        assert!(c.events && c.node_condition && !c.log_json);
+        assert_eq!(c.log_level, crate::log::Level::Info);
+        let c = run(
+            &["--log-level", "WARN"],
+            &with(&[
+                (
+                    "WEBHOOK_URL",
+                    " https://a.example/x?sig=s1 ,http://b.example:8080/y ",
+                ),
+                ("WEBHOOK_HEADERS", "A: 1\r\n\r\n X-B :  two words "),
+                ("WEBHOOK_TEMPLATE", "{{node}}"),
+                ("WEBHOOK_EVENTS", "back, NOTICE"),
+                ("HTTPS_PROXY", "http://p:1"),
+                ("WEBHOOK_PROXY", "q:2"),
+                ("NO_PROXY", ".svc"),
+                ("EVENTS", "false"),
+                ("NODE_CONDITION", "0"),
+                ("LOG_FORMAT", "json"),
+            ]),
+        )
+        .unwrap();
+        let urls: Vec<&str> = c.webhook_urls.iter().map(Secret::expose).collect();
+        assert_eq!(
+            urls,
+            ["https://a.example/x?sig=s1", "http://b.example:8080/y"]
+        );
+        let headers: Vec<(&str, &str)> = c
+            .webhook_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("A", "1"), ("X-B", "two words")]);
+        assert_eq!(c.webhook_phases, [true, false, true]);
+        assert_eq!(format!("{:?}", c.proxies.https), "Some(http://p:1)");
+        assert_eq!(format!("{:?}", c.proxies.webhook), "Some(http://q:2)");
+        assert_eq!(c.proxies.no_proxy, ".svc");
+        assert!(!c.events && !c.node_condition && c.log_json);
+        assert_eq!(c.log_level, crate::log::Level::Warn);
+        let c = run(&[], &with(&[("VERBOSE", "1"), ("LOG_LEVEL", "error")])).unwrap();
+        assert_eq!(c.log_level, crate::log::Level::Debug, "VERBOSE means debug");
+        let c = run(
+            &[],
+            &with(&[("HTTPS_PROXY", "http://x:9"), ("https_proxy", "http://y:9")]),
+        )
+        .unwrap();
+        assert_eq!(
+            format!("{:?}", c.proxies.https),
+            "Some(http://x:9)",
+            "upper case wins"
+        );
+        let secret = run(
+            &[],
+            &with(&[
+                ("WEBHOOK_URL", "https://h.example/canary-url"),
+                ("WEBHOOK_HEADERS", "Authorization: canary-header"),
+                ("WEBHOOK_PROXY", "http://u:canary-pw@p:3"),
+                ("WEBHOOK_TEMPLATE", "{\"k\":\"canary-template\"}"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{:?} {:?}", secret.banner_fields(), secret);
+        assert!(!shown.contains("canary"), "{shown}");
     }
 
     #[test]

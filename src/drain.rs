@@ -475,6 +475,9 @@ impl Control {
     }
 }
 
+/// A callback told each pod's fate.
+pub type OnFate<'a> = Box<dyn Fn(&Target, &Fate) + Send + Sync + 'a>;
+
 /// Settings of a drain.
 pub struct Drainer<'a> {
     pub client: &'a Client,
@@ -486,6 +489,8 @@ pub struct Drainer<'a> {
     pub eviction_delay: Duration,
     /// `DRY_RUN`: list and select, then say what would be done, and when; evict nothing.
     pub dry_run: bool,
+    /// Told each pod's fate as soon as it is known (for its Event); must not block.
+    pub on_fate: Option<OnFate<'a>>,
 }
 
 impl Drainer<'_> {
@@ -745,6 +750,9 @@ impl Drainer<'_> {
                         q.in_flight += 1;
                         drop(q);
                         let step = self.attempt(&targets[task.idx], task.attempts, control);
+                        if let (Step::Done(fate), Some(tell)) = (&step, &self.on_fate) {
+                            tell(&targets[task.idx], fate);
+                        }
                         q = queue.lock().unwrap_or_else(|p| p.into_inner());
                         q.in_flight -= 1;
                         match step {

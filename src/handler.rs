@@ -18,7 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::cloud::{self, Cloud, Observation};
 use crate::config::{self, Config};
 use crate::decision::{self, Change, Desired, Entry, Ledger, Status};
-use crate::drain::{self, Drainer, Outcome, Report};
+use crate::drain::{self, Drainer, Fate, Outcome, Report};
+use crate::events::{Event, Object, Recorder};
 use crate::kube::{Client, EvictionVersion};
 use crate::node::{Keeper, Labels};
 use crate::notice::{Kind, Notice};
@@ -40,21 +41,22 @@ const ACK_RETRY: Duration = Duration::from_secs(5);
 const POLL_ERROR_LOG_EVERY: u64 = 60;
 
 /// What reaches the loop.
-enum Event {
+enum Input {
     Observed(Observation),
     Drained(Report),
 }
 
-impl From<Observation> for Event {
-    fn from(o: Observation) -> Event {
-        Event::Observed(o)
+impl From<Observation> for Input {
+    fn from(o: Observation) -> Input {
+        Input::Observed(o)
     }
 }
 
 /// Builds everything from the configuration (failures here are configuration errors: exit 2),
 /// then runs forever.
 pub fn run(cfg: Config) -> Result<(), config::Error> {
-    log::set_debug(cfg.verbose);
+    log::set_level(cfg.log_level);
+    log::set_json(cfg.log_json);
     crate::metrics::init();
     let fields = cfg.banner_fields();
     let mut pairs: Vec<(&str, &dyn std::fmt::Display)> = vec![
@@ -75,20 +77,28 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         serve_metrics(*addr, text, &cfg)?;
     }
 
-    let client =
+    let client = Arc::new(
         Client::new(&cfg.kube_api_url, &cfg.service_account_dir).map_err(|e| config::Error {
             setting: "SERVICE_ACCOUNT_DIR".to_string(),
             expected: "a readable ca.crt (PEM) and token for the Kubernetes API".to_string(),
             got: e,
-        })?;
-    let notifier = match &cfg.slack_url {
-        Some(url) => Notifier::spawn(url).map_err(|e| config::Error {
-            setting: "SLACK_URL".to_string(),
-            expected: "a usable webhook URL".to_string(),
-            got: e,
         })?,
-        None => Notifier::disabled(),
-    };
+    );
+    let notifier = Notifier::new(
+        cfg.slack_url.as_ref(),
+        crate::notify::Hooks {
+            urls: cfg.webhook_urls.clone(),
+            headers: cfg.webhook_headers.clone(),
+            template: cfg.webhook_template.clone(),
+            phases: cfg.webhook_phases,
+            proxies: cfg.proxies.clone(),
+        },
+    )
+    .map_err(|(setting, got)| config::Error {
+        setting,
+        expected: "a usable webhook URL".to_string(),
+        got,
+    })?;
     let detacher = match &cfg.aws {
         Some(env) => Some(
             crate::detach::Detacher::spawn(
@@ -135,6 +145,24 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         instance_type = identity.instance_type,
         zone = identity.zone
     );
+    // Events: one discovery request at start-up (before the Eviction one, the last).
+    let core_events = cfg.events
+        && match client.has_events_v1(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
+            Ok(v1) => !v1,
+            Err(e) => {
+                warn!(
+                    "events.k8s.io discovery failed; trying it anyway",
+                    error = e
+                );
+                false
+            }
+        };
+    let recorder = Recorder::new(
+        client.clone(),
+        &node,
+        (cfg.events, cfg.node_condition),
+        core_events,
+    );
     let version =
         match client.discover_eviction_version(Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
             Ok(v) => v,
@@ -150,7 +178,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             }
         };
     let boot = boot_time(&cfg.uptime_file, SystemTime::now());
-    let (tx, rx) = mpsc::channel::<Event>();
+    let (tx, rx) = mpsc::channel::<Input>();
     let watchers = cloud.watchers();
     let names: Vec<&'static str> = watchers.iter().map(|w| w.name()).collect();
     info!("watching", sources = names.join(","));
@@ -169,6 +197,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         cfg: &cfg,
         client: &client,
         notifier: &notifier,
+        recorder: &recorder,
         cloud: cloud.as_ref(),
         origin: Origin {
             cluster: cfg.cluster.clone(),
@@ -176,6 +205,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
             identity,
             channel: cfg.slack_channel.clone(),
             dry_run: cfg.dry_run,
+            provider: cloud.provider().as_str().to_string(),
         },
         node,
         version,
@@ -194,8 +224,12 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         last_report: None,
         detacher,
         ack_after: Instant::now(),
+        condition_checked: false,
     };
     state.loaded = state.keeper.view().is_some();
+    let desired = decision::desired(&state.ledger);
+    let acted = state.ledger.iter().any(|e| e.acted.is_some());
+    recorder.assume_written(state.holding(&desired), acted);
     std::thread::scope(|s| state.run(s, &rx));
     Ok(())
 }
@@ -233,6 +267,7 @@ struct Loop<'a> {
     cfg: &'a Config,
     client: &'a Client,
     notifier: &'a Notifier,
+    recorder: &'a Recorder,
     cloud: &'a dyn Cloud,
     origin: Origin,
     node: String,
@@ -254,17 +289,19 @@ struct Loop<'a> {
     undone: Vec<(Entry, &'static str)>,
     stale_logged: HashSet<String>,
     drain: Option<Running>,
-    tx: Sender<Event>,
+    tx: Sender<Input>,
     /// The last drain's summary and phase (`drained`, `incomplete`, `failed`).
     last_report: Option<(String, &'static str)>,
     /// `DETACH_ASG`: the Auto Scaling worker.
     detacher: Option<crate::detach::Detacher>,
     /// No acknowledgement is tried before this (one failed a moment ago).
     ack_after: Instant,
+    /// The Node condition was compared with the ledger at least once.
+    condition_checked: bool,
 }
 
 impl<'a> Loop<'a> {
-    fn run<'s>(&mut self, scope: &'s std::thread::Scope<'s, 'a>, rx: &Receiver<Event>)
+    fn run<'s>(&mut self, scope: &'s std::thread::Scope<'s, 'a>, rx: &Receiver<Input>)
     where
         'a: 's,
     {
@@ -274,16 +311,16 @@ impl<'a> Loop<'a> {
         loop {
             crate::metrics::loop_turn();
             match rx.recv_timeout(TICK) {
-                Ok(Event::Observed(o)) => self.observed(o),
-                Ok(Event::Drained(r)) => self.drained(r),
+                Ok(Input::Observed(o)) => self.observed(o),
+                Ok(Input::Drained(r)) => self.drained(r),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             // Take what else is queued before deciding, so a burst costs one step.
             while let Ok(ev) = rx.try_recv() {
                 match ev {
-                    Event::Observed(o) => self.observed(o),
-                    Event::Drained(r) => self.drained(r),
+                    Input::Observed(o) => self.observed(o),
+                    Input::Drained(r) => self.drained(r),
                 }
             }
             self.step(scope);
@@ -401,7 +438,7 @@ impl<'a> Loop<'a> {
                 let text = self
                     .origin
                     .render_detach_failed(f.kind, f.group.as_deref(), &f.error);
-                self.notifier.send("detach", text);
+                self.notifier.warning(text);
             }
         }
         // Messages go out before the cordon, unless they would say "unknown" for an identity
@@ -428,6 +465,13 @@ impl<'a> Loop<'a> {
         if self.ledger != before && !written {
             self.record();
         }
+        // The Node condition follows the ledger (no work while idle with nothing on record).
+        if !self.ledger.is_empty() || !before.is_empty() || !self.condition_checked {
+            self.condition_checked = true;
+            let holding = self.holding(&desired);
+            self.recorder.set_condition(holding);
+        }
+        self.recorder.retry_condition();
     }
 
     /// Tells the cloud about each live notice whose drain finished with every pod gone, once
@@ -489,6 +533,24 @@ impl<'a> Loop<'a> {
             log::Level::Info
         };
         let act_at = n.act_at.map_or("now".to_string(), format_rfc3339);
+        let doing = match (status, n.action) {
+            (Status::Pending, _) => format!("acting on it at {act_at}"),
+            (Status::Notified, _) => "a message only".to_string(),
+            (_, crate::notice::Action::Drain) => "cordoning and draining the node".to_string(),
+            _ => "cordoning the node".to_string(),
+        };
+        self.recorder.node_event(
+            n.kind.reason(),
+            "Notice",
+            match n.deadline {
+                Some(_) => format!(
+                    "{what} notice {}: {}, deadline {deadline} ({left} s left); {doing}",
+                    n.id, n.detail
+                ),
+                None => format!("{what} notice {}: {}, no deadline; {doing}", n.id, n.detail),
+            },
+            true,
+        );
         log::log(
             level,
             &msg,
@@ -518,8 +580,7 @@ impl<'a> Loop<'a> {
                 } else {
                     e.status
                 };
-                self.notifier
-                    .send("notice", self.origin.render_seen(n, status, now));
+                self.notifier.notice(&self.origin, n, status, now);
                 e.sent.seen = true;
             }
         }
@@ -571,12 +632,25 @@ impl<'a> Loop<'a> {
                             reason = why
                         ),
                     }
+                    let why = self
+                        .undone
+                        .first()
+                        .map_or("no notice holds it", |(_, w)| *w);
+                    let note = match g.left_cordoned {
+                        None => format!(
+                            "back in service ({why}): uncordoned, our taints and label removed"
+                        ),
+                        Some(r) => format!(
+                            "released ({why}), our taints and label removed; left cordoned: {r}"
+                        ),
+                    };
+                    self.recorder
+                        .node_event("BackInService", "Uncordon", note, false);
                     self.ledger = ledger;
                     self.last_report = None;
                     self.undone.clear();
                     for (e, why) in messages {
-                        self.notifier
-                            .send("back", self.origin.render_back(&e, why, g.left_cordoned));
+                        self.notifier.back(&self.origin, &e, why, g.left_cordoned);
                     }
                     true
                 }
@@ -595,10 +669,16 @@ impl<'a> Loop<'a> {
         }
         let ids = self.reason_ids();
         let labels = self.labels(desired);
-        match self
+        let result = self
             .keeper
-            .apply(desired, &ids, &self.ledger, &labels, deadline)
-        {
+            .apply(desired, &ids, &self.ledger, &labels, deadline);
+        if std::mem::take(&mut self.keeper.just_cordoned) {
+            if let Some(g) = self.governing() {
+                let note = format!("cordoned for {} notice {}", g.kind.words(), g.id);
+                self.recorder.node_event("Cordoned", "Cordon", note, false);
+            }
+        }
+        match result {
             Ok(()) => {
                 if self.write_errors.consecutive > 0 {
                     info!(
@@ -624,6 +704,23 @@ impl<'a> Loop<'a> {
                 false
             }
         }
+    }
+
+    /// The condition's reason and message while a notice holds the node.
+    fn holding(&self, desired: &Desired) -> Option<(&'static str, String)> {
+        let phase = self.labels(desired).phase.unwrap_or_default();
+        self.governing().map(|e| {
+            (
+                e.kind.reason(),
+                format!(
+                    "{} notice {} ({}), deadline {}: node {phase}",
+                    e.kind.words(),
+                    e.id,
+                    e.detail,
+                    e.deadline.map_or("none".to_string(), format_rfc3339)
+                ),
+            )
+        })
     }
 
     /// The node already is what `desired` asks (as far as our last view of it goes).
@@ -730,6 +827,26 @@ impl<'a> Loop<'a> {
                     ids: order.ids.clone(),
                     control: control.clone(),
                 });
+                let about = self
+                    .ledger
+                    .iter()
+                    .find(|e| e.id == order.primary)
+                    .map(|e| {
+                        format!(
+                            "{}, deadline {} (notice {})",
+                            e.kind.words(),
+                            e.deadline.map_or("none".to_string(), format_rfc3339),
+                            e.id
+                        )
+                    })
+                    .unwrap_or_default();
+                self.recorder.node_event(
+                    "DrainStarted",
+                    "Drain",
+                    format!("draining: {about}"),
+                    false,
+                );
+                let recorder = self.recorder;
                 let drainer = Drainer {
                     client: self.client,
                     node: self.node.clone(),
@@ -741,12 +858,31 @@ impl<'a> Loop<'a> {
                     } else {
                         Duration::ZERO
                     },
+                    on_fate: Some(Box::new(move |t: &drain::Target, f: &Fate| {
+                        let (reason, action, what, warning) = match f {
+                            Fate::Evicted => ("Evicted", "Evict", "evicted", false),
+                            Fate::Forced => (
+                                "Deleted",
+                                "Delete",
+                                "deleted at the deadline minus the reserve, its disruption budget still refusing",
+                                true,
+                            ),
+                            _ => return,
+                        };
+                        recorder.event(Event {
+                            regarding: Object::pod(&t.namespace, &t.name, &t.uid),
+                            reason,
+                            action,
+                            note: format!("{what}: {about}"),
+                            warning,
+                        });
+                    })),
                 };
                 let tx = self.tx.clone();
                 crate::metrics::drain_started();
                 scope.spawn(move || {
                     let report = drainer.run(&control);
-                    let _ = tx.send(Event::Drained(report));
+                    let _ = tx.send(Input::Drained(report));
                 });
             }
             (Some(order), Some(running)) => {
@@ -804,6 +940,13 @@ impl<'a> Loop<'a> {
                 }
             }
             self.record();
+            let (reason, warning) = if outcome == Outcome::Drained {
+                ("Drained", false)
+            } else {
+                ("DrainIncomplete", true)
+            };
+            let note = format!("{}; notice {}", report.summary(), primary);
+            self.recorder.node_event(reason, "Drain", note, warning);
         }
         let (level, msg) = match (cancelled, outcome) {
             _ if report.dry_run => (
@@ -838,8 +981,7 @@ impl<'a> Loop<'a> {
         fields.push(("seconds", &seconds));
         log::log(level, msg, &fields);
         if let (true, Some(g)) = (send, governing) {
-            self.notifier
-                .send("drained", self.origin.render_drained(&g, &report));
+            self.notifier.drained(&self.origin, &g, &report);
         }
     }
 }

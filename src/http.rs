@@ -1,7 +1,9 @@
-//! HTTP/1.1 over TCP or rustls: the client behind the metadata service, the Kubernetes API and
-//! Slack.
+//! HTTP/1.1 over TCP or rustls: the client behind the Kubernetes API, Slack and webhooks.
 //!
-//! Boundaries, on purpose: no redirects, no proxies, no compression, no pipelining. A [`Pool`]
+//! Boundaries, on purpose: no redirects, no compression, no pipelining. Proxies only as an
+//! HTTP CONNECT tunnel ([`Proxy`]), and only for endpoints that are given one: Slack and
+//! webhooks (`HTTPS_PROXY`/`WEBHOOK_PROXY`, minus `NO_PROXY`), never the
+//! Kubernetes API (the metadata services go through minreq, which has no proxy support). A [`Pool`]
 //! keeps finished connections open for the next exchange to the same endpoint (keep-alive), so
 //! a drain does not pay a TLS handshake per eviction and an idle poll costs no TCP setup; a
 //! reused connection that the server closed meanwhile is replaced once, transparently.
@@ -36,6 +38,8 @@ pub struct Endpoint {
     /// Request path prefix (for URLs with a path, e.g. a webhook).
     base_path: String,
     tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// Reach the host through this proxy's CONNECT tunnel.
+    proxy: Option<Proxy>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -168,7 +172,18 @@ impl Endpoint {
             port: u.port,
             base_path: u.path,
             tls,
+            proxy: None,
         })
+    }
+
+    /// The same endpoint, reached through `proxy` (a CONNECT tunnel).
+    pub fn via(mut self, proxy: Option<Proxy>) -> Endpoint {
+        self.proxy = proxy;
+        self
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// `host:port`, safe to log.
@@ -271,6 +286,8 @@ pub enum ErrorKind {
     /// The response is not HTTP/1.x as we understand it.
     Protocol(String),
     BodyTooLarge(usize),
+    /// The proxy refused or failed to open the tunnel.
+    Proxy(String),
 }
 
 /// A failed exchange: the endpoint, the phase and why.
@@ -296,6 +313,7 @@ impl fmt::Display for Error {
             ErrorKind::Tls(e) => write!(f, "{e}"),
             ErrorKind::Protocol(e) => write!(f, "malformed HTTP response: {e}"),
             ErrorKind::BodyTooLarge(n) => write!(f, "response body larger than {n} bytes"),
+            ErrorKind::Proxy(e) => write!(f, "{e}"),
         }
     }
 }
@@ -490,7 +508,11 @@ impl Pool {
 
     /// A new connection, the TLS handshake done, all within `deadline`.
     fn open(&self, deadline: Instant) -> Result<Stream, Error> {
-        let tcp = connect(&self.ep, deadline).map_err(|e| self.io_fail(Phase::Connect, e))?;
+        let tcp = match &self.ep.proxy {
+            None => connect(&self.ep.host, self.ep.port, deadline)
+                .map_err(|e| self.io_fail(Phase::Connect, e))?,
+            Some(p) => self.tunnel(p, deadline)?,
+        };
         let _ = tcp.set_nodelay(true);
         Ok(match &self.ep.tls {
             None => Stream::Plain(tcp),
@@ -510,6 +532,62 @@ impl Pool {
                 Stream::Tls(Box::new(conn), tcp)
             }
         })
+    }
+
+    /// A TCP connection to the proxy, turned into a tunnel to the endpoint by `CONNECT`.
+    fn tunnel(&self, p: &Proxy, deadline: Instant) -> Result<TcpStream, Error> {
+        let via = |what: String| {
+            self.fail(
+                Phase::Connect,
+                ErrorKind::Proxy(format!("proxy {}:{}: {what}", p.host, p.port)),
+            )
+        };
+        let tcp = connect(&p.host, p.port, deadline).map_err(|e| {
+            if is_timeout(&e) {
+                self.fail(Phase::Connect, ErrorKind::TimedOut)
+            } else {
+                via(e.to_string())
+            }
+        })?;
+        let target = self.ep.authority();
+        let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+        if let Some(a) = &p.auth {
+            head.push_str("Proxy-Authorization: Basic ");
+            head.push_str(a.expose());
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        let mut s = Bounded {
+            stream: Stream::Plain(tcp),
+            deadline,
+        };
+        let io = |e: io::Error| {
+            if is_timeout(&e) {
+                self.fail(Phase::Connect, ErrorKind::TimedOut)
+            } else {
+                via(e.to_string())
+            }
+        };
+        s.write_all(head.as_bytes()).map_err(io)?;
+        // The answer's head, byte by byte: nothing after it may be consumed (it is the target's).
+        let mut answer = Vec::new();
+        let mut byte = [0u8; 1];
+        while !answer.ends_with(b"\r\n\r\n") && !answer.ends_with(b"\n\n") {
+            if answer.len() > 8192 || s.read(&mut byte).map_err(io)? == 0 {
+                return Err(via("closed the connection before answering CONNECT".into()));
+            }
+            answer.push(byte[0]);
+        }
+        let status = String::from_utf8_lossy(&answer);
+        let line = status.lines().next().unwrap_or("").trim();
+        let code = line.split_whitespace().nth(1).unwrap_or("");
+        if !line.starts_with("HTTP/1.") || !code.starts_with('2') {
+            return Err(via(format!("CONNECT answered {line:?}")));
+        }
+        match s.stream {
+            Stream::Plain(t) => Ok(t),
+            Stream::Tls(..) => unreachable!("the tunnel starts plain"),
+        }
     }
 
     fn exchange_on(
@@ -579,8 +657,8 @@ fn is_closed(e: &io::Error) -> bool {
     )
 }
 
-fn connect(ep: &Endpoint, deadline: Instant) -> io::Result<TcpStream> {
-    let addrs: Vec<_> = (ep.host.as_str(), ep.port).to_socket_addrs()?.collect();
+fn connect(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
+    let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(
         io::ErrorKind::NotFound,
         "the host name resolved to no address",
@@ -833,6 +911,164 @@ fn read_response<R: Read>(
         return Ok((resp(body), false));
     }
     Ok((resp(body), keep_alive && r.available().is_empty()))
+}
+
+/// An HTTP proxy (`http://[user:password@]host[:port]`, port 1080 by default as in curl),
+/// used through `CONNECT`. The credentials become `Proxy-Authorization: Basic`; they are a
+/// secret: `Debug` shows only `http://<redacted>@host:port`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    host: String,
+    port: u16,
+    /// base64 of `user:password`.
+    auth: Option<crate::config::Secret>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = if self.auth.is_some() {
+            "<redacted>@"
+        } else {
+            ""
+        };
+        write!(f, "http://{auth}{}:{}", self.host, self.port)
+    }
+}
+
+impl Proxy {
+    /// Parses a proxy URL. The error never repeats the URL (it may hold a password).
+    pub fn parse(url: &str) -> Result<Proxy, String> {
+        let url = url.trim();
+        let rest = match url.split_once("://") {
+            None => url,
+            Some(("http", r)) => r,
+            Some(_) => return Err("an http:// proxy URL (a CONNECT proxy)".into()),
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        let (auth, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, h)) => {
+                let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let (u, p) = percent_decode(u)
+                    .zip(percent_decode(p))
+                    .ok_or("proxy credentials percent-encoded as in a URL (user:password@)")?;
+                let token = base64(format!("{u}:{p}").as_bytes());
+                (Some(crate::config::Secret::new(token)), h)
+            }
+            None => (None, authority),
+        };
+        let bad = "an http:// proxy URL naming a host, with an optional port";
+        let url = Url::parse(&format!("http://{hostport}")).map_err(|_| bad)?;
+        // A proxy URL without a port means 1080, as curl; Url::parse would say 80.
+        let explicit = hostport
+            .rsplit_once(']')
+            .map_or(hostport, |(_, r)| r)
+            .contains(':');
+        let (host, port) = (url.host, if explicit { url.port } else { 1080 });
+        Ok(Proxy { host, port, auth })
+    }
+}
+
+/// Which proxy, if any, Slack and webhook requests take: `WEBHOOK_PROXY` for all of them,
+/// else `HTTPS_PROXY` for https URLs (as curl, an http URL goes direct then); none for a host
+/// that `NO_PROXY` names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxySettings {
+    pub webhook: Option<Proxy>,
+    pub https: Option<Proxy>,
+    pub no_proxy: String,
+}
+
+impl ProxySettings {
+    pub fn for_url(&self, https: bool, host: &str) -> Option<Proxy> {
+        if no_proxy_matches(&self.no_proxy, host) {
+            return None;
+        }
+        let p = self.https.as_ref().filter(|_| https);
+        self.webhook.as_ref().or(p).cloned()
+    }
+}
+
+/// curl's `NO_PROXY` rules: a comma-separated list of host names (each also matches its
+/// subdomains; a leading dot is ignored), IP addresses, CIDR ranges (`10.0.0.0/8`, `fd00::/8`),
+/// or `*` for every host. Case-insensitive; ports are not part of the match.
+pub fn no_proxy_matches(list: &str, host: &str) -> bool {
+    use std::net::IpAddr;
+    let bare = |h: &str| {
+        h.trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_end_matches('.')
+            .to_ascii_lowercase()
+    };
+    let host = bare(host);
+    let host_ip: Option<IpAddr> = host.parse().ok();
+    let bits = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 32u32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
+    list.split(',').any(|entry| {
+        let entry = entry.trim();
+        if entry == "*" {
+            return true;
+        }
+        let (net, len) = match entry.split_once('/') {
+            Some((n, l)) => (bare(n), l.trim().parse::<u32>().ok()),
+            None => (bare(entry), None),
+        };
+        if let (Ok(net), Some(h)) = (net.parse::<IpAddr>(), host_ip) {
+            let ((n, width), (h, hw)) = (bits(net), bits(h));
+            let len = len.unwrap_or(width).min(width);
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            return width == hw && n & mask == h & mask;
+        }
+        let name = net.strip_prefix('.').unwrap_or(&net);
+        !name.is_empty()
+            && len.is_none()
+            && (host == name
+                || (host.ends_with(name) && host[..host.len() - name.len()].ends_with('.')))
+    })
+}
+
+/// `%XX` escapes decoded (user info of a URL); `None` when not valid UTF-8 or malformed.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Standard base64 with padding (RFC 4648), for `Basic` credentials.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// TLS client settings trusting exactly the certificates in a PEM bundle (the cluster CA).
@@ -1341,5 +1577,167 @@ mod tests {
             "bounded by the deadline"
         );
         drop(listener);
+    }
+
+    #[test]
+    fn no_proxy_matches_like_curl() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("", "hooks.slack.com", false),
+            ("*", "hooks.slack.com", true),
+            ("slack.com", "hooks.slack.com", true),
+            ("slack.com", "slack.com", true),
+            (".slack.com", "slack.com", true),
+            (".slack.com", "hooks.slack.com", true),
+            ("slack.com", "notslack.com", false),
+            ("hooks.slack.com", "slack.com", false),
+            ("a.example, SLACK.com ", "Hooks.Slack.Com.", true),
+            ("10.0.0.0/8", "10.96.0.1", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("127.0.0.1", "127.0.0.2", false),
+            ("127.0.0.0/31", "127.0.0.1", true),
+            ("fd00::/8", "[fd12::1]", true),
+            ("[::1]", "::1", true),
+            ("::1", "127.0.0.1", false),
+            ("0.0.0.0/0", "192.168.1.1", true),
+            ("10.0.0.0/8", "ten.example", false),
+            ("example.com/8", "example.com", false),
+        ];
+        for (list, host, want) in cases {
+            assert_eq!(no_proxy_matches(list, host), *want, "{list:?} {host:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_urls_and_their_choice() {
+        let p = Proxy::parse("http://us%40er:p%3Ass@proxy.corp:3128/").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.auth.as_ref().unwrap().expose()),
+            ("proxy.corp", 3128, base64(b"us@er:p:ss").as_str())
+        );
+        assert_eq!(format!("{p:?}"), "http://<redacted>@proxy.corp:3128");
+        let p = Proxy::parse("proxy.corp").unwrap();
+        assert_eq!((p.port, p.auth.is_none()), (1080, true));
+        assert_eq!(format!("{p:?}"), "http://proxy.corp:1080");
+        for bad in [
+            "https://proxy:443",
+            "socks5://p:1",
+            "http://",
+            "http://u:p@",
+            "http://h:0",
+            "http://u:%zz@h",
+        ] {
+            let e = Proxy::parse(bad).unwrap_err();
+            assert!(!e.contains("u:") && !e.contains("zz"), "{bad}: {e}");
+        }
+        let s = ProxySettings {
+            webhook: None,
+            https: Some(Proxy::parse("http://s:1").unwrap()),
+            no_proxy: "internal.svc,10.0.0.0/8".into(),
+        };
+        assert_eq!(s.for_url(true, "hooks.slack.com").unwrap().port, 1);
+        assert!(
+            s.for_url(false, "hooks.slack.com").is_none(),
+            "http goes direct"
+        );
+        assert!(s.for_url(true, "a.internal.svc").is_none());
+        assert!(s.for_url(true, "10.1.2.3").is_none());
+        let w = ProxySettings {
+            webhook: Some(Proxy::parse("http://w:3").unwrap()),
+            ..s
+        };
+        assert_eq!(w.for_url(false, "x").unwrap().port, 3);
+        assert!(w.for_url(false, "x.internal.svc").is_none());
+        assert!(ProxySettings::default().for_url(true, "x").is_none());
+    }
+
+    #[test]
+    fn base64_as_rfc_4648() {
+        for (raw, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("Aladdin:open sesame", "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+        ] {
+            assert_eq!(base64(raw.as_bytes()), want);
+        }
+    }
+
+    /// A one-shot CONNECT proxy: answers `answer` to the CONNECT, then (on 200) serves one HTTP
+    /// response on the tunnel. Returns its URL and what it received.
+    fn fake_proxy(answer: &'static str) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://u:pw@{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = io::BufReader::new(stream.try_clone().unwrap());
+            let mut out = stream;
+            let mut got = String::new();
+            for _ in 0..2 {
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    got.push_str(&line);
+                }
+                if got.contains("GET ") {
+                    break;
+                }
+                let _ = out.write_all(answer.as_bytes());
+                if !answer.contains(" 200 ") {
+                    break;
+                }
+            }
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let _ = tx.send(got);
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn requests_go_through_a_connect_tunnel() {
+        let get = Request {
+            method: "GET",
+            path: "/x",
+            headers: &[],
+            body: b"",
+        };
+        let (proxy, seen) = fake_proxy("HTTP/1.1 200 Connection established\r\n\r\n");
+        let ep = Endpoint::parse("http://target.example:8080/hook", None)
+            .unwrap()
+            .via(Some(Proxy::parse(&proxy).unwrap()));
+        let r = exchange(&ep, &get, Duration::from_secs(5), 100).unwrap();
+        assert_eq!(r.body, b"ok");
+        let got = seen.recv().unwrap();
+        assert!(
+            got.starts_with("CONNECT target.example:8080 HTTP/1.1\r\nHost: target.example:8080\r\nProxy-Authorization: Basic dTpwdw==\r\n"),
+            "{got}"
+        );
+        assert!(
+            got.contains("GET /hook/x HTTP/1.1\r\nHost: target.example:8080\r\n"),
+            "{got}"
+        );
+        let (proxy, _) = fake_proxy("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n");
+        let ep = Endpoint::parse("http://target.example:8080", None)
+            .unwrap()
+            .via(Some(Proxy::parse(&proxy).unwrap()));
+        let e = exchange(&ep, &get, Duration::from_secs(5), 100).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("connect target.example:8080: proxy 127.0.0.1:"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("CONNECT answered \"HTTP/1.1 407 Proxy Authentication Required\""),
+            "{text}"
+        );
+        assert!(!text.contains("pw") && !text.contains("dTpwdw"), "{text}");
     }
 }

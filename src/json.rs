@@ -215,6 +215,13 @@ pub fn parse<T: DeJson>(body: &[u8]) -> Result<T, String> {
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
+    escape_into(&mut out, s);
+    out.push('"');
+    out
+}
+
+/// Appends `s` JSON-escaped, without the surrounding quotes (for text inside a JSON string).
+pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -226,8 +233,6 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out.push('"');
-    out
 }
 
 /// A short, printable excerpt of a body for error messages (never the whole body).

@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod decision;
 pub mod detach;
 pub mod drain;
+pub mod events;
 pub mod handler;
 pub mod http;
 pub mod json;
@@ -32,7 +33,9 @@ pub mod record;
 pub mod server;
 pub mod signal;
 pub mod sigv4;
+pub mod template;
 pub mod time;
+pub mod worker;
 pub mod xml;
 
 /// The Kubernetes version this build targets (`make build KUBE_VERSION=1.31.0`): printed by

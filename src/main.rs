@@ -8,6 +8,8 @@ use spot_termination_notice_handler::{config, handler, log, signal};
 fn main() -> ExitCode {
     signal::install();
     let env = |k: &str| std::env::var(k).ok();
+    // Even a configuration error is logged in the format asked for.
+    log::set_json(env("LOG_FORMAT").is_some_and(|f| f.trim().eq_ignore_ascii_case("json")));
     let result =
         config::parse(std::env::args_os().skip(1).collect(), &env).and_then(|mode| match mode {
             config::Mode::Help => {

@@ -55,6 +55,8 @@ pub struct Keeper<'a> {
     view: Option<Node>,
     /// The node before our first change (from our annotation after a restart).
     pub before: Option<Before>,
+    /// Set when `apply` put the cordon on (taken by the caller, for its Event).
+    pub just_cordoned: bool,
 }
 
 /// What happened when the node was given back, for the log and the message.
@@ -74,6 +76,7 @@ impl<'a> Keeper<'a> {
             dry_run,
             view: None,
             before: None,
+            just_cordoned: false,
         }
     }
 
@@ -143,7 +146,7 @@ impl<'a> Keeper<'a> {
     }
 
     /// Makes the node what `desired` says and writes `ledger` and `labels`. `ids` names, per
-    /// reason, the notice its taint carries. Returns whether the cordon is on afterwards.
+    /// reason, the notice its taint carries. Sets `just_cordoned` when it put the cordon on.
     pub fn apply(
         &mut self,
         desired: &Desired,
@@ -206,6 +209,7 @@ impl<'a> Keeper<'a> {
         crate::metrics::node_patched(cordon_on, set_label || drop_label, patched.is_ok());
         self.view = Some(patched?);
         if cordon_on {
+            self.just_cordoned = true;
             info!(
                 "cordoned node",
                 node = self.name,

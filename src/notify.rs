@@ -1,12 +1,19 @@
-//! Telling people: Slack incoming-webhook messages, sent from a background worker.
+//! Telling people: Slack incoming-webhook messages and generic webhooks (`WEBHOOK_URL`), each
+//! destination sent to by a background worker of its own.
 //!
-//! Rendering is pure (`render_*`). Sending never blocks the drain: messages go into a bounded
-//! queue that one worker thread drains, with a 5 s timeout per request, a few retries (Slack's
-//! 429 `Retry-After`, 5xx, network errors), at most one message per second, and permanent
-//! errors (4xx such as `invalid_payload` or `no_service`) dropped with a warning. The webhook
-//! URL is the credential: it appears in no log line and no error.
+//! Rendering is pure (`render_*`, [`Origin::fields`]). Sending never blocks the drain: each
+//! destination has a bounded queue drained by one worker thread (started with the first
+//! message, so an idle handler runs none), with a 5 s timeout per request, at most one message
+//! per second, retries on Slack's or the service's 429 `Retry-After`, 5xx and network errors,
+//! and permanent errors (4xx such as `invalid_payload` or `no_service`) dropped with a warning.
+//! Slack gets three attempts, as it always did; a webhook message is retried with backoff until
+//! the notice's deadline (a message without one: 10 minutes) and carries a stable id
+//! (`message_id`, the `Idempotency-Key` header) derived from the node, the notice and the
+//! phase, so a receiver can drop a repeat. A webhook URL is the credential, and header values
+//! may be: they appear in no log line and no error (a webhook is named by its position in
+//! `WEBHOOK_URL`).
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cloud::Identity;
@@ -16,6 +23,7 @@ use crate::drain::{some_names, Outcome, Report, EMERGENCY_WINDOW};
 use crate::http::{self, Endpoint};
 use crate::notice::{Action, Kind, Notice};
 use crate::time::format_rfc3339;
+use crate::worker::Worker;
 use crate::{debug, info, warn};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +31,24 @@ const ATTEMPTS: u32 = 3;
 /// Slack asks for at most one message per second per webhook.
 const MIN_SPACING: Duration = Duration::from_secs(1);
 const QUEUE: usize = 16;
+/// Webhook retries stop here when the notice gives no deadline (or for `back`).
+const NO_DEADLINE_RETRY: Duration = Duration::from_secs(600);
+/// ...and this long after a deadline that has already passed.
+const PAST_DEADLINE_RETRY: Duration = Duration::from_secs(30);
+
+/// The three moments a message goes out: a notice seen, its drain ended, the node back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Notice,
+    Drained,
+    Back,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        ["notice", "drained", "back"][self as usize]
+    }
+}
 
 /// What every message says about where it comes from.
 #[derive(Debug, Clone)]
@@ -31,6 +57,8 @@ pub struct Origin {
     pub node: String,
     pub identity: Identity,
     pub channel: Option<String>,
+    /// `aws`, `gcp`, …
+    pub provider: String,
     /// `DRY_RUN`: every message says so first.
     pub dry_run: bool,
 }
@@ -43,6 +71,15 @@ fn slack_escape(s: &str) -> String {
 }
 
 impl Origin {
+    /// `DRY_RUN`: the text says first that nothing was done.
+    fn mark(&self, text: String) -> String {
+        if self.dry_run {
+            format!("[dry run: nothing was done] {text}")
+        } else {
+            text
+        }
+    }
+
     /// `Spot Termination (prod): node, Instance: i-…, Instance Type: m5.large, AZ: us-east-1a`:
     /// the seed script's words, which people may have alerts on (other kinds get their own title).
     pub fn seed_line(&self, kind: Kind) -> String {
@@ -84,12 +121,7 @@ impl Origin {
             field("Availability Zone", &self.identity.zone, true),
         ];
         fields.extend(extra.iter().map(|(t, v)| field(t, v, true)));
-        let text = if self.dry_run {
-            format!("[dry run: nothing was done] {text}")
-        } else {
-            text.to_string()
-        };
-        let text = crate::json::escape(&slack_escape(&text));
+        let text = crate::json::escape(&slack_escape(text));
         let channel = match &self.channel {
             Some(c) => format!("\"channel\":{},", crate::json::escape(c)),
             None => String::new(),
@@ -103,6 +135,16 @@ impl Origin {
 
     /// The message when a notice is first seen: what, by when, and what we do about it.
     pub fn render_seen(&self, n: &Notice, status: Status, now: SystemTime) -> String {
+        let (text, color, extra) = self.seen_parts(n, status, now);
+        self.payload(n.kind, &text, color, &extra)
+    }
+
+    fn seen_parts(
+        &self,
+        n: &Notice,
+        status: Status,
+        now: SystemTime,
+    ) -> (String, &'static str, Vec<(&'static str, String)>) {
         let mut text = self.seed_line(n.kind);
         let mut extra = vec![("Action", n.detail.clone())];
         match n.deadline {
@@ -159,29 +201,52 @@ impl Origin {
         };
         text.push('.');
         text.push_str(&doing);
-        let text = text.replace(".. ", ". ");
+        let text = self.mark(text.replace(".. ", ". "));
         let color = if n.action == Action::Drain && status == Status::Active {
             "danger"
         } else {
             "warning"
         };
-        self.payload(n.kind, &text, color, &extra)
+        (text, color, extra)
     }
 
     /// The summary after a drain: drained, not fully drained (naming the pods still on the
     /// node), or not drained at all (the pods could not be listed).
     pub fn render_drained(&self, e: &Entry, report: &Report) -> String {
+        let text = self.drained_text(e, report);
         if report.dry_run {
-            let text = format!(
-                "{}: {}: would drain: {} pods to evict, {} skipped (Action: {}, Deadline: {})",
+            return self.payload(e.kind, &text, "good", &[]);
+        }
+        let color = match report.outcome() {
+            Outcome::NotDrained | Outcome::PodsLeft => "danger",
+            Outcome::Drained if report.forced > 0 || !report.cordoned || report.emergency => {
+                "warning"
+            }
+            Outcome::Drained => "good",
+        };
+        let mut fields = vec![
+            ("Evicted", report.evicted.to_string()),
+            ("Forced", report.forced.to_string()),
+            ("Failed", report.failed.to_string()),
+        ];
+        if report.still_present > 0 {
+            fields.push(("Still on the node", report.still_present.to_string()));
+        }
+        fields.push(("Seconds", format!("{:.1}", report.seconds)));
+        self.payload(e.kind, &text, color, &fields)
+    }
+
+    fn drained_text(&self, e: &Entry, report: &Report) -> String {
+        let deadline = e.deadline.map_or("none".to_string(), format_rfc3339);
+        if report.dry_run {
+            return self.mark(format!(
+                "{}: {}: would drain: {} pods to evict, {} skipped (Action: {}, Deadline: {deadline})",
                 self.title(e.kind),
                 self.node,
                 report.planned,
                 report.skipped,
-                e.detail,
-                e.deadline.map_or("none".to_string(), format_rfc3339)
-            );
-            return self.payload(e.kind, &text, "good", &[]);
+                e.detail
+            ));
         }
         let outcome = report.outcome();
         let mut text = match outcome {
@@ -206,11 +271,7 @@ impl Origin {
                 report.seconds
             ),
         };
-        text.push_str(&format!(
-            " (Action: {}, Deadline: {})",
-            e.detail,
-            e.deadline.map_or("none".to_string(), format_rfc3339)
-        ));
+        text.push_str(&format!(" (Action: {}, Deadline: {deadline})", e.detail));
         if report.still_present > 0 {
             text.push_str(&format!(
                 ". {} {} still on the node: {}",
@@ -244,40 +305,28 @@ impl Origin {
                 EMERGENCY_WINDOW.as_secs()
             ));
         }
-        let color = match outcome {
-            Outcome::NotDrained | Outcome::PodsLeft => "danger",
-            Outcome::Drained if report.forced > 0 || !report.cordoned || report.emergency => {
-                "warning"
-            }
-            Outcome::Drained => "good",
-        };
-        let mut fields = vec![
-            ("Evicted", report.evicted.to_string()),
-            ("Forced", report.forced.to_string()),
-            ("Failed", report.failed.to_string()),
-        ];
-        if report.still_present > 0 {
-            fields.push(("Still on the node", report.still_present.to_string()));
-        }
-        fields.push(("Seconds", format!("{:.1}", report.seconds)));
-        self.payload(e.kind, &text, color, &fields)
+        self.mark(text)
     }
 
     /// The message when the instance could not be detached from its Auto Scaling group.
     pub fn render_detach_failed(&self, kind: Kind, group: Option<&str>, error: &str) -> String {
-        let text = format!(
+        let text = self.mark(format!(
             "{}: {} could not be detached from its Auto Scaling group{} ({}): {error}. The drain goes on; the group replaces the instance only once it is gone.",
             self.title(kind),
             self.node,
             group.map_or(String::new(), |g| format!(" {g}")),
             kind.words()
-        );
+        ));
         self.payload(kind, &text, "warning", &[])
     }
 
     /// The message when the node is back in service (or left cordoned, and why).
     pub fn render_back(&self, e: &Entry, why: &str, left_cordoned: Option<&str>) -> String {
-        let text = match left_cordoned {
+        self.payload(e.kind, &self.back_text(e, why, left_cordoned), "good", &[])
+    }
+
+    fn back_text(&self, e: &Entry, why: &str, left_cordoned: Option<&str>) -> String {
+        self.mark(match left_cordoned {
             None => format!(
                 "{}: {} back in service ({} {}: {why}): uncordoned, our taints and label removed.",
                 self.title(e.kind),
@@ -292,67 +341,301 @@ impl Origin {
                 e.kind.words(),
                 e.detail
             ),
+        })
+    }
+
+    /// The webhook template's values, in [`crate::template::FIELDS`] order.
+    pub fn fields(
+        &self,
+        phase: Phase,
+        about: &Subject,
+        message: String,
+        report: Option<&Report>,
+        now: SystemTime,
+    ) -> Vec<String> {
+        let r = report.cloned().unwrap_or_default();
+        let incomplete = r.failed > 0 || r.still_present > 0;
+        let severity = match phase {
+            Phase::Notice if about.reaction == Action::Drain && about.deadline.is_some() => {
+                "critical"
+            }
+            Phase::Drained if incomplete => "error",
+            Phase::Back => "info",
+            _ => "warning",
         };
-        self.payload(e.kind, &text, "good", &[])
+        vec![
+            phase.as_str().to_string(),
+            message,
+            message_id(&self.node, &about.id, phase),
+            self.node.clone(),
+            self.cluster.clone().unwrap_or_default(),
+            self.provider.clone(),
+            about.kind.slug().to_string(),
+            about.kind.words().to_string(),
+            about.kind.reason().to_string(),
+            about.detail.clone(),
+            about.reaction.as_str().to_string(),
+            about.id.clone(),
+            about.deadline.map(format_rfc3339).unwrap_or_default(),
+            about
+                .deadline
+                .map(|d| format!("{:.0}", crate::time::secs_until(d, now).round()))
+                .unwrap_or_default(),
+            self.identity.instance_id.clone(),
+            self.identity.instance_type.clone(),
+            self.identity.zone.clone(),
+            severity.to_string(),
+            if phase == Phase::Back {
+                "resolve"
+            } else {
+                "trigger"
+            }
+            .to_string(),
+            format_rfc3339(now),
+            r.evicted.to_string(),
+            r.forced.to_string(),
+            r.failed.to_string(),
+            r.still_present.to_string(),
+            (r.evicted + r.forced + r.failed + r.already_gone).to_string(),
+            format!("{:.1}", r.seconds),
+        ]
     }
 }
 
-/// A handle on the sending worker; `send` never blocks.
+/// What a message is about: the notice, as the webhook fields need it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: String,
+    pub kind: Kind,
+    pub detail: String,
+    pub reaction: Action,
+    pub deadline: Option<SystemTime>,
+}
+
+impl Subject {
+    pub fn of_notice(n: &Notice) -> Subject {
+        Subject {
+            id: n.id.clone(),
+            kind: n.kind,
+            detail: n.detail.clone(),
+            reaction: n.action,
+            deadline: n.deadline,
+        }
+    }
+
+    pub fn of_entry(e: &Entry) -> Subject {
+        Subject {
+            id: e.id.clone(),
+            kind: e.kind,
+            detail: e.detail.clone(),
+            reaction: e.action,
+            deadline: e.deadline,
+        }
+    }
+}
+
+/// `stnh-<phase>-<16 hex digits>`: the same for the same node, notice and phase, in every run
+/// of the handler (FNV-1a, 64 bits), so a receiver can drop a message it already has.
+pub fn message_id(node: &str, notice: &str, phase: Phase) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in [node, notice, phase.as_str()].join("\0").bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("stnh-{}-{h:016x}", phase.as_str())
+}
+
+/// One destination: where, its name for logs, and its worker (one message at a time).
+struct Destination {
+    /// `Slack`, or `webhook 2` (its position in `WEBHOOK_URL`): never the URL.
+    name: String,
+    endpoint: Endpoint,
+    /// When its last message went (Slack asks for at most one per second; so do the others).
+    last: Mutex<Option<Instant>>,
+    worker: Worker,
+}
+
+/// The settings every webhook shares.
+pub struct Hooks {
+    pub urls: Vec<Secret>,
+    pub headers: Vec<(String, Secret)>,
+    pub template: crate::template::Template,
+    pub phases: [bool; 3],
+    pub proxies: http::ProxySettings,
+}
+
+/// Every destination; sending never blocks.
 pub struct Notifier {
-    tx: Option<SyncSender<String>>,
+    slack: Option<Arc<Destination>>,
+    hooks: Vec<Arc<Destination>>,
+    template: crate::template::Template,
+    phases: [bool; 3],
+    /// Headers of every webhook request (`Content-Type` first), shared with the workers.
+    headers: Arc<Vec<(String, Secret)>>,
 }
 
 impl Notifier {
-    /// No Slack URL: a notifier that drops everything.
+    /// No destination: a notifier that drops everything.
     pub fn disabled() -> Notifier {
-        Notifier { tx: None }
+        Notifier {
+            slack: None,
+            hooks: Vec::new(),
+            template: crate::template::Template::default_body(),
+            phases: [false; 3],
+            headers: Arc::new(Vec::new()),
+        }
     }
 
-    /// Starts the worker thread for `url`; fails only on a malformed URL (a configuration error).
-    pub fn spawn(url: &Secret) -> Result<Notifier, String> {
-        let tls = if url.expose().starts_with("https://") {
-            Some(http::tls_config_public()?)
-        } else {
-            None
+    /// Checks every URL (a malformed one is a configuration error: `(setting, what came)`,
+    /// naming the URL by its position only). Workers start with the first message.
+    pub fn new(slack: Option<&Secret>, hooks: Hooks) -> Result<Notifier, (String, String)> {
+        let mut tls = None;
+        let mut dest = |url: &Secret, name: String| -> Result<Arc<Destination>, (String, String)> {
+            let https = url.expose().starts_with("https://");
+            let setting = if name == "Slack" {
+                "SLACK_URL"
+            } else {
+                "WEBHOOK_URL"
+            };
+            let bad = |got: String| (setting.to_string(), got);
+            if https && tls.is_none() {
+                tls = Some(http::tls_config_public().map_err(bad)?);
+            }
+            let endpoint = Endpoint::parse(url.expose(), tls.clone().filter(|_| https))
+                .map_err(|_| bad(format!("{name}: a URL whose host or port is not usable")))?;
+            let proxy = hooks.proxies.for_url(https, endpoint.host());
+            Ok(Arc::new(Destination {
+                endpoint: endpoint.via(proxy),
+                last: Mutex::new(None),
+                worker: Worker::new(if name == "Slack" { "slack" } else { "webhook" }, QUEUE),
+                name,
+            }))
         };
-        // The error names no part of the URL.
-        let endpoint = Endpoint::parse(url.expose(), tls)
-            .map_err(|_| "SLACK_URL: expected an http(s) URL with a host".to_string())?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
-        std::thread::Builder::new()
-            .name("slack".to_string())
-            .spawn(move || worker(endpoint, rx))
-            .map_err(|e| format!("could not start the Slack worker: {e}"))?;
-        Ok(Notifier { tx: Some(tx) })
+        let slack = match slack {
+            Some(u) => Some(dest(u, "Slack".to_string())?),
+            None => None,
+        };
+        let mut list = Vec::new();
+        for (i, u) in hooks.urls.iter().enumerate() {
+            list.push(dest(u, format!("webhook {}", i + 1))?);
+        }
+        let mut headers = hooks.headers;
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.insert(
+                0,
+                ("Content-Type".to_string(), Secret::new("application/json")),
+            );
+        }
+        Ok(Notifier {
+            slack,
+            hooks: list,
+            template: hooks.template,
+            phases: hooks.phases,
+            headers: Arc::new(headers),
+        })
     }
 
-    /// Queues a message; drops it with a warning if the queue is full.
-    pub fn send(&self, kind: &'static str, payload: String) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(payload) {
-            Ok(()) => debug!("queued Slack message", message = kind),
-            Err(TrySendError::Full(_)) => {
-                warn!("Slack queue full; message dropped", message = kind)
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                warn!("Slack worker stopped; message dropped", message = kind)
-            }
+    /// The first-seen message of a notice.
+    pub fn notice(&self, o: &Origin, n: &Notice, status: Status, now: SystemTime) {
+        let (text, color, extra) = o.seen_parts(n, status, now);
+        let slack = o.payload(n.kind, &text, color, &extra);
+        self.send(o, Phase::Notice, &Subject::of_notice(n), slack, text, None);
+    }
+
+    /// The summary of a finished drain.
+    pub fn drained(&self, o: &Origin, e: &Entry, report: &Report) {
+        let text = o.drained_text(e, report);
+        let slack = o.render_drained(e, report);
+        self.send(
+            o,
+            Phase::Drained,
+            &Subject::of_entry(e),
+            slack,
+            text,
+            Some(report),
+        );
+    }
+
+    /// A warning for people only (Slack): the ASG detach failed.
+    pub fn warning(&self, slack: String) {
+        if let Some(s) = &self.slack {
+            let s2 = s.clone();
+            submit(
+                s,
+                Phase::Notice,
+                Box::new(move || deliver(&s2, &[], &slack, Phase::Notice, None)),
+            );
+        }
+    }
+
+    /// The node is back in service (or released but left cordoned).
+    pub fn back(&self, o: &Origin, e: &Entry, why: &str, left_cordoned: Option<&str>) {
+        let text = o.back_text(e, why, left_cordoned);
+        let slack = o.render_back(e, why, left_cordoned);
+        self.send(o, Phase::Back, &Subject::of_entry(e), slack, text, None);
+    }
+
+    fn send(
+        &self,
+        o: &Origin,
+        phase: Phase,
+        about: &Subject,
+        slack: String,
+        text: String,
+        report: Option<&Report>,
+    ) {
+        if let Some(s) = &self.slack {
+            let s2 = s.clone();
+            submit(
+                s,
+                phase,
+                Box::new(move || deliver(&s2, &[], &slack, phase, None)),
+            );
+        }
+        if self.hooks.is_empty() || !self.phases[phase as usize] {
+            return;
+        }
+        let now = SystemTime::now();
+        let fields = o.fields(phase, about, text, report, now);
+        let body = Arc::new(self.template.render(&fields));
+        // Retries stop at the deadline: after it the machine is gone.
+        let left = about
+            .deadline
+            .filter(|_| phase != Phase::Back)
+            .map_or(NO_DEADLINE_RETRY, |d| {
+                d.duration_since(now).unwrap_or(PAST_DEADLINE_RETRY)
+            });
+        // FIELDS[2] is `message_id` (a template test holds it there).
+        let hook = Arc::new((fields[2].clone(), Instant::now() + left));
+        for d in &self.hooks {
+            let (d2, body, hook, headers) =
+                (d.clone(), body.clone(), hook.clone(), self.headers.clone());
+            submit(
+                d,
+                phase,
+                Box::new(move || deliver(&d2, &headers, &body, phase, Some(&hook))),
+            );
         }
     }
 }
 
-fn worker(endpoint: Endpoint, rx: Receiver<String>) {
-    let mut last_sent: Option<Instant> = None;
-    for payload in rx {
-        if let Some(t) = last_sent {
-            let next = t + MIN_SPACING;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            }
-        }
-        post(&endpoint, &payload);
-        last_sent = Some(Instant::now());
+/// Queues a message for `d`; drops it with a warning when its queue is full.
+fn submit(d: &Destination, phase: Phase, job: crate::worker::Job) {
+    if d.worker.submit(job) {
+        let msg = if d.name == "Slack" {
+            "queued Slack message"
+        } else {
+            "queued webhook message"
+        };
+        debug!(msg, destination = d.name, message = phase.as_str());
+    } else {
+        warn!(
+            "message queue full; message dropped",
+            destination = d.name,
+            message = phase.as_str()
+        );
     }
 }
 
@@ -386,49 +669,108 @@ fn judge(result: &Result<http::Response, http::Error>, attempt: u32) -> Verdict 
     }
 }
 
-fn post(endpoint: &Endpoint, payload: &str) {
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("User-Agent", "spot-termination-notice-handler"),
-    ];
+/// One message to one destination, at least a second after its previous one. Slack: three
+/// attempts, as always. A webhook (`hook`: message id, when retries stop): retried with
+/// backoff (or the service's `Retry-After`) until then.
+fn deliver(
+    d: &Destination,
+    extra: &[(String, Secret)],
+    payload: &str,
+    phase: Phase,
+    hook: Option<&(String, Instant)>,
+) {
+    let mut last = d.last.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(t) = *last {
+        std::thread::sleep((t + MIN_SPACING).saturating_duration_since(Instant::now()));
+    }
+    let mut headers: Vec<(&str, &str)> = vec![("User-Agent", "spot-termination-notice-handler")];
+    match hook {
+        Some((id, _)) => headers.push(("Idempotency-Key", id)),
+        None => headers.insert(0, ("Content-Type", "application/json")),
+    }
+    headers.extend(extra.iter().map(|(k, v)| (k.as_str(), v.expose())));
     let req = http::Request {
         method: "POST",
         path: "",
         headers: &headers,
         body: payload.as_bytes(),
     };
-    for attempt in 0..ATTEMPTS {
-        let result = http::exchange(endpoint, &req, SEND_TIMEOUT, 64 * 1024);
-        match judge(&result, attempt) {
+    let (id, phase) = (hook.map_or("", |h| h.0.as_str()), phase.as_str());
+    let until = hook.map(|h| h.1);
+    let mut attempt = 0;
+    loop {
+        let left = until.map_or(SEND_TIMEOUT, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        let result = http::exchange(
+            &d.endpoint,
+            &req,
+            SEND_TIMEOUT.min(left.max(Duration::from_secs(1))),
+            64 * 1024,
+        );
+        attempt += 1;
+        *last = Some(Instant::now());
+        let slack = hook.is_none();
+        let wait = match judge(&result, attempt - 1) {
             Verdict::Sent => {
-                info!("sent Slack message", attempts = attempt + 1);
+                let msg = if slack {
+                    "sent Slack message"
+                } else {
+                    "sent webhook message"
+                };
+                info!(
+                    msg,
+                    destination = d.name,
+                    phase = phase,
+                    message_id = id,
+                    attempts = attempt
+                );
                 return;
             }
             Verdict::Drop(why) => {
-                warn!("Slack refused the message; not retrying", answer = why);
+                let msg = if slack {
+                    "Slack refused the message; not retrying"
+                } else {
+                    "webhook refused the message; not retrying"
+                };
+                warn!(
+                    msg,
+                    destination = d.name,
+                    phase = phase,
+                    message_id = id,
+                    answer = why
+                );
                 return;
             }
-            Verdict::RetryAfter(wait) => {
-                let why = match &result {
-                    Ok(r) => format!("HTTP {}", r.status),
-                    Err(e) => e.to_string(),
-                };
-                if attempt + 1 < ATTEMPTS {
-                    warn!(
-                        "Slack message not delivered; retrying",
-                        error = why,
-                        retry_in_s = wait.as_secs()
-                    );
-                    std::thread::sleep(wait);
-                } else {
-                    warn!(
-                        "Slack message not delivered; giving up",
-                        error = why,
-                        attempts = ATTEMPTS
-                    );
-                }
-            }
+            Verdict::RetryAfter(wait) => wait,
+        };
+        let error = match &result {
+            Ok(r) => format!("HTTP {}", r.status),
+            Err(e) => e.to_string(),
+        };
+        let give_up = match until {
+            None => attempt >= ATTEMPTS,
+            Some(u) => Instant::now() + wait >= u,
+        };
+        let msg = match (slack, give_up) {
+            (true, false) => "Slack message not delivered; retrying",
+            (true, true) => "Slack message not delivered; giving up",
+            (false, false) => "webhook message not delivered; retrying",
+            (false, true) => "webhook message not delivered by the deadline; giving up",
+        };
+        warn!(
+            msg,
+            destination = d.name,
+            phase = phase,
+            message_id = id,
+            error = error,
+            attempts = attempt,
+            retry_in_s = if give_up { 0 } else { wait.as_secs() }
+        );
+        if give_up {
+            return;
         }
+        std::thread::sleep(wait);
     }
 }
 
@@ -448,6 +790,7 @@ mod tests {
                 zone: "us-east-1a".into(),
             },
             channel: None,
+            provider: "aws".to_string(),
             dry_run: false,
         }
     }

@@ -5,9 +5,10 @@
 //! pod would then hang for its whole termination grace period. So we install a handler, and it
 //! exits right away: everything that matters is recorded on the Node (our annotations), so a
 //! restarted handler resumes a drain where this one stopped. The handler uses only
-//! async-signal-safe calls (`clock_gettime`, `write`, `_exit`).
+//! async-signal-safe calls (`clock_gettime`, `write`, `_exit`) and an atomic load (the log
+//! format: its line is logfmt or JSON like every other line).
 
-/// Formats `ts=YYYY-MM-DDTHH:MM:SS.mmmZ` into `buf` without allocating; returns the length.
+/// Formats `YYYY-MM-DDTHH:MM:SS.mmmZ` into `buf` without allocating; returns the length.
 fn format_ts(buf: &mut [u8; 32], secs: i64, millis: i64) -> usize {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -30,8 +31,7 @@ fn format_ts(buf: &mut [u8; 32], secs: i64, millis: i64) -> usize {
         (rem % 60, 2, b'.'),
         (millis, 3, b'Z'),
     ];
-    buf[..3].copy_from_slice(b"ts=");
-    let mut i = 3;
+    let mut i = 0;
     for (value, width, sep) in fields {
         let mut v = value.clamp(0, 9999);
         for k in (0..width).rev() {
@@ -56,13 +56,28 @@ extern "C" fn on_signal(sig: libc::c_int) {
     unsafe {
         libc::clock_gettime(libc::CLOCK_REALTIME, &mut now);
         let n = format_ts(&mut ts, now.tv_sec as i64, now.tv_nsec as i64 / 1_000_000);
-        let msg: &[u8] = if sig == libc::SIGTERM {
-            b" level=info msg=\"received SIGTERM; exiting\"\n"
-        } else {
-            b" level=info msg=\"received SIGINT; exiting\"\n"
+        let (head, msg): (&[u8], &[u8]) = match (crate::log::json_enabled(), sig == libc::SIGTERM) {
+            (false, true) => (b"ts=", b" level=info msg=\"received SIGTERM; exiting\"\n"),
+            (false, false) => (b"ts=", b" level=info msg=\"received SIGINT; exiting\"\n"),
+            (true, true) => (
+                b"{\"ts\":\"",
+                b"\",\"level\":\"info\",\"msg\":\"received SIGTERM; exiting\"}\n",
+            ),
+            (true, false) => (
+                b"{\"ts\":\"",
+                b"\",\"level\":\"info\",\"msg\":\"received SIGINT; exiting\"}\n",
+            ),
         };
-        libc::write(2, ts.as_ptr().cast(), n);
-        libc::write(2, msg.as_ptr().cast(), msg.len());
+        // One write, so the line cannot interleave with another thread's.
+        let mut line = [0u8; 128];
+        let mut len = 0;
+        for part in [head, &ts[..n], msg] {
+            line[len..len + part.len()].copy_from_slice(part);
+            len += part.len();
+        }
+        if crate::log::enabled(crate::log::Level::Info) {
+            libc::write(2, line.as_ptr().cast(), len);
+        }
         libc::_exit(0);
     }
 }
@@ -98,7 +113,7 @@ mod tests {
                 + std::time::Duration::from_millis((secs * 1000 + millis) as u64);
             assert_eq!(
                 std::str::from_utf8(&buf[..n]).unwrap(),
-                format!("ts={}", crate::time::format_rfc3339_millis(t))
+                crate::time::format_rfc3339_millis(t)
             );
         }
     }

@@ -173,6 +173,15 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// `2017-09-18T08:22:00.123456Z`: a Kubernetes MicroTime (exactly six fractional digits).
+pub fn format_micro_time(t: SystemTime) -> String {
+    let s = format_rfc3339(t);
+    let micros = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_micros());
+    format!("{}.{micros:06}Z", &s[..s.len() - 1])
+}
+
 /// `2017-09-18T08:22:00.123Z`: for log lines.
 pub fn format_rfc3339_millis(t: SystemTime) -> String {
     let (y, m, d, s, ms) = split(t);

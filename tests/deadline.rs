@@ -122,8 +122,7 @@ fn a_notice_whose_deadline_has_passed_is_acted_on_at_once() {
     );
     assert!((1..=9).contains(&w[1].2), "{w:?}");
     // Acted within the window: the outcome is recorded within ~10 s of the cordon.
-    let patches: Vec<_> = sim
-        .api_requests()
+    let patches: Vec<_> = action_requests(&sim)
         .into_iter()
         .filter(|r| r.method == "PATCH")
         .collect();

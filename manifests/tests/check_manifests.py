@@ -213,6 +213,12 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
         "SLACK_URL": {"secretKeyRef": {"name": "slack-webhook", "key": "url"}},
         "SLACK_CHANNEL": "#spot", "CLUSTER": "prod-eu-1", "LOGSPOUT": "ignore", "EXAMPLE_FUTURE_SETTING": "1",
         "METRICS_ADDR": ":9464", "HEALTH_LOOP_TIMEOUT": "2m", "HEALTH_METADATA_TIMEOUT": "1h",
+        "WEBHOOK_URL": {"secretKeyRef": {"name": "hooks", "key": "url"}},
+        "WEBHOOK_HEADERS": {"secretKeyRef": {"name": "hooks", "key": "headers"}},
+        "WEBHOOK_TEMPLATE": {"secretKeyRef": {"name": "hooks", "key": "template"}},
+        "WEBHOOK_EVENTS": "notice,back", "WEBHOOK_PROXY": "http://proxy.corp:3128",
+        "HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".svc,10.0.0.0/8", "EVENTS": "false",
+        "NODE_CONDITION": "false", "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
     }
     for name, value in expect_env.items():
         ok(env.get(name) == value, f"all switches: {name} = {value!r}", f"got {env.get(name)!r}")
@@ -334,6 +340,49 @@ def check_variants() -> list[tuple[str, dict]]:
        "variant: detachAsg true alone sets DETACH_ASG=true (spot interruptions only)", f"got {env!r}")
     n = lib.notes(out)
     ok("autoscaling:DetachInstances" in n and "and on:" not in n, "variant: detachAsg true alone: NOTES.txt names the IAM permissions")
+    # Webhook settings given in the values: one chart-created Secret, referenced by the env, never in the pod
+    # spec, and a change rolls the pods.
+    import base64
+    hooks = {"webhookUrl": "https://hooks.example/T/hook-canary,https://b.example/x",
+             "webhookHeaders": "Authorization: Bearer hdr-canary", "webhookTemplate": '{"text":"{{message}} tpl-canary"}'}
+    out = lib.render(hooks)
+    objs = lib.rendered_objects(out)
+    objs_all += objs
+    ds = lib.find(objs, "DaemonSet")[0]
+    env = lib.container_env(ds)
+    secret = [o for o in lib.find(objs, "Secret") if o["metadata"]["name"] == f"{lib.RELEASE}-webhook"]
+    data = secret[0]["data"] if secret else {}
+    ok({k: base64.b64decode(v).decode() for k, v in data.items()} == {
+        "webhook-url": hooks["webhookUrl"], "webhook-headers": hooks["webhookHeaders"],
+        "webhook-template": hooks["webhookTemplate"]}, "variant: webhook settings go to <fullname>-webhook", str(data))
+    for name, key in [("WEBHOOK_URL", "webhook-url"), ("WEBHOOK_HEADERS", "webhook-headers"),
+                      ("WEBHOOK_TEMPLATE", "webhook-template")]:
+        ok(env.get(name) == {"secretKeyRef": {"name": f"{lib.RELEASE}-webhook", "key": key}},
+           f"variant: {name} from the chart's webhook Secret", f"got {env.get(name)!r}")
+    ok("canary" not in dump(ds), "variant: no webhook secret in the DaemonSet")
+    ok("checksum/webhook" in ds["spec"]["template"]["metadata"].get("annotations", {}),
+       "variant: a webhook setting change rolls the pods (checksum annotation)")
+    ok("Webhooks: the URLs come from Secret" in lib.notes(out), "variant: NOTES.txt names the webhook Secret")
+    for key in ("webhookUrl", "webhookHeaders", "webhookTemplate"):
+        try:
+            lib.render({key: "https://x.example/y", f"{key}Secret": {"name": "s"}})
+            ok(False, f"variant: {key} + {key}Secret.name is refused")
+        except Exception as e:  # noqa: BLE001
+            ok("not both" in str(e), f"variant: {key} + {key}Secret.name is refused", str(e))
+    # events: false / nodeCondition: false drop exactly their rules.
+    def rules(values):
+        role = lib.find(lib.rendered_objects(lib.render(values)), "ClusterRole")[0]
+        return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                for v in rule["verbs"]}
+    full_rules = rules(None)
+    ev = {("events.k8s.io", "events", "create"), ("events.k8s.io", "events", "patch"), ("", "events", "create"),
+          ("", "events", "patch")}
+    st = {("", "nodes/status", "patch")}
+    ok(ev | st <= full_rules, "variant: the default ClusterRole grants Events and nodes/status")
+    ok(rules({"events": False}) == full_rules - ev, "variant: events: false drops the events rules only")
+    ok(rules({"nodeCondition": "false"}) == full_rules - st, "variant: nodeCondition: false drops nodes/status only")
+    ok("events create/patch" not in lib.notes(lib.render({"events": False, "rbac": {"create": False}})),
+       "variant: NOTES.txt lists the rules the settings need")
     # slackUrl and slackUrlSecret together are refused.
     try:
         lib.render({"slackUrl": "https://hooks.slack.com/x", "slackUrlSecret": {"name": "s"}})
@@ -425,6 +474,11 @@ REJECTED = [
     ("typo in podMonitor", {"podMonitor": {"enable": True}}),
     ("serviceMonitor.interval without a unit", {"serviceMonitor": {"interval": "30"}}),
     ("podMonitor.labels value a number", {"podMonitor": {"labels": {"release": 1}}}),
+    ("typo in webhookUrlSecret", {"webhookUrlSecret": {"nmae": "x"}}),
+    ("webhookUrl not a URL", {"webhookUrl": "hooks.example/x"}),
+    ("events a word", {"events": "maybe"}),
+    ("logLevel unknown", {"logLevel": "loud"}),
+    ("logFormat unknown", {"logFormat": "xml"}),
 ]
 
 ACCEPTED = [

@@ -227,6 +227,12 @@ GET /api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&limit=500
 POST /api/v1/namespaces/shop/pods/web-1/eviction
 GET /api/v1/namespaces/shop/pods/web-1
 DELETE /api/v1/namespaces/shop/pods/web-2
+GET /apis/events.k8s.io/v1
+POST /apis/events.k8s.io/v1/namespaces/default/events
+PATCH /apis/events.k8s.io/v1/namespaces/default/events/node-a.17c2f1a9b3d4e5f6
+POST /api/v1/namespaces/shop/events
+PATCH /api/v1/namespaces/shop/events/web-1.17c2f1a9b3d4e5f7
+PATCH /api/v1/nodes/node-a/status
 """
 
 REQUEST_INFO_CASES = [
@@ -249,6 +255,9 @@ REQUEST_INFO_CASES = [
     ("PUT", "/api/v1/namespaces/shop/finalize", (True, "update", "", "namespaces/finalize", "shop")),
     ("GET", "/apis/apps/v1/namespaces/kube-system/daemonsets/x", (True, "get", "apps", "daemonsets", "x")),
     ("POST", "/apis/events.k8s.io/v1/namespaces/default/events", (True, "create", "events.k8s.io", "events", "")),
+    ("PATCH", "/apis/events.k8s.io/v1/namespaces/default/events/n.1", (True, "patch", "events.k8s.io", "events", "n.1")),
+    ("PATCH", "/api/v1/nodes/node-a/status", (True, "patch", "", "nodes/status", "node-a")),
+    ("GET", "/apis/events.k8s.io/v1", (False, "get", "", "", "")),
 ]
 
 
@@ -274,15 +283,21 @@ def self_test() -> int:
         expect(check(d, roles, report.append) == 0, "a log of the handler's drain passes")
         if failures:
             print("\n".join(report))
-        (d / "extra.log").write_text("POST /api/v1/namespaces/default/events\n")
+        (d / "extra.log").write_text("DELETE /api/v1/namespaces/default/events/x\n")
         report = []
         expect(check(d, roles, report.append) == 1 and any("DENIED" in r and "events" in r for r in report),
-               "a request the ClusterRole does not allow (create events) fails, naming it")
+               "a request the ClusterRole does not allow (delete events) fails, naming it")
+        (d / "extra.log").write_text("PUT /api/v1/nodes/node-a/status\n")
+        expect(check(d, roles, silent) == 1, "update nodes/status (PUT) fails: the role grants patch only")
         (d / "extra.log").write_text("GET /api/v1/secrets\n")
         expect(check(d, roles, silent) == 1, "a request the ClusterRole does not allow (list secrets) fails")
         (d / "extra.log").write_text("PUT /api/v1/nodes/node-a\n")
         expect(check(d, roles, silent) == 1, "update nodes (PUT) fails: the role grants patch only")
         (d / "extra.log").unlink()
+        (d / "drain.log").write_text(GOOD_LOG.replace("PATCH /api/v1/nodes/node-a/status\n", ""))
+        report = []
+        expect(check(d, roles, report.append) == 1 and any("UNUSED" in r and "nodes/status" in r for r in report),
+               "a rule no request uses (patch nodes/status) fails, naming it")
         (d / "drain.log").write_text(GOOD_LOG.replace("DELETE /api/v1/namespaces/shop/pods/web-2\n", ""))
         report = []
         expect(check(d, roles, report.append) == 1 and any("UNUSED" in r and "delete pods" in r for r in report),
@@ -292,7 +307,7 @@ def self_test() -> int:
         (d / "drain.log").write_text(GOOD_LOG)
         wide = [Role("synthetic wildcard role", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])]
         expect(check(d, wide, silent) == 1, "a wildcard rule fails (not least privilege)")
-    print(f"rbac-check self-test: {len(REQUEST_INFO_CASES) + 8 - len(failures)} passed, {len(failures)} failed")
+    print(f"rbac-check self-test: {len(REQUEST_INFO_CASES) + 10 - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 

@@ -524,6 +524,47 @@ impl Client {
         r
     }
 
+    /// A POST or PATCH with a JSON body (Events, `nodes/status`), its answer unread. `Ok` for
+    /// 2xx; a PATCH is a merge patch, or a strategic merge patch when `strategic`.
+    pub fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        strategic: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let content_type = match (method, strategic) {
+            ("PATCH", true) => "application/strategic-merge-patch+json",
+            ("PATCH", false) => "application/merge-patch+json",
+            _ => "application/json",
+        };
+        self.write(
+            &|| format!("{method} {path}"),
+            method,
+            path,
+            (content_type, body),
+            deadline,
+        )
+    }
+
+    /// Whether the server has `events.k8s.io/v1` (`GET /apis/events.k8s.io/v1`: 404 says no).
+    pub fn has_events_v1(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let op = || "discover events.k8s.io/v1".to_string();
+        let c = Call {
+            op: &op,
+            method: "GET",
+            path: "/apis/events.k8s.io/v1",
+            body: None,
+            deadline,
+        };
+        match self.call(&c) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Which Eviction version the server serves, from `GET /api/v1` (as kubectl decides).
     pub fn discover_eviction_version(
         &self,

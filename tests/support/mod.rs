@@ -109,6 +109,45 @@ pub fn record_requests(test: &str, sim: &Sim) {
     std::fs::write(dir.join(format!("{test}.log")), body).expect("write the request log");
 }
 
+/// Events and `nodes/status` requests (and the start-up discovery of events.k8s.io): the
+/// handler's background worker sends them at its own pace, so they interleave with the rest.
+pub fn is_report(r: &stnh_sim::ApiRequest) -> bool {
+    r.path.contains("/events") || r.path.ends_with("/status")
+}
+
+/// The API requests of the start-up and action path, in order, without the reports.
+pub fn action_requests(sim: &Sim) -> Vec<stnh_sim::ApiRequest> {
+    sim.api_requests()
+        .into_iter()
+        .filter(|r| !is_report(r))
+        .collect()
+}
+
+/// Waits until the API server has seen no new request for 500 ms (a killed handler's last
+/// Events and condition write have landed).
+pub fn settled(sim: &Sim) {
+    let mut n = sim.api_requests().len();
+    let mut quiet_since = Instant::now();
+    eventually("the API requests settle", Duration::from_secs(30), || {
+        let now = sim.api_requests().len();
+        if now != n {
+            n = now;
+            quiet_since = Instant::now();
+        }
+        quiet_since.elapsed() >= Duration::from_millis(500)
+    });
+}
+
+/// What a restarted handler reads at start-up (node, events.k8s.io discovery, Eviction
+/// discovery), and nothing else.
+pub fn startup_reads() -> Vec<String> {
+    vec![
+        format!("GET /api/v1/nodes/{NODE}"),
+        "GET /apis/events.k8s.io/v1".to_string(),
+        "GET /api/v1".to_string(),
+    ]
+}
+
 /// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
 pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
@@ -277,11 +316,11 @@ pub fn cordon_patches(sim: &Sim) -> Vec<stnh_sim::ApiRequest> {
         .collect()
 }
 
-/// The API requests from start-up to the first pod list: read the node, discovery, then (on the
-/// notice) the cordon patch and the taint patch, and the list of the node's pods.
+/// The API requests from start-up to the first pod list, reports aside: read the node,
+/// discovery, then (on the notice) the cordon patch and the taint patch, and the list of the
+/// node's pods.
 pub fn assert_api_head(sim: &Sim) {
-    let head: Vec<String> = sim
-        .api_requests()
+    let head: Vec<String> = action_requests(sim)
         .iter()
         .take(5)
         .map(|r| format!("{} {}", r.method, r.path))

@@ -65,6 +65,19 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if and $p (ne (toString (int $p)) "0") }}{{ int $p }}{{ end }}
 {{- end }}
 
+{{/* "NAME KEY" of the Secret holding one webhook setting: the chart's <fullname>-webhook when the value is
+given in the values, else the named Secret; "" when neither. Argument: list ctx value secret key valueName. */}}
+{{- define "stnh.webhookSecretRef" -}}
+{{- $value := index . 1 }}{{ $sec := index . 2 }}{{ $key := index . 3 }}
+{{- if and $value $sec.name }}
+{{- fail (printf "set %s or %sSecret.name, not both" (index . 4) (index . 4)) }}
+{{- else if $value }}
+{{- printf "%s-webhook %s" (include "stnh.fullname" (index . 0)) $key }}
+{{- else if $sec.name }}
+{{- printf "%s %s" $sec.name (default $key $sec.key) }}
+{{- end }}
+{{- end }}
+
 {{/* Environment variables for the handler's settings, in the order of the README's settings table. */}}
 {{- define "stnh.settingsEnv" -}}
 {{- $v := .Values }}
@@ -101,6 +114,15 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
 {{- if include "stnh.isSet" $v.gcpMigrate }}{{ $env = append $env (list "GCP_MIGRATE" $v.gcpMigrate) }}{{ end }}
 {{- if include "stnh.isSet" $v.azureApprove }}{{ $env = append $env (list "AZURE_APPROVE" $v.azureApprove) }}{{ end }}
 {{- if include "stnh.isSet" $v.azureFreeze }}{{ $env = append $env (list "AZURE_FREEZE" $v.azureFreeze) }}{{ end }}
+{{- if include "stnh.isSet" $v.webhookEvents }}{{ $env = append $env (list "WEBHOOK_EVENTS" $v.webhookEvents) }}{{ end }}
+{{- if include "stnh.isSet" $v.webhookTemplateFile }}{{ $env = append $env (list "WEBHOOK_TEMPLATE_FILE" $v.webhookTemplateFile) }}{{ end }}
+{{- if include "stnh.isSet" $v.webhookProxy }}{{ $env = append $env (list "WEBHOOK_PROXY" $v.webhookProxy) }}{{ end }}
+{{- if include "stnh.isSet" $v.httpsProxy }}{{ $env = append $env (list "HTTPS_PROXY" $v.httpsProxy) }}{{ end }}
+{{- if include "stnh.isSet" $v.noProxy }}{{ $env = append $env (list "NO_PROXY" $v.noProxy) }}{{ end }}
+{{- if include "stnh.isSet" $v.events }}{{ $env = append $env (list "EVENTS" $v.events) }}{{ end }}
+{{- if include "stnh.isSet" $v.nodeCondition }}{{ $env = append $env (list "NODE_CONDITION" $v.nodeCondition) }}{{ end }}
+{{- if include "stnh.isSet" $v.logFormat }}{{ $env = append $env (list "LOG_FORMAT" $v.logFormat) }}{{ end }}
+{{- if include "stnh.isSet" $v.logLevel }}{{ $env = append $env (list "LOG_LEVEL" $v.logLevel) }}{{ end }}
 {{- range $env }}
 - name: {{ index . 0 }}
   value: {{ index . 1 | toString | quote }}
@@ -112,6 +134,16 @@ http://169.254.169.254/latest/meta-data/spot/termination-time
     secretKeyRef:
       name: {{ index $ref 0 }}
       key: {{ index $ref 1 }}
+{{- end }}
+{{- range $s := list (list "WEBHOOK_URL" $v.webhookUrl $v.webhookUrlSecret "webhook-url" "webhookUrl") (list "WEBHOOK_HEADERS" $v.webhookHeaders $v.webhookHeadersSecret "webhook-headers" "webhookHeaders") (list "WEBHOOK_TEMPLATE" $v.webhookTemplate $v.webhookTemplateSecret "webhook-template" "webhookTemplate") }}
+{{- with include "stnh.webhookSecretRef" (list $ (index $s 1) (index $s 2) (index $s 3) (index $s 4)) }}
+{{- $ref := splitList " " . }}
+- name: {{ index $s 0 }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ index $ref 0 }}
+      key: {{ index $ref 1 }}
+{{- end }}
 {{- end }}
 {{- if include "stnh.isSet" $v.slackChannel }}
 - name: SLACK_CHANNEL
