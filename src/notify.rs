@@ -24,7 +24,7 @@ use crate::http::{self, Endpoint};
 use crate::notice::{Action, Kind, Notice};
 use crate::time::format_rfc3339;
 use crate::worker::Worker;
-use crate::{debug, info, warn};
+use crate::{debug, warn};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPTS: u32 = 3;
@@ -639,6 +639,26 @@ fn submit(d: &Destination, phase: Phase, job: crate::worker::Job) {
     }
 }
 
+/// Logs a delivery line; Slack messages have no message id (only webhooks send one), so
+/// theirs leave the field out rather than print it empty.
+fn say(
+    level: crate::log::Level,
+    msg: &str,
+    fields: &[(&str, &dyn std::fmt::Display)],
+    slack: bool,
+) {
+    if slack {
+        let kept: Vec<_> = fields
+            .iter()
+            .filter(|(k, _)| *k != "message_id")
+            .copied()
+            .collect();
+        crate::log::log(level, msg, &kept);
+    } else {
+        crate::log::log(level, msg, fields);
+    }
+}
+
 /// What to do after one POST.
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
@@ -718,13 +738,13 @@ fn deliver(
                 } else {
                     "sent webhook message"
                 };
-                info!(
-                    msg,
-                    destination = d.name,
-                    phase = phase,
-                    message_id = id,
-                    attempts = attempt
-                );
+                let f: [(&str, &dyn std::fmt::Display); 4] = [
+                    ("destination", &d.name),
+                    ("phase", &phase),
+                    ("message_id", &id),
+                    ("attempts", &attempt),
+                ];
+                say(crate::log::Level::Info, msg, &f, slack);
                 return;
             }
             Verdict::Drop(why) => {
@@ -733,13 +753,13 @@ fn deliver(
                 } else {
                     "webhook refused the message; not retrying"
                 };
-                warn!(
-                    msg,
-                    destination = d.name,
-                    phase = phase,
-                    message_id = id,
-                    answer = why
-                );
+                let f: [(&str, &dyn std::fmt::Display); 4] = [
+                    ("destination", &d.name),
+                    ("phase", &phase),
+                    ("message_id", &id),
+                    ("answer", &why),
+                ];
+                say(crate::log::Level::Warn, msg, &f, slack);
                 return;
             }
             Verdict::RetryAfter(wait) => wait,
@@ -758,15 +778,16 @@ fn deliver(
             (false, false) => "webhook message not delivered; retrying",
             (false, true) => "webhook message not delivered by the deadline; giving up",
         };
-        warn!(
-            msg,
-            destination = d.name,
-            phase = phase,
-            message_id = id,
-            error = error,
-            attempts = attempt,
-            retry_in_s = if give_up { 0 } else { wait.as_secs() }
-        );
+        let retry_in_s = if give_up { 0 } else { wait.as_secs() };
+        let f: [(&str, &dyn std::fmt::Display); 6] = [
+            ("destination", &d.name),
+            ("phase", &phase),
+            ("message_id", &id),
+            ("error", &error),
+            ("attempts", &attempt),
+            ("retry_in_s", &retry_in_s),
+        ];
+        say(crate::log::Level::Warn, msg, &f, slack);
         if give_up {
             return;
         }

@@ -558,6 +558,11 @@ fn the_condition_survives_a_restart_and_goes_false_when_given_back() {
     let c = condition(&sim).unwrap();
     assert_eq!(c["reason"], "BackInService");
     assert!(c["lastTransitionTime"].as_str().unwrap() >= set_at.as_str());
+    // The simulator applies a request before it logs it: wait for the log, then settle and count.
+    eventually("the False patch is logged", LONG, || {
+        status_patches(&sim).len() >= 2
+    });
+    settled(&sim);
     assert_eq!(status_patches(&sim).len(), 2, "True once, False once");
     assert!(sim.node_condition(NODE, "Ready").is_some());
     record_requests("condition_restart", &sim);
