@@ -225,7 +225,9 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         detacher,
         ack_after: Instant::now(),
         condition_checked: false,
+        drain_told: None,
     };
+    state.drain_told = draining_notice(&state.keeper);
     state.loaded = state.keeper.view().is_some();
     let desired = decision::desired(&state.ledger);
     let acted = state.ledger.iter().any(|e| e.acted.is_some());
@@ -298,6 +300,10 @@ struct Loop<'a> {
     ack_after: Instant,
     /// The Node condition was compared with the ledger at least once.
     condition_checked: bool,
+    /// The notice whose drain an earlier run of the handler had started (phase `draining` on
+    /// the node at start-up): its `DrainStarted` Event is already recorded, so resuming that
+    /// drain does not record it again.
+    drain_told: Option<String>,
 }
 
 impl<'a> Loop<'a> {
@@ -381,6 +387,7 @@ impl<'a> Loop<'a> {
             if let Some(l) = load_ledger(&mut self.keeper, &self.node) {
                 self.ledger = l;
                 self.loaded = true;
+                self.drain_told = draining_notice(&self.keeper);
             }
         }
         let before = self.ledger.clone();
@@ -840,12 +847,15 @@ impl<'a> Loop<'a> {
                         )
                     })
                     .unwrap_or_default();
-                self.recorder.node_event(
-                    "DrainStarted",
-                    "Drain",
-                    format!("draining: {about}"),
-                    false,
-                );
+                // Only the first drain after start-up can be the one a restart resumes.
+                if self.drain_told.take().as_deref() != Some(order.primary.as_str()) {
+                    self.recorder.node_event(
+                        "DrainStarted",
+                        "Drain",
+                        format!("draining: {about}"),
+                        false,
+                    );
+                }
                 let recorder = self.recorder;
                 let drainer = Drainer {
                     client: self.client,
@@ -1032,6 +1042,16 @@ fn serve_metrics(
         port = bound.port()
     );
     Ok(())
+}
+
+/// The notice an earlier run was draining for, by the node's `phase` and `notice` annotations.
+fn draining_notice(keeper: &Keeper) -> Option<String> {
+    let a = keeper.view()?.annotations();
+    if a.phase.as_deref() == Some("draining") {
+        a.notice
+    } else {
+        None
+    }
 }
 
 /// Reads our records on the node; `None` (with a warning) when the API does not answer.

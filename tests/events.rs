@@ -664,3 +664,57 @@ fn a_denied_event_or_condition_is_a_warning_and_changes_nothing_else() {
     assert_eq!(eviction_statuses(&sim, "shop/web-1"), [201]);
     assert!(sim.events().is_empty() && condition(&sim).is_none());
 }
+
+#[test]
+fn a_drain_resumed_after_a_restart_is_not_started_twice() {
+    let sim = Sim::start(
+        Scenario::new(NODE)
+            .pod(PodSpec::new("shop", "web-1").shutdown(Duration::from_secs(2)))
+            .notice_after(
+                Duration::from_millis(300),
+                "terminate",
+                Duration::from_secs(60),
+            ),
+    )
+    .unwrap();
+    let mut first = Handler::start(&sim, &[]);
+    eventually(
+        "the eviction accepted and DrainStarted recorded",
+        LONG,
+        || {
+            eviction_statuses(&sim, "shop/web-1") == [201]
+                && sim.events().iter().any(|e| e["reason"] == "DrainStarted")
+        },
+    );
+    assert_eq!(
+        annotation(&sim.node(NODE).unwrap(), "phase").as_deref(),
+        Some("draining")
+    );
+    first.kill();
+    let second = Handler::start(&sim, &[]);
+    second.wait_for(
+        "resuming the drain this handler started before a restart",
+        LONG,
+    );
+    second.wait_for("msg=\"drain finished\"", LONG);
+    settled(&sim);
+    let reasons: Vec<String> = sim
+        .events()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "DrainStarted").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "Drained").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        sim.events().iter().all(|e| e["series"].is_null()),
+        "no repeats"
+    );
+}
