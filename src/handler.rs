@@ -448,28 +448,41 @@ impl<'a> Loop<'a> {
                 self.notifier.warning(text);
             }
         }
-        // Messages go out before the cordon, unless they would say "unknown" for an identity
-        // the metadata service did not give at start-up: then the cordon comes first, and the
-        // identity is read again before the message.
+        // A first-seen message is queued as soon as the node records it as sent (the cordon's
+        // patch carries that record), so a handler killed in between never sends it twice. If
+        // it would say "unknown" for an identity the metadata service did not give at start-up,
+        // the identity is read again after the cordon, before the message.
         let refresh_identity = acting && !self.origin.identity.is_complete();
-        if !refresh_identity {
-            self.queue_seen_messages(&notices, now);
-        }
+        let mut seen = if refresh_identity {
+            Vec::new()
+        } else {
+            self.mark_seen(&notices)
+        };
         self.undone.extend(undone);
         if !desired.is_clear() {
             // The node is not going back: nothing to announce for what was undone.
             self.undone.clear();
         }
         let mut written = self.reconcile(&desired);
+        if written {
+            self.send_seen(&mut seen, now);
+        }
         self.manage_drain(scope, &desired);
         if refresh_identity {
             let fresh = self.cloud.identity();
             self.origin.identity.fill_from(fresh);
-            self.queue_seen_messages(&notices, now);
+            seen = self.mark_seen(&notices);
             written = false;
         }
-        self.acknowledge(&notices);
         if self.ledger != before && !written {
+            self.record();
+        }
+        // Recorded now, or the API did not take the record within its timeout: people hear
+        // of the notice anyway (a restart may then tell them again).
+        self.send_seen(&mut seen, now);
+        let recorded = self.ledger.clone();
+        self.acknowledge(&notices);
+        if self.ledger != recorded {
             self.record();
         }
         // The Node condition follows the ledger (no work while idle with nothing on record).
@@ -574,9 +587,11 @@ impl<'a> Loop<'a> {
         );
     }
 
-    /// The first-seen message of each notice not announced yet (at most once per notice: the
-    /// ledger on the node says what was sent).
-    fn queue_seen_messages(&mut self, notices: &[Notice], now: SystemTime) {
+    /// Marks the first-seen message of each notice not announced yet as sent (at most once per
+    /// notice: the ledger on the node says what was sent) and returns them, to be queued by
+    /// [`Loop::send_seen`] once the node has that record.
+    fn mark_seen(&mut self, notices: &[Notice]) -> Vec<(Notice, Status)> {
+        let mut out = Vec::new();
         for e in self.ledger.iter_mut() {
             if e.sent.seen {
                 continue;
@@ -587,9 +602,16 @@ impl<'a> Loop<'a> {
                 } else {
                     e.status
                 };
-                self.notifier.notice(&self.origin, n, status, now);
+                out.push((n.clone(), status));
                 e.sent.seen = true;
             }
+        }
+        out
+    }
+
+    fn send_seen(&self, seen: &mut Vec<(Notice, Status)>, now: SystemTime) {
+        for (n, status) in seen.drain(..) {
+            self.notifier.notice(&self.origin, &n, status, now);
         }
     }
 

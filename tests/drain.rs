@@ -216,12 +216,14 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         "{second}"
     );
     // The Slack worker sends on its own thread, so when its POST arrives is not ordered
-    // with the cordon; what is: the message is queued before the cordon is sent.
+    // with the evictions; what is: the notice message is queued once the cordon's patch has
+    // recorded it as sent (so a restart never sends it twice), before the drain starts.
     let queued = h.position("queued Slack message").unwrap();
     let cordoned = h.position("msg=\"cordoned node\"").unwrap();
+    let draining = h.position("msg=\"draining node\"").unwrap();
     assert!(
-        queued < cordoned && h.logs()[queued].contains("message=notice"),
-        "the notice message is queued before the cordon:\n{}",
+        cordoned < queued && queued < draining && h.logs()[queued].contains("message=notice"),
+        "the notice message is queued after the cordon, before the drain:\n{}",
         h.dump()
     );
 
@@ -247,10 +249,12 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         "the token is reused"
     );
     // API connections are kept open and reused: one for the start-up calls (closed while
-    // idle), then at most one per concurrent eviction. The metadata service is reached through
+    // idle), then at most one per concurrent eviction, and one for the Events worker. The metadata service is reached through
     // minreq, which keeps no connection: one per request.
+    // The Events and condition worker shares the pool, and needs a connection of its own when
+    // every eviction holds one (under load: the CI flake of a bound without it).
     assert!(
-        sim.tls_connections() <= 1 + MIXED_EVICTABLE.len(),
+        sim.tls_connections() <= 2 + MIXED_EVICTABLE.len(),
         "{} TLS connections for {} requests",
         sim.tls_connections(),
         reqs.len()
@@ -635,8 +639,8 @@ fn a_hanging_slack_webhook_does_not_hold_up_the_drain() {
         "the webhook is still hanging: {slack:?}"
     );
     assert!(
-        slack[0].at <= cordon.at,
-        "the notice message went out first, and the cordon did not wait for it"
+        slack[0].at >= cordon.at,
+        "the notice message went out once the cordon recorded it"
     );
     h.wait_for("Slack message not delivered; retrying", LONG);
     let finished = h.position("msg=\"drain finished\"").unwrap();
@@ -652,8 +656,8 @@ fn a_hanging_slack_webhook_does_not_hold_up_the_drain() {
         "the webhook is hanging: {slack:?}"
     );
     assert!(
-        h.position("queued Slack message").unwrap() < h.position("msg=\"cordoned node\"").unwrap(),
-        "the notice message was queued before the cordon"
+        h.position("queued Slack message").unwrap() > h.position("msg=\"cordoned node\"").unwrap(),
+        "the notice message was queued once the cordon recorded it"
     );
     let line = h.wait_for("Slack message not delivered; retrying", LONG);
     assert!(line.contains("timed out"), "{line}");
