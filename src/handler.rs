@@ -858,6 +858,10 @@ impl<'a> Loop<'a> {
                     } else {
                         Duration::ZERO
                     },
+                    order: self.cfg.eviction_order,
+                    critical_priority: self.cfg.critical_priority,
+                    pod_selector: self.cfg.pod_selector.clone(),
+                    surge_blocked: self.cfg.surge_blocked,
                     on_fate: Some(Box::new(move |t: &drain::Target, f: &Fate| {
                         let (reason, action, what, warning) = match f {
                             Fate::Evicted => ("Evicted", "Evict", "evicted", false),
