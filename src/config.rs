@@ -1732,6 +1732,49 @@ mod tests {
     }
 
     #[test]
+    fn least_harm_settings() {
+        use crate::drain::EvictionOrder;
+        let c = run(&[], &with(&[])).unwrap();
+        assert_eq!(
+            (c.eviction_order, c.critical_priority, c.pod_selector.is_none(), c.surge_blocked),
+            (EvictionOrder::Tiers, 2_000_000_000, true, false)
+        );
+        let c = run(
+            &[],
+            &with(&[
+                ("EVICTION_ORDER", "parallel"),
+                ("CRITICAL_PRIORITY", "1000"),
+                ("POD_SELECTOR", "app=web, tier notin (db)"),
+                ("SURGE_BLOCKED", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.eviction_order, c.critical_priority, c.surge_blocked),
+            (EvictionOrder::Parallel, 1000, true)
+        );
+        assert_eq!(
+            c.pod_selector.unwrap().to_string(),
+            "app=web,tier notin (db)"
+        );
+        let c = run(&["--pod-selector", "!canary"], &with(&[])).unwrap();
+        assert_eq!(c.pod_selector.unwrap().to_string(), "!canary");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("EVICTION_ORDER", "priority")], "invalid EVICTION_ORDER: expected one of tiers, parallel, got \"priority\""),
+            (&[("CRITICAL_PRIORITY", "high")], "invalid CRITICAL_PRIORITY: expected a 32-bit integer priority, got \"high\""),
+            (&[("CRITICAL_PRIORITY", "3000000000")], "invalid CRITICAL_PRIORITY: expected a 32-bit integer priority, got \"3000000000\""),
+            (&[("POD_SELECTOR", "app in web")], "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got \"app in web\" (expected '(' values ')' after \"in\")"),
+            (&[("POD_SELECTOR", "a=b,")], "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got \"a=b,\" (empty requirement)"),
+            (&[("SURGE_BLOCKED", "maybe")], "invalid SURGE_BLOCKED: expected true or false (1/0, yes/no, on/off), got \"maybe\""),
+        ];
+        for (env, want) in cases {
+            let e = run(&[], &with(env)).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
     fn webhook_proxy_and_log_settings() {
         let c = run(&[], BASE).unwrap();
         assert!(c.webhook_urls.is_empty() && c.webhook_headers.is_empty());

@@ -981,6 +981,16 @@ impl<'a> Loop<'a> {
         if !names.is_empty() {
             fields.push(("still_on_node", &names));
         }
+        let left_alone = report.left_alone.len();
+        let not_selected = drain::some_names(&report.left_alone, ",");
+        if left_alone > 0 {
+            fields.push(("left_alone", &left_alone));
+            fields.push(("not_selected", &not_selected));
+        }
+        let surged = drain::some_names(&report.surged, ",");
+        if !surged.is_empty() {
+            fields.push(("surged", &surged));
+        }
         fields.push(("cordoned", &report.cordoned));
         fields.push(("seconds", &seconds));
         log::log(level, msg, &fields);
