@@ -1059,11 +1059,14 @@ impl Config {
             },
             pod_selector: match raw.get("POD_SELECTOR") {
                 None => None,
-                Some(r) => Some(crate::selector::parse(&r.value).map_err(|why| Error {
-                    setting: r.source.clone(),
-                    expected: "a label selector such as `app=web,tier!=db,env in (a,b),!canary`"
-                        .to_string(),
-                    got: format!("{:?} ({why})", r.value),
+                Some(r) => Some(crate::selector::parse(&r.value).map_err(|why| {
+                    Error {
+                        setting: r.source.clone(),
+                        expected:
+                            "a label selector such as `app=web,tier!=db,env in (a,b),!canary`"
+                                .to_string(),
+                        got: format!("{:?} ({why})", r.value),
+                    }
                 })?),
             },
             surge_blocked: boolean(raw, "SURGE_BLOCKED", false)?,
@@ -1736,7 +1739,12 @@ mod tests {
         use crate::drain::EvictionOrder;
         let c = run(&[], &with(&[])).unwrap();
         assert_eq!(
-            (c.eviction_order, c.critical_priority, c.pod_selector.is_none(), c.surge_blocked),
+            (
+                c.eviction_order,
+                c.critical_priority,
+                c.pod_selector.is_none(),
+                c.surge_blocked
+            ),
             (EvictionOrder::Tiers, 2_000_000_000, true, false)
         );
         let c = run(

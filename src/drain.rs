@@ -81,8 +81,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::kube::model::Pod;
-use crate::selector::Selector;
 use crate::kube::{Client, EvictionVersion};
+use crate::selector::Selector;
 use crate::time::format_rfc3339;
 use crate::{error, info, warn};
 
@@ -932,7 +932,8 @@ impl Drainer<'_> {
                 let (queue, wake) = (&queue, &wake);
                 s.spawn(move || {
                     let critical: Vec<&Target> = targets.iter().filter(|t| t.critical).collect();
-                    let need = tier_need(critical.iter().map(|t| t.grace), control.budget().grace_cap);
+                    let need =
+                        tier_need(critical.iter().map(|t| t.grace), control.budget().grace_cap);
                     info!(
                         "critical pods wait until the others are gone",
                         critical = critical.len(),
@@ -1232,12 +1233,7 @@ impl Drainer<'_> {
             st.ready_here.get(&key).copied().unwrap_or(0)
         };
         let failed = |e: &crate::kube::Error, what: &str| {
-            warn!(
-                what,
-                deployment = key,
-                pod = t.key(),
-                error = e
-            );
+            warn!(what, deployment = key, pod = t.key(), error = e);
             let mut st = lock();
             st.done.remove(&key);
             *st.failures.entry(key.clone()).or_default() += 1;
@@ -1842,16 +1838,38 @@ mod tests {
     fn critical_pods() {
         let cases: &[(&str, bool)] = &[
             (r#"{"metadata":{"name":"a"}}"#, false),
-            (r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"system-cluster-critical"}}"#, true),
-            (r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"system-node-critical","priority":0}}"#, true),
-            (r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"high","priority":1000000}}"#, false),
-            (r#"{"metadata":{"name":"a"},"spec":{"priority":2000000000}}"#, true),
-            (r#"{"metadata":{"name":"a"},"spec":{"priority":1999999999}}"#, false),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"system-cluster-critical"}}"#,
+                true,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"system-node-critical","priority":0}}"#,
+                true,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"high","priority":1000000}}"#,
+                false,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priority":2000000000}}"#,
+                true,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priority":1999999999}}"#,
+                false,
+            ),
         ];
         for (json, want) in cases {
-            assert_eq!(is_critical(&pod(json), DEFAULT_CRITICAL_PRIORITY), *want, "{json}");
+            assert_eq!(
+                is_critical(&pod(json), DEFAULT_CRITICAL_PRIORITY),
+                *want,
+                "{json}"
+            );
         }
-        assert!(is_critical(&pod(r#"{"metadata":{"name":"a"},"spec":{"priority":1000}}"#), 1000));
+        assert!(is_critical(
+            &pod(r#"{"metadata":{"name":"a"},"spec":{"priority":1000}}"#),
+            1000
+        ));
     }
 
     #[test]

@@ -95,7 +95,9 @@ fn key_ok(k: &str) -> bool {
         Some((prefix, name)) => {
             prefix.len() <= 253
                 && prefix.split('.').all(|l| {
-                    name_ok(l) && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    name_ok(l)
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 })
                 && name_ok(name)
         }
@@ -197,9 +199,17 @@ fn requirement(part: &str) -> Result<Requirement, String> {
     } else if let Some(v) = rest.strip_prefix("==").or_else(|| rest.strip_prefix('=')) {
         Op::Eq(check_value(v.trim())?)
     } else if let Some(v) = rest.strip_prefix('>') {
-        Op::Gt(v.trim().parse().map_err(|_| format!("expected an integer after '>' in {p:?}"))?)
+        Op::Gt(
+            v.trim()
+                .parse()
+                .map_err(|_| format!("expected an integer after '>' in {p:?}"))?,
+        )
     } else if let Some(v) = rest.strip_prefix('<') {
-        Op::Lt(v.trim().parse().map_err(|_| format!("expected an integer after '<' in {p:?}"))?)
+        Op::Lt(
+            v.trim()
+                .parse()
+                .map_err(|_| format!("expected an integer after '<' in {p:?}"))?,
+        )
     } else if let Some(r) = word("notin") {
         Op::NotIn(set(r, "notin")?)
     } else if let Some(r) = word("in") {

@@ -154,8 +154,14 @@ mod tests {
             Some("my-app-v2")
         );
         // A bare ReplicaSet whose name does not end in the hash, a StatefulSet, no hash.
-        assert_eq!(deployment_of(&pod("web", "7d4b9c", "web", "ReplicaSet")), None);
-        assert_eq!(deployment_of(&pod("db-7d4b9c", "7d4b9c", "db", "StatefulSet")), None);
+        assert_eq!(
+            deployment_of(&pod("web", "7d4b9c", "web", "ReplicaSet")),
+            None
+        );
+        assert_eq!(
+            deployment_of(&pod("db-7d4b9c", "7d4b9c", "db", "StatefulSet")),
+            None
+        );
         assert_eq!(deployment_of(&pod("web-", "", "web", "ReplicaSet")), None);
         assert_eq!(deployment_of(&pod("-7d", "7d", "web", "ReplicaSet")), None);
     }
@@ -178,7 +184,11 @@ mod tests {
             (s("5"), 1, None),
         ];
         for (v, replicas, want) in cases {
-            assert_eq!(resolve_max_surge(v.as_ref(), *replicas), *want, "{v:?} of {replicas}");
+            assert_eq!(
+                resolve_max_surge(v.as_ref(), *replicas),
+                *want,
+                "{v:?} of {replicas}"
+            );
         }
     }
 

@@ -115,9 +115,15 @@ fn critical_pods_are_evicted_once_the_others_are_gone() {
     h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("kindness_tiers", &sim);
     let line = h.wait_for("msg=\"drain finished\"", LONG);
-    assert!(line.contains("evicted=6") && line.contains("forced=0"), "{line}");
+    assert!(
+        line.contains("evicted=6") && line.contains("forced=0"),
+        "{line}"
+    );
     let opened = h.wait_for("starting the critical tier", LONG);
-    assert!(opened.contains("reason=\"the other pods are gone\""), "{opened}");
+    assert!(
+        opened.contains("reason=\"the other pods are gone\""),
+        "{opened}"
+    );
     let last_ordinary_gone = ORDINARY
         .iter()
         .map(|p| gone_at(&sim, p).unwrap_or_else(|| panic!("{p} gone")))
@@ -174,12 +180,11 @@ fn latest_start_case(deadline: Duration, margin: Duration, critical_grace: i64, 
         .priority_class("system-cluster-critical")
         .grace(critical_grace)
         .shutdown(Duration::from_millis(300));
-    let sim = Sim::start(
-        Scenario::new(NODE)
-            .pod(slow)
-            .pod(critical)
-            .notice_after(Duration::from_millis(500), "terminate", deadline),
-    )
+    let sim = Sim::start(Scenario::new(NODE).pod(slow).pod(critical).notice_after(
+        Duration::from_millis(500),
+        "terminate",
+        deadline,
+    ))
     .unwrap();
     let h = Handler::start(&sim, &[]);
     eventually("the critical pod evicted", LONG, || {
@@ -283,8 +288,13 @@ fn pod_selector_drains_only_matching_pods_and_lists_the_others() {
     // The others are untouched: still on the node, not terminating, never written to.
     for p in ["shop/web-canary", "data/db-0"] {
         let (ns, name) = p.split_once('/').unwrap();
-        let pod = sim.pod(ns, name).unwrap_or_else(|| panic!("{p} still there"));
-        assert!(pod["metadata"].get("deletionTimestamp").is_none(), "{pod:#}");
+        let pod = sim
+            .pod(ns, name)
+            .unwrap_or_else(|| panic!("{p} still there"));
+        assert!(
+            pod["metadata"].get("deletionTimestamp").is_none(),
+            "{pod:#}"
+        );
         assert!(
             !sim.api_requests()
                 .iter()
@@ -296,7 +306,10 @@ fn pod_selector_drains_only_matching_pods_and_lists_the_others() {
         line.contains("left_alone=2") && line.contains("not_selected=data/db-0,shop/web-canary"),
         "{line}"
     );
-    assert!(line.contains("evicted=2") && line.contains("still_present=0"), "{line}");
+    assert!(
+        line.contains("evicted=2") && line.contains("still_present=0"),
+        "{line}"
+    );
     for p in ["shop/web-canary", "data/db-0"] {
         assert!(
             h.logs()
@@ -350,7 +363,10 @@ fn surge_blocked_restarts_a_one_replica_deployment_whose_replacement_is_ready_fi
     let line = h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("surge-blocked--kindness_surge", &sim);
     let (notice_at, _) = sim.aws_notice().unwrap();
-    assert!(line.contains("forced=0") && line.contains("surged=shop/solo"), "{line}");
+    assert!(
+        line.contains("forced=0") && line.contains("surged=shop/solo"),
+        "{line}"
+    );
     // One GET and one restart patch, as `kubectl rollout restart` sends it.
     assert_eq!(
         apps_requests(&sim),
@@ -480,7 +496,10 @@ fn surge_never_touches_statefulsets_bare_replicasets_or_deployments_that_cannot_
     let h = Handler::start(&sim, &[("SURGE_BLOCKED", "true")]);
     let line = h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("surge-blocked--kindness_surge_never", &sim);
-    assert!(line.contains("forced=4") && !line.contains("surged="), "{line}");
+    assert!(
+        line.contains("forced=4") && !line.contains("surged="),
+        "{line}"
+    );
     // The two Deployments are read (and judged), never patched; nothing else is read.
     let mut apps = apps_requests(&sim);
     apps.sort();
@@ -492,13 +511,18 @@ fn surge_never_touches_statefulsets_bare_replicasets_or_deployments_that_cannot_
         ]
     );
     for (d, why) in [
-        ("shop/recreated", "the Deployment's strategy is not RollingUpdate"),
+        (
+            "shop/recreated",
+            "the Deployment's strategy is not RollingUpdate",
+        ),
         ("shop/nosurge", "the Deployment cannot surge (maxSurge 0)"),
     ] {
         assert!(
-            h.logs().iter().any(|l| l.contains("not restarting the Deployment")
-                && l.contains(&format!("deployment={d}"))
-                && l.contains(why)),
+            h.logs()
+                .iter()
+                .any(|l| l.contains("not restarting the Deployment")
+                    && l.contains(&format!("deployment={d}"))
+                    && l.contains(why)),
             "{d}: {}",
             h.dump()
         );

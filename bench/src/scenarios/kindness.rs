@@ -20,8 +20,8 @@ use stnh_sim::{PodSpec, Scenario, Sim};
 
 use super::drain::last_accepted;
 use super::{
-    bench_scenario, detection, ms, notice_at_random_moment, progress, Ctx, Outcome,
-    DAEMONSET_PODS, NODE,
+    bench_scenario, detection, ms, notice_at_random_moment, progress, Ctx, Outcome, DAEMONSET_PODS,
+    NODE,
 };
 use crate::handler::{wait_for, Handler};
 use crate::report::{Section, Table, TargetRow};
@@ -57,9 +57,14 @@ fn tiers_scenario(ctx: &Ctx) -> Scenario {
 }
 
 fn is_critical_name(name: &str) -> bool {
-    ["coredns-", "ingress-nginx-", "ebs-csi-controller-", "metrics-server-"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "coredns-",
+        "ingress-nginx-",
+        "ebs-csi-controller-",
+        "metrics-server-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// One tiers or parallel drain; times in ms from detection.
@@ -194,7 +199,10 @@ pub fn run_tiers(ctx: &Ctx) -> Result<Outcome, String> {
             show(&ord),
             rs.first().map_or(0, |r| r.accepted).to_string(),
         ]);
-        medians.insert(order, (crate::stats::median(&acc), crate::stats::median(&crit_med)));
+        medians.insert(
+            order,
+            (crate::stats::median(&acc), crate::stats::median(&crit_med)),
+        );
         raw.push(json!({"order": order, "runs": rs.iter().map(|r| json!({
             "all_accepted_ms": r.all_accepted, "critical_gone_ms": r.critical_gone,
             "ordinary_gone_ms": r.ordinary_gone, "accepted": r.accepted})).collect::<Vec<_>>()}));
@@ -227,7 +235,10 @@ pub fn run_tiers(ctx: &Ctx) -> Result<Outcome, String> {
 const READY_AFTER: Duration = Duration::from_secs(5);
 
 /// (name, replicas, PDB (minAvailable, maxUnavailable))
-const DEPLOYMENTS: [(&str, i64, Option<(Option<i64>, Option<i64>)>); 5] = [
+/// A PDB's (minAvailable, maxUnavailable).
+type Pdb = (Option<i64>, Option<i64>);
+
+const DEPLOYMENTS: [(&str, i64, Option<Pdb>); 5] = [
     ("web", 3, Some((Some(2), None))),
     ("api", 2, Some((None, Some(1)))),
     ("solo", 1, Some((Some(1), None))),
@@ -428,7 +439,11 @@ pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
         READY_AFTER.as_secs(),
         ctx.latency_text()
     ));
-    let whos = ["ours (default)", "ours, SURGE_BLOCKED=true", "`kubectl drain`"];
+    let whos = [
+        "ours (default)",
+        "ours, SURGE_BLOCKED=true",
+        "`kubectl drain`",
+    ];
     let mut headers: Vec<String> = vec!["Drain".into()];
     for (d, n, pdb) in DEPLOYMENTS {
         headers.push(format!(
