@@ -208,6 +208,34 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "Wait this long between that label and the first eviction (load-balancer deregistration); cut to what the deadline allows, 0s to 5m",
     },
     Setting {
+        flag: "--eviction-order",
+        env: "EVICTION_ORDER",
+        value: "ORDER",
+        default: "tiers",
+        meaning: "`tiers`: evict ordinary pods first and critical ones (`system-cluster-critical`, `system-node-critical`, or priority ≥ CRITICAL_PRIORITY) once the others are gone, or at the latest moment that still gives them their own grace; `parallel`: all at once",
+    },
+    Setting {
+        flag: "--critical-priority",
+        env: "CRITICAL_PRIORITY",
+        value: "N",
+        default: "2000000000",
+        meaning: "Pods with `spec.priority` at least this are critical (evicted last with EVICTION_ORDER=tiers)",
+    },
+    Setting {
+        flag: "--pod-selector",
+        env: "POD_SELECTOR",
+        value: "SELECTOR",
+        default: "",
+        meaning: "Drain only the pods this label selector matches (`kubectl drain --pod-selector` syntax: `a=b,c!=d,e in (f,g),e notin (h),k,!k`); the others are left alone and listed in the summary",
+    },
+    Setting {
+        flag: "--surge-blocked",
+        env: "SURGE_BLOCKED",
+        value: "BOOL",
+        default: "false",
+        meaning: "When a budget allows no eviction and the pod's Deployment can surge with every Ready replica on this node, restart the Deployment (as `kubectl rollout restart`) so a replacement starts elsewhere first; evictions and the forced delete go on. Needs `deployments` get/patch RBAC (README)",
+    },
+    Setting {
         flag: "--uptime-file",
         env: "UPTIME_FILE",
         value: "PATH",
@@ -447,6 +475,10 @@ pub struct Config {
     pub aws: Option<crate::awsapi::Env>,
     pub exclude_from_load_balancers: bool,
     pub eviction_delay: Duration,
+    pub eviction_order: crate::drain::EvictionOrder,
+    pub critical_priority: i64,
+    pub pod_selector: Option<crate::selector::Selector>,
+    pub surge_blocked: bool,
     pub uptime_file: PathBuf,
     pub dry_run: bool,
     pub verbose: bool,
@@ -1011,6 +1043,33 @@ impl Config {
                 Duration::ZERO,
                 Duration::from_secs(300),
             )?,
+            eviction_order: match choice(raw, "EVICTION_ORDER", &["tiers", "parallel"])? {
+                Some(1) => crate::drain::EvictionOrder::Parallel,
+                _ => crate::drain::EvictionOrder::Tiers,
+            },
+            critical_priority: match raw.get("CRITICAL_PRIORITY") {
+                None => crate::drain::DEFAULT_CRITICAL_PRIORITY,
+                Some(r) => r
+                    .value
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (-2_147_483_648..=2_147_483_647).contains(n))
+                    .ok_or_else(|| r.error("a 32-bit integer priority"))?,
+            },
+            pod_selector: match raw.get("POD_SELECTOR") {
+                None => None,
+                Some(r) => Some(crate::selector::parse(&r.value).map_err(|why| {
+                    Error {
+                        setting: r.source.clone(),
+                        expected:
+                            "a label selector such as `app=web,tier!=db,env in (a,b),!canary`"
+                                .to_string(),
+                        got: format!("{:?} ({why})", r.value),
+                    }
+                })?),
+            },
+            surge_blocked: boolean(raw, "SURGE_BLOCKED", false)?,
             uptime_file: PathBuf::from(
                 text(raw, "UPTIME_FILE").unwrap_or_else(|| "/proc/uptime".to_string()),
             ),
@@ -1132,6 +1191,22 @@ impl Config {
                 self.exclude_from_load_balancers.to_string(),
             ),
             ("eviction_delay", format_duration(self.eviction_delay)),
+            (
+                "eviction_order",
+                match self.eviction_order {
+                    crate::drain::EvictionOrder::Tiers => {
+                        format!("tiers (critical priority {})", self.critical_priority)
+                    }
+                    crate::drain::EvictionOrder::Parallel => "parallel".to_string(),
+                },
+            ),
+            (
+                "pod_selector",
+                self.pod_selector
+                    .as_ref()
+                    .map_or("(all pods)".to_string(), ToString::to_string),
+            ),
+            ("surge_blocked", self.surge_blocked.to_string()),
             ("dry_run", self.dry_run.to_string()),
             ("imds_timeout", format_duration(self.imds_timeout)),
             ("gcp_metadata_url", self.gcp_metadata_url.clone()),
@@ -1656,6 +1731,54 @@ mod tests {
         for (env, want) in cases {
             let e = run(&[], &with(env)).unwrap_err().to_string();
             assert!(e.starts_with(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn least_harm_settings() {
+        use crate::drain::EvictionOrder;
+        let c = run(&[], &with(&[])).unwrap();
+        assert_eq!(
+            (
+                c.eviction_order,
+                c.critical_priority,
+                c.pod_selector.is_none(),
+                c.surge_blocked
+            ),
+            (EvictionOrder::Tiers, 2_000_000_000, true, false)
+        );
+        let c = run(
+            &[],
+            &with(&[
+                ("EVICTION_ORDER", "parallel"),
+                ("CRITICAL_PRIORITY", "1000"),
+                ("POD_SELECTOR", "app=web, tier notin (db)"),
+                ("SURGE_BLOCKED", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.eviction_order, c.critical_priority, c.surge_blocked),
+            (EvictionOrder::Parallel, 1000, true)
+        );
+        assert_eq!(
+            c.pod_selector.unwrap().to_string(),
+            "app=web,tier notin (db)"
+        );
+        let c = run(&["--pod-selector", "!canary"], &with(&[])).unwrap();
+        assert_eq!(c.pod_selector.unwrap().to_string(), "!canary");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("EVICTION_ORDER", "priority")], "invalid EVICTION_ORDER: expected one of tiers, parallel, got \"priority\""),
+            (&[("CRITICAL_PRIORITY", "high")], "invalid CRITICAL_PRIORITY: expected a 32-bit integer priority, got \"high\""),
+            (&[("CRITICAL_PRIORITY", "3000000000")], "invalid CRITICAL_PRIORITY: expected a 32-bit integer priority, got \"3000000000\""),
+            (&[("POD_SELECTOR", "app in web")], "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got \"app in web\" (expected '(' values ')' after \"in\")"),
+            (&[("POD_SELECTOR", "a=b,")], "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got \"a=b,\" (empty requirement)"),
+            (&[("SURGE_BLOCKED", "maybe")], "invalid SURGE_BLOCKED: expected true or false (1/0, yes/no, on/off), got \"maybe\""),
+        ];
+        for (env, want) in cases {
+            let e = run(&[], &with(env)).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+            assert!(!e.to_string().contains('\n'));
         }
     }
 

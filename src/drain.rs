@@ -50,15 +50,39 @@
 //! Pod selection is `kubectl drain --force --ignore-daemonsets --delete-emptydir-data`:
 //! DaemonSet pods and mirror pods stay, as does the handler's own pod; emptyDir and unmanaged
 //! pods go. Pods already terminating are not evicted again, only waited for (and shortened at
-//! `force_at`, as above).
+//! `force_at`, as above). With `POD_SELECTOR` (kubectl's `--pod-selector` syntax, see
+//! `selector`), only the pods it matches are drained; the others are left alone (not evicted,
+//! not waited for, not counted as left behind) and listed in the summary (`left_alone=`).
+//!
+//! **Tiers** (`EVICTION_ORDER=tiers`, the default; `parallel` evicts everything at once).
+//! Critical pods go last, as the kubelet's graceful node shutdown and Karpenter order them: a
+//! pod is critical when its `priorityClassName` is `system-cluster-critical` or
+//! `system-node-critical`, or its `spec.priority` is at least `CRITICAL_PRIORITY` (DNS, CNI
+//! helpers, ingress controllers: what the other pods need while they stop). Ordinary pods are
+//! evicted at once; the critical tier starts at [`critical_tier_start`]:
+//! `min(gone, latest)`, where `gone` is when every ordinary pod (evicted, deleted or already
+//! terminating) has left the node, as the wait phase's one LIST per second sees it, and
+//! `latest = max(start, report_at − need − 1 s)`, `need` being the largest
+//! `min(own grace, GRACE_PERIOD)` of the critical pods and `start` when the drain began. Asked
+//! at `latest`, every critical pod still gets its whole own grace under the grace rule above
+//! (`⌊report_at − now⌋ ≥ need`; the 1 s covers the rounding to whole seconds and the request's
+//! way); a critical pod whose grace does not fit before `report_at` at all starts at once, with
+//! what the rule allows. An ordinary pod a budget blocks therefore never holds the critical tier
+//! past `latest`. AWS (120 s, report at 115 s): critical pods of grace 30 s start at the latest
+//! 84 s after detection; GCP (30 s, report at 27 s): at the latest at 16 s for a 10 s grace, at
+//! once for 30 s. Budgets and forced deletes apply to critical pods as to any other.
+//!
+//! **Surge** (`SURGE_BLOCKED=true`): a pod whose budget allows no eviction now may get its
+//! Deployment restarted so that a replacement starts elsewhere first; see `surge`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::kube::model::Pod;
 use crate::kube::{Client, EvictionVersion};
+use crate::selector::Selector;
 use crate::time::format_rfc3339;
 use crate::{error, info, warn};
 
@@ -134,6 +158,58 @@ pub fn budget_time(w: Duration, r: Duration) -> Duration {
         let t = (w - lo).as_secs_f64() / (hi - lo).as_secs_f64();
         Duration::from_secs_f64((a + (b - a) * t).max(0.0)).min(long(w))
     }
+}
+
+/// `EVICTION_ORDER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionOrder {
+    /// Ordinary pods first, critical ones last (see the module docs).
+    Tiers,
+    /// Every pod at once.
+    Parallel,
+}
+
+/// `CRITICAL_PRIORITY`'s default: `system-cluster-critical`'s priority.
+pub const DEFAULT_CRITICAL_PRIORITY: i64 = 2_000_000_000;
+
+/// A pod of the critical tier: a built-in critical priority class, or `spec.priority` at least
+/// `threshold`. Pure.
+pub fn is_critical(pod: &Pod, threshold: i64) -> bool {
+    matches!(
+        pod.priority_class(),
+        "system-cluster-critical" | "system-node-critical"
+    ) || pod.priority() >= threshold
+}
+
+/// The grace the critical tier must still be able to give: the largest of its pods' own,
+/// capped by `GRACE_PERIOD`, at least 1 s.
+pub fn tier_need(graces: impl IntoIterator<Item = i64>, grace_cap: Option<u32>) -> i64 {
+    graces
+        .into_iter()
+        .map(|g| grace_cap.map_or(g, |c| g.min(i64::from(c))))
+        .max()
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// The latest start of the critical tier: `max(start, report_at − need − 1 s)`, so that every
+/// critical pod asked then still gets `need` whole seconds before `report_at` (see the module
+/// docs). Pure.
+pub fn critical_tier_latest(start: Instant, report_at: Instant, need_s: i64) -> Instant {
+    let need = Duration::from_secs(u64::try_from(need_s).unwrap_or(0)) + Duration::from_secs(1);
+    report_at.checked_sub(need).map_or(start, |t| t.max(start))
+}
+
+/// When the critical tier starts: when the tier before it is `gone` (`None`: not yet), or at
+/// [`critical_tier_latest`], whichever comes first. Pure.
+pub fn critical_tier_start(
+    start: Instant,
+    report_at: Instant,
+    need_s: i64,
+    gone: Option<Instant>,
+) -> Instant {
+    let latest = critical_tier_latest(start, report_at, need_s);
+    gone.map_or(latest, |g| g.min(latest))
 }
 
 /// The report margin of a window: a tenth of it, from 1 s to [`REPORT_MARGIN`].
@@ -247,6 +323,13 @@ pub struct Target {
     pub name: String,
     pub uid: String,
     pub grace: i64,
+    /// In the critical tier (always false with `EVICTION_ORDER=parallel`).
+    pub critical: bool,
+    /// With `SURGE_BLOCKED`: the Deployment the pod belongs to, its labels, and whether it
+    /// was Ready when listed.
+    pub deployment: Option<String>,
+    pub labels: Option<HashMap<String, String>>,
+    pub ready: bool,
 }
 
 impl Target {
@@ -256,6 +339,10 @@ impl Target {
             name: p.metadata.name.clone(),
             uid: p.uid().to_string(),
             grace: p.grace_seconds(),
+            critical: false,
+            deployment: None,
+            labels: None,
+            ready: false,
         }
     }
     fn key(&self) -> String {
@@ -293,6 +380,10 @@ pub struct Report {
     /// `DRY_RUN`: nothing was done; `planned` pods would have been evicted.
     pub dry_run: bool,
     pub planned: usize,
+    /// Pods `POD_SELECTOR` did not match (`ns/name`): left alone.
+    pub left_alone: Vec<String>,
+    /// Deployments restarted by `SURGE_BLOCKED` (`ns/name`).
+    pub surged: Vec<String>,
 }
 
 /// What a drain achieved.
@@ -366,6 +457,17 @@ impl Report {
         if !self.still_present_pods.is_empty() {
             s.push_str(" still_on_node=");
             s.push_str(&some_names(&self.still_present_pods, ","));
+        }
+        if !self.left_alone.is_empty() {
+            s.push_str(&format!(
+                " left_alone={} not_selected={}",
+                self.left_alone.len(),
+                some_names(&self.left_alone, ",")
+            ));
+        }
+        if !self.surged.is_empty() {
+            s.push_str(" surged=");
+            s.push_str(&some_names(&self.surged, ","));
         }
         if !self.cordoned {
             s.push_str(" cordoned=false");
@@ -491,7 +593,29 @@ pub struct Drainer<'a> {
     pub dry_run: bool,
     /// Told each pod's fate as soon as it is known (for its Event); must not block.
     pub on_fate: Option<OnFate<'a>>,
+    /// `EVICTION_ORDER` and `CRITICAL_PRIORITY`.
+    pub order: EvictionOrder,
+    pub critical_priority: i64,
+    /// `POD_SELECTOR`: only matching pods are drained.
+    pub pod_selector: Option<Selector>,
+    /// `SURGE_BLOCKED`.
+    pub surge_blocked: bool,
 }
+
+/// `SURGE_BLOCKED` bookkeeping of one drain.
+#[derive(Default)]
+struct SurgeState {
+    /// Deployment `ns/name` → its Ready pods on this node not yet evicted or deleted.
+    ready_here: HashMap<String, i64>,
+    /// Deployments judged or restarted in this drain (once per Deployment).
+    done: HashSet<String>,
+    /// Failed attempts per Deployment (reading or patching it); at most 3.
+    failures: HashMap<String, u32>,
+    restarted: Vec<String>,
+}
+
+/// Tries to read or restart one Deployment before giving up for this drain.
+const SURGE_TRIES: u32 = 3;
 
 impl Drainer<'_> {
     /// Drains the node as `control` says (the cordon is already on).
@@ -537,14 +661,28 @@ impl Drainer<'_> {
             .map(|(ns, n)| (ns.as_str(), n.as_str()));
         let (mut targets, mut terminating) = (Vec::new(), Vec::new());
         for p in &pods {
-            match select(p, own) {
-                Selection::Evict => targets.push(Target::from_pod(p)),
+            let selection = select(p, own);
+            if matches!(selection, Selection::Evict | Selection::Wait) {
+                if let Some(sel) = &self.pod_selector {
+                    if !sel.matches(|k| p.label(k)) {
+                        let key = format!("{}/{}", p.namespace(), p.metadata.name);
+                        info!(
+                            "leaving pod alone: POD_SELECTOR does not match it",
+                            pod = key
+                        );
+                        report.left_alone.push(key);
+                        continue;
+                    }
+                }
+            }
+            match selection {
+                Selection::Evict => targets.push(self.target(p)),
                 Selection::Wait => {
                     info!(
                         "pod already terminating; waiting for it",
                         pod = format!("{}/{}", p.namespace(), p.metadata.name)
                     );
-                    terminating.push(Target::from_pod(p));
+                    terminating.push(self.target(p));
                 }
                 Selection::Skip(why) => {
                     info!(
@@ -556,12 +694,15 @@ impl Drainer<'_> {
                 }
             }
         }
+        report.left_alone.sort();
         info!(
             "evicting pods",
             node = self.node,
             pods = targets.len(),
+            critical = targets.iter().filter(|t| t.critical).count(),
             terminating = terminating.len(),
-            skipped = report.skipped
+            skipped = report.skipped,
+            left_alone = report.left_alone.len()
         );
 
         if self.dry_run {
@@ -570,7 +711,28 @@ impl Drainer<'_> {
             return report;
         }
         self.delay_evictions(&targets, control);
-        let fates = self.evict_all(&targets, control);
+        let surge = Mutex::new(SurgeState::default());
+        if self.surge_blocked {
+            let mut st = surge.lock().unwrap_or_else(|p| p.into_inner());
+            for t in targets.iter().filter(|t| t.ready) {
+                if let Some(d) = &t.deployment {
+                    *st.ready_here
+                        .entry(format!("{}/{d}", t.namespace))
+                        .or_default() += 1;
+                }
+            }
+        }
+        // Ordinary pods already terminating hold the critical tier back too.
+        let before: Vec<String> = terminating
+            .iter()
+            .filter(|t| !t.critical)
+            .map(|t| t.uid.clone())
+            .collect();
+        let fates = self.evict_all(&targets, &before, control, &surge);
+        report.surged = surge
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .restarted;
         let mut watch = Watch {
             wait: terminating
                 .iter()
@@ -602,6 +764,20 @@ impl Drainer<'_> {
         report
     }
 
+    /// A pod to evict or wait for, with its tier and (for `SURGE_BLOCKED`) its Deployment.
+    fn target(&self, p: &Pod) -> Target {
+        let mut t = Target::from_pod(p);
+        t.critical = self.order == EvictionOrder::Tiers && is_critical(p, self.critical_priority);
+        if self.surge_blocked {
+            t.deployment = crate::surge::deployment_of(p);
+            if t.deployment.is_some() {
+                t.labels = p.metadata.labels.clone();
+                t.ready = p.is_ready() && !p.is_terminating();
+            }
+        }
+        t
+    }
+
     /// `DRY_RUN`: what the drain would do, and when, one line per pod.
     fn plan(&self, targets: &[Target], terminating: &[Target], control: &Control, r: &mut Report) {
         let budget = control.budget();
@@ -610,13 +786,32 @@ impl Drainer<'_> {
             format_rfc3339(SystemTime::now() + at.saturating_duration_since(Instant::now()))
         };
         let force = control.force() && budget.force_at < budget.report_at;
+        let critical: Vec<i64> = targets
+            .iter()
+            .filter(|t| t.critical)
+            .map(|t| t.grace)
+            .collect();
+        let latest = critical_tier_latest(
+            now,
+            budget.report_at,
+            tier_need(critical.iter().copied(), budget.grace_cap),
+        );
         for t in targets {
-            info!(
-                "dry run: would evict pod",
-                pod = t.key(),
-                grace_s = budget.grace(t.grace, now),
-                at = wall(now)
-            );
+            if t.critical {
+                info!(
+                    "dry run: would evict critical pod once the others are gone, at the latest",
+                    pod = t.key(),
+                    grace_s = budget.grace(t.grace, latest),
+                    at = wall(latest)
+                );
+            } else {
+                info!(
+                    "dry run: would evict pod",
+                    pod = t.key(),
+                    grace_s = budget.grace(t.grace, now),
+                    at = wall(now)
+                );
+            }
             if force {
                 info!(
                     "dry run: if its budget refuses, would delete it directly",
@@ -694,12 +889,21 @@ impl Drainer<'_> {
         }
     }
 
-    /// Evicts every target concurrently; returns each target's fate, in order.
-    fn evict_all(&self, targets: &[Target], control: &Control) -> Vec<Fate> {
+    /// Evicts every target concurrently; returns each target's fate, in order. Critical
+    /// targets wait for the tier gate (see the module docs): `before` are the UIDs of ordinary
+    /// pods already terminating, which hold the gate too.
+    fn evict_all(
+        &self,
+        targets: &[Target],
+        before: &[String],
+        control: &Control,
+        surge: &Mutex<SurgeState>,
+    ) -> Vec<Fate> {
         struct Task {
             idx: usize,
             due: Instant,
             attempts: u32,
+            gated: bool,
         }
         struct Queue {
             pending: Vec<Task>,
@@ -707,12 +911,14 @@ impl Drainer<'_> {
             fates: Vec<Option<Fate>>,
         }
         let now = Instant::now();
+        let gated = targets.iter().any(|t| t.critical);
         let queue = Mutex::new(Queue {
             pending: (0..targets.len())
                 .map(|idx| Task {
                     idx,
                     due: now,
                     attempts: 0,
+                    gated: targets[idx].critical,
                 })
                 .collect(),
             in_flight: 0,
@@ -720,14 +926,51 @@ impl Drainer<'_> {
         });
         let wake = Condvar::new();
         let workers = targets.len().clamp(1, MAX_WORKERS);
+        let lock = || queue.lock().unwrap_or_else(|p| p.into_inner());
         std::thread::scope(|s| {
+            if gated {
+                let (queue, wake) = (&queue, &wake);
+                s.spawn(move || {
+                    let critical: Vec<&Target> = targets.iter().filter(|t| t.critical).collect();
+                    let need =
+                        tier_need(critical.iter().map(|t| t.grace), control.budget().grace_cap);
+                    info!(
+                        "critical pods wait until the others are gone",
+                        critical = critical.len(),
+                        need_s = need
+                    );
+                    let reason = self.tier_gate(targets, before, control, need, &|| {
+                        let q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                        targets
+                            .iter()
+                            .zip(&q.fates)
+                            .filter(|(t, _)| !t.critical)
+                            .map(|(t, f)| f.as_ref().map(|f| (t.uid.clone(), f.clone())))
+                            .collect()
+                    });
+                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let now = Instant::now();
+                    let mut n = 0;
+                    for t in q.pending.iter_mut().filter(|t| t.gated) {
+                        t.gated = false;
+                        t.due = now;
+                        n += 1;
+                    }
+                    if n > 0 {
+                        info!("starting the critical tier", pods = n, reason = reason);
+                    }
+                    wake.notify_all();
+                });
+            }
             for _ in 0..workers {
                 s.spawn(|| {
-                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut q = lock();
                     loop {
-                        let Some(pos) = (0..q.pending.len()).min_by_key(|&i| q.pending[i].due)
+                        let Some(pos) = (0..q.pending.len())
+                            .filter(|&i| !q.pending[i].gated)
+                            .min_by_key(|&i| q.pending[i].due)
                         else {
-                            if q.in_flight == 0 {
+                            if q.in_flight == 0 && q.pending.is_empty() {
                                 wake.notify_all();
                                 return;
                             }
@@ -749,11 +992,17 @@ impl Drainer<'_> {
                         let mut task = q.pending.swap_remove(pos);
                         q.in_flight += 1;
                         drop(q);
-                        let step = self.attempt(&targets[task.idx], task.attempts, control);
-                        if let (Step::Done(fate), Some(tell)) = (&step, &self.on_fate) {
-                            tell(&targets[task.idx], fate);
+                        let t = &targets[task.idx];
+                        let step = self.attempt(t, task.attempts, control, surge);
+                        if let Step::Done(fate) = &step {
+                            if let Some(tell) = &self.on_fate {
+                                tell(t, fate);
+                            }
+                            if !matches!(fate, Fate::Failed(_)) {
+                                note_gone(t, surge);
+                            }
                         }
-                        q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                        q = lock();
                         q.in_flight -= 1;
                         match step {
                             Step::Done(fate) => q.fates[task.idx] = Some(fate),
@@ -775,8 +1024,86 @@ impl Drainer<'_> {
             .collect()
     }
 
+    /// Holds the critical tier until the ordinary pods are gone or its latest start
+    /// ([`critical_tier_start`]); returns why it opened. `fates` gives the ordinary targets'
+    /// fates so far (`None`: still being evicted).
+    fn tier_gate(
+        &self,
+        targets: &[Target],
+        before: &[String],
+        control: &Control,
+        need: i64,
+        fates: &dyn Fn() -> Vec<Option<(String, Fate)>>,
+    ) -> &'static str {
+        let start = Instant::now();
+        let ordinary = targets.iter().filter(|t| !t.critical).count();
+        loop {
+            let budget = control.budget();
+            if control.is_cancelled() {
+                return "drain stopped";
+            }
+            let gone = self.ordinary_gone(before, &fates(), budget.report_at);
+            let now = Instant::now();
+            if now >= critical_tier_start(start, budget.report_at, need, gone.then_some(now)) {
+                return match (gone, ordinary == 0 && before.is_empty()) {
+                    (true, true) => "no other pods",
+                    (true, false) => "the other pods are gone",
+                    (false, _) => "latest start that still gives them their own grace",
+                };
+            }
+            sleep_until(
+                Instant::now() + WAIT_POLL_INTERVAL,
+                critical_tier_latest(start, budget.report_at, need),
+            );
+        }
+    }
+
+    /// True when every ordinary target has its fate and those evicted or deleted, and the
+    /// ordinary pods that were already terminating (`before`), have left the node (one LIST).
+    fn ordinary_gone(
+        &self,
+        before: &[String],
+        known: &[Option<(String, Fate)>],
+        report_at: Instant,
+    ) -> bool {
+        if !known.iter().all(Option::is_some) {
+            return false;
+        }
+        let mut wait: HashSet<&str> = HashSet::new();
+        for (uid, fate) in known.iter().flatten() {
+            match fate {
+                Fate::Evicted | Fate::Forced => {
+                    wait.insert(uid.as_str());
+                }
+                Fate::AlreadyGone => {}
+                // Not evicted: still on the node.
+                Fate::Failed(_) => return false,
+            }
+        }
+        wait.extend(before.iter().map(String::as_str));
+        if wait.is_empty() {
+            return true;
+        }
+        match self.client.list_pods_on_node(&self.node, Some(report_at)) {
+            Ok(pods) => !pods.iter().any(|p| wait.contains(p.uid())),
+            Err(e) => {
+                warn!(
+                    "listing pods failed while holding the critical tier; retrying",
+                    error = e
+                );
+                false
+            }
+        }
+    }
+
     /// One attempt for one pod: evict, or delete once past `force_at`.
-    fn attempt(&self, t: &Target, attempts: u32, control: &Control) -> Step {
+    fn attempt(
+        &self,
+        t: &Target,
+        attempts: u32,
+        control: &Control,
+        surge: &Mutex<SurgeState>,
+    ) -> Step {
         let now = Instant::now();
         let pod = t.key();
         let budget = &control.budget();
@@ -849,6 +1176,9 @@ impl Drainer<'_> {
                 Step::Done(Fate::AlreadyGone)
             }
             Err(e) => {
+                if self.surge_blocked && e.is_budget_exhausted() {
+                    self.maybe_surge(t, surge, budget);
+                }
                 let delay = if e.is_budget_blocked()
                     || e.is_multiple_budgets()
                     || e.is_namespace_terminating()
@@ -881,6 +1211,77 @@ impl Drainer<'_> {
                     error = e.cause_message()
                 );
                 retry(next, budget, &pod, &e.cause_message())
+            }
+        }
+    }
+
+    /// `SURGE_BLOCKED`: after a refusal by a budget that allows nothing now, restart the pod's
+    /// Deployment when [`crate::surge::verdict`] says it can surge (once per Deployment).
+    fn maybe_surge(&self, t: &Target, surge: &Mutex<SurgeState>, budget: &Budget) {
+        let Some(name) = &t.deployment else {
+            return;
+        };
+        let key = format!("{}/{name}", t.namespace);
+        let lock = || surge.lock().unwrap_or_else(|p| p.into_inner());
+        let ready_here = {
+            let mut st = lock();
+            if st.failures.get(&key).copied().unwrap_or(0) >= SURGE_TRIES
+                || !st.done.insert(key.clone())
+            {
+                return;
+            }
+            st.ready_here.get(&key).copied().unwrap_or(0)
+        };
+        let failed = |e: &crate::kube::Error, what: &str| {
+            warn!(what, deployment = key, pod = t.key(), error = e);
+            let mut st = lock();
+            st.done.remove(&key);
+            *st.failures.entry(key.clone()).or_default() += 1;
+        };
+        let d = match self
+            .client
+            .get_deployment(&t.namespace, name, Some(budget.report_at))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                return failed(
+                    &e,
+                    "could not read the Deployment of a budget-blocked pod; evictions go on",
+                )
+            }
+        };
+        let labels = t.labels.as_ref();
+        match crate::surge::verdict(&d, |k| labels?.get(k).map(String::as_str), ready_here) {
+            Err(why) => info!(
+                "not restarting the Deployment of a budget-blocked pod",
+                deployment = key,
+                pod = t.key(),
+                reason = why
+            ),
+            Ok(max_surge) => {
+                let stamp = format_rfc3339(SystemTime::now());
+                match self.client.restart_deployment(
+                    &t.namespace,
+                    name,
+                    &stamp,
+                    Some(budget.report_at),
+                ) {
+                    Ok(()) => {
+                        warn!(
+                            "its budget allows no eviction: restarted the Deployment, so that it surges a replacement on another node first",
+                            deployment = key,
+                            pod = t.key(),
+                            max_surge = max_surge,
+                            ready_replicas_here = ready_here,
+                            restarted_at = stamp
+                        );
+                        lock().restarted.push(key.clone());
+                    }
+                    Err(e) => failed(
+                        &e,
+                        "restarting the Deployment of a budget-blocked pod failed; evictions go on",
+                    ),
+                }
             }
         }
     }
@@ -1020,6 +1421,16 @@ fn deletion_outlasts(pod: &Pod, report_at: Instant, now: Instant) -> bool {
     {
         Some(due) => due > report_wall,
         None => true,
+    }
+}
+
+/// A pod of a Deployment left (evicted, deleted or gone): one Ready replica fewer here.
+fn note_gone(t: &Target, surge: &Mutex<SurgeState>) {
+    if let (true, Some(d)) = (t.ready, &t.deployment) {
+        let mut st = surge.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = st.ready_here.get_mut(&format!("{}/{d}", t.namespace)) {
+            *n -= 1;
+        }
     }
 }
 
@@ -1365,6 +1776,100 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The critical tier's start over AWS's 120 s and GCP's 30 s deadlines (reserve 20 s):
+    /// `min(gone, max(start, report_at − need − 1 s))`, and a pod asked then gets its whole
+    /// own grace whenever it fits at all.
+    #[test]
+    fn critical_tier_start_table() {
+        let s = Duration::from_secs;
+        let (t0, wall) = (Instant::now(), SystemTime::now());
+        // (deadline s, GRACE_PERIOD, critical pods' graces, ordinary gone after s, start after s)
+        let cases: &[(u64, Option<u32>, &[i64], Option<u64>, u64)] = &[
+            // 120 s: report at 115 s.
+            (120, None, &[30], None, 84),
+            (120, None, &[30], Some(10), 10),
+            (120, None, &[30], Some(84), 84),
+            (120, None, &[30], Some(100), 84),
+            (120, None, &[30, 10, 60], None, 54),
+            (120, None, &[300], None, 0),
+            (120, Some(15), &[300], None, 99),
+            (120, Some(15), &[300], Some(3), 3),
+            (120, None, &[0], None, 113),
+            (120, None, &[], None, 113),
+            (120, None, &[114], None, 0),
+            (120, None, &[113], None, 1),
+            // 30 s: report at 27 s.
+            (30, None, &[30], None, 0),
+            (30, None, &[30], Some(5), 0),
+            (30, None, &[10], None, 16),
+            (30, None, &[10], Some(4), 4),
+            (30, None, &[5], None, 21),
+            (30, Some(5), &[30], None, 21),
+            (30, None, &[26], None, 0),
+            (30, None, &[25], None, 1),
+        ];
+        for (deadline, cap, graces, gone, want) in cases {
+            let what = format!("deadline {deadline}s cap {cap:?} graces {graces:?} gone {gone:?}");
+            let b = Budget::new(wall + s(*deadline), s(20), *cap, t0, wall);
+            let need = tier_need(graces.iter().copied(), *cap);
+            let at = critical_tier_start(t0, b.report_at, need, gone.map(|g| t0 + s(g)));
+            assert_eq!(at - t0, s(*want), "{what}");
+            // Asked at the start, or up to a second later, every pod whose grace fits before
+            // the report time gets all of it.
+            for late_ms in [0u64, 999] {
+                let now = at + Duration::from_millis(late_ms);
+                for g in graces.iter() {
+                    let own = cap.map_or(*g, |c| (*g).min(i64::from(c)));
+                    let fits = t0 + s(u64::try_from(own).unwrap_or(0) + 1) <= b.report_at;
+                    if fits {
+                        assert_eq!(b.grace(*g, now), own.max(1), "{what} +{late_ms}ms");
+                    }
+                }
+            }
+        }
+        // The emergency window (report at 9 s): grace 5 s starts by 3 s.
+        let e = Budget::new(wall + s(2), s(20), None, t0, wall);
+        assert_eq!(critical_tier_start(t0, e.report_at, 5, None) - t0, s(3));
+    }
+
+    #[test]
+    fn critical_pods() {
+        let cases: &[(&str, bool)] = &[
+            (r#"{"metadata":{"name":"a"}}"#, false),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"system-cluster-critical"}}"#,
+                true,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"system-node-critical","priority":0}}"#,
+                true,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priorityClassName":"high","priority":1000000}}"#,
+                false,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priority":2000000000}}"#,
+                true,
+            ),
+            (
+                r#"{"metadata":{"name":"a"},"spec":{"priority":1999999999}}"#,
+                false,
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(
+                is_critical(&pod(json), DEFAULT_CRITICAL_PRIORITY),
+                *want,
+                "{json}"
+            );
+        }
+        assert!(is_critical(
+            &pod(r#"{"metadata":{"name":"a"},"spec":{"priority":1000}}"#),
+            1000
+        ));
     }
 
     #[test]

@@ -890,6 +890,10 @@ impl<'a> Loop<'a> {
                     } else {
                         Duration::ZERO
                     },
+                    order: self.cfg.eviction_order,
+                    critical_priority: self.cfg.critical_priority,
+                    pod_selector: self.cfg.pod_selector.clone(),
+                    surge_blocked: self.cfg.surge_blocked,
                     on_fate: Some(Box::new(move |t: &drain::Target, f: &Fate| {
                         let (reason, action, what, warning) = match f {
                             Fate::Evicted => ("Evicted", "Evict", "evicted", false),
@@ -1008,6 +1012,16 @@ impl<'a> Loop<'a> {
         ];
         if !names.is_empty() {
             fields.push(("still_on_node", &names));
+        }
+        let left_alone = report.left_alone.len();
+        let not_selected = drain::some_names(&report.left_alone, ",");
+        if left_alone > 0 {
+            fields.push(("left_alone", &left_alone));
+            fields.push(("not_selected", &not_selected));
+        }
+        let surged = drain::some_names(&report.surged, ",");
+        if !surged.is_empty() {
+            fields.push(("surged", &surged));
         }
         fields.push(("cordoned", &report.cordoned));
         fields.push(("seconds", &seconds));

@@ -290,6 +290,19 @@ impl Origin {
                 some_names(&report.failed_pods, ", ")
             ));
         }
+        if !report.left_alone.is_empty() {
+            text.push_str(&format!(
+                ". Left alone (not matched by POD_SELECTOR): {} ({})",
+                some_names(&report.left_alone, ", "),
+                report.left_alone.len()
+            ));
+        }
+        if !report.surged.is_empty() {
+            text.push_str(&format!(
+                ". Restarted to surge past a blocking budget: {}",
+                some_names(&report.surged, ", ")
+            ));
+        }
         if !report.cordoned {
             text.push_str(". The node could not be cordoned");
         }

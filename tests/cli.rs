@@ -118,6 +118,31 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_setting() {
             &[("FORCE_DELETE", "perhaps")],
             "invalid FORCE_DELETE: expected true or false",
         ),
+        (
+            &[],
+            &[("POD_SELECTOR", "app in web,db")],
+            "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got … app in web,db … expected '(' values ')' after",
+        ),
+        (
+            &["--pod-selector", "a b"],
+            &[],
+            "invalid --pod-selector: expected a label selector",
+        ),
+        (
+            &[],
+            &[("EVICTION_ORDER", "critical-first")],
+            "invalid EVICTION_ORDER: expected one of tiers, parallel",
+        ),
+        (
+            &[],
+            &[("CRITICAL_PRIORITY", "1e9")],
+            "invalid CRITICAL_PRIORITY: expected a 32-bit integer priority",
+        ),
+        (
+            &[],
+            &[("SURGE_BLOCKED", "sometimes")],
+            "invalid SURGE_BLOCKED: expected true or false",
+        ),
         (&["--unknown-flag", "x"], &[], "invalid command line"),
         (
             &[],

@@ -29,12 +29,13 @@ USAGE:
   stnh-bench [OPTIONS]
 
 OPTIONS:
-  --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale
+  --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale,
+                     tiers,availability
                      (default: all; drain and kubectl alternate their runs when both are chosen)
   --latency D        API latency of the simulator per request (default 2ms)
   --trials N         reaction trials per poll interval (default 30)
-  --reps N           runs of the 110-pod drain and of kubectl drain (default 5)
-  --long-reps N      runs of the PDB and 1,000-pod scenarios (default 3)
+  --reps N           runs of the 110-pod drain, of kubectl drain and of tiers vs parallel (default 5)
+  --long-reps N      runs of the PDB, 1,000-pod and availability scenarios (default 3)
   --bin PATH         handler binary (default target/x86_64-unknown-linux-musl/release/spot-termination-notice-handler)
   --arm64-bin PATH   arm64 binary, reported if present (default target/aarch64-unknown-linux-musl/release/...)
   --image REF        image to report if podman has it (default ghcr.io/spot-termination-notice-handler/spot-termination-notice-handler:1.32.0-1)
@@ -45,8 +46,16 @@ OPTIONS:
 
 Durations: 2ms, 500us, 1s.";
 
-const ALL: [&str; 7] = [
-    "size", "idle", "reaction", "drain", "kubectl", "pdb", "scale",
+const ALL: [&str; 9] = [
+    "size",
+    "idle",
+    "reaction",
+    "drain",
+    "kubectl",
+    "pdb",
+    "scale",
+    "tiers",
+    "availability",
 ];
 
 struct Args {
@@ -219,6 +228,15 @@ fn run(args: Args) -> Result<bool, String> {
     }
     if selected("scale") {
         push("scale", one(scenarios::scale::run(ctx)));
+    }
+    if selected("tiers") {
+        push("tiers", one(scenarios::kindness::run_tiers(ctx)));
+    }
+    if selected("availability") {
+        push(
+            "availability",
+            one(scenarios::kindness::run_availability(ctx)),
+        );
     }
     let elapsed = started.elapsed();
     let full = ALL.iter().all(|s| selected(s));

@@ -219,6 +219,8 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
         "WEBHOOK_EVENTS": "notice,back", "WEBHOOK_PROXY": "http://proxy.corp:3128",
         "HTTPS_PROXY": "http://proxy.corp:3128", "NO_PROXY": ".svc,10.0.0.0/8", "EVENTS": "false",
         "NODE_CONDITION": "false", "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
+        "EVICTION_ORDER": "parallel", "CRITICAL_PRIORITY": "1000000", "POD_SELECTOR": "app notin (batch),!keep",
+        "SURGE_BLOCKED": "true",
     }
     for name, value in expect_env.items():
         ok(env.get(name) == value, f"all switches: {name} = {value!r}", f"got {env.get(name)!r}")
@@ -263,6 +265,7 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
        "all switches: NOTES.txt names the IAM permissions detachAsg needs")
     ok("hostNetwork=false" in n, "all switches: NOTES.txt warns about the IMDSv2 hop limit")
     ok("rbac.create=false" in n, "all switches: NOTES.txt lists the rules to bind")
+    ok("deployments get/patch (apps) for surgeBlocked" in n, "all switches: NOTES.txt lists the rule surgeBlocked needs")
     return objs
 
 
@@ -381,6 +384,14 @@ def check_variants() -> list[tuple[str, dict]]:
     ok(ev | st <= full_rules, "variant: the default ClusterRole grants Events and nodes/status")
     ok(rules({"events": False}) == full_rules - ev, "variant: events: false drops the events rules only")
     ok(rules({"nodeCondition": "false"}) == full_rules - st, "variant: nodeCondition: false drops nodes/status only")
+    surge = {("apps", "deployments", "get"), ("apps", "deployments", "patch")}
+    ok(not any(g == "apps" for g, _, _ in full_rules), "variant: the default ClusterRole grants nothing in apps")
+    ok(rules({"surgeBlocked": True}) == full_rules | surge,
+       "variant: surgeBlocked: true adds deployments get/patch (apps), nothing else")
+    env = lib.container_env(lib.find(lib.rendered_objects(lib.render({"surgeBlocked": True})), "DaemonSet")[0])
+    ok(env.get("SURGE_BLOCKED") == "true", "variant: surgeBlocked: true sets SURGE_BLOCKED=true", f"got {env!r}")
+    env = lib.container_env(lib.find(lib.rendered_objects(lib.render({"criticalPriority": "1000"})), "DaemonSet")[0])
+    ok(env.get("CRITICAL_PRIORITY") == "1000", "variant: a string criticalPriority is passed on", f"got {env!r}")
     ok("events create/patch" not in lib.notes(lib.render({"events": False, "rbac": {"create": False}})),
        "variant: NOTES.txt lists the rules the settings need")
     # slackUrl and slackUrlSecret together are refused.
@@ -422,6 +433,10 @@ def check_kube_schemas(groups: dict[str, list[tuple[str, dict]]], versions: list
 
 REJECTED = [
     ("typo at the top level", {"imageTag": "1.32.0-1"}),
+    ("surgeBlocked a string", {"surgeBlocked": "true"}),
+    ("evictionOrder not tiers or parallel", {"evictionOrder": "critical-first"}),
+    ("criticalPriority not an integer", {"criticalPriority": "high"}),
+    ("criticalPriority beyond 32 bits", {"criticalPriority": 3000000000}),
     ("typo in image", {"image": {"repo": "x"}}),
     ("typo in rbac", {"rbac": {"crate": True}}),
     ("typo in serviceAccount", {"serviceAccount": {"nmae": "x"}}),

@@ -12,6 +12,12 @@ Input: the files LOG_DIR/*.log (default target/api-requests) the tests write, on
 line: `METHOD PATH[?QUERY]`, e.g. `GET /api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a&limit=500`.
 Blank lines and lines starting with # are ignored.
 
+SURGE_BLOCKED, both ways: logs named `surge-blocked--*.log` come from handlers run with SURGE_BLOCKED=true.
+They are checked against the roles with the setting on: manifests/clusterrole.yaml plus the rule README.md
+documents between <!-- surge-rbac:start/end -->, and the chart rendered with surgeBlocked: true; every
+permission those roles add must be used by them. All other logs are checked against the default roles, which
+must deny at least one request of the surge-blocked logs (the extra rule is needed, and only with the setting).
+
 Requests are classified as the API server's RequestInfoFactory does (k8s.io/apiserver/pkg/endpoints/request):
 GET/HEAD on a named object = get, on a collection = list (watch with ?watch=true), POST = create,
 PUT = update, PATCH = patch, DELETE = delete (deletecollection on a collection); /api/v1/namespaces/NS/R/N/S
@@ -158,6 +164,30 @@ def load_roles() -> list[Role]:
     return [plain, chart]
 
 
+SURGE_PREFIX = "surge-blocked--"
+
+
+def readme_surge_rules() -> list[dict[str, Any]]:
+    """The ClusterRole rule README.md documents for SURGE_BLOCKED with the plain manifests."""
+    text = (lib.ROOT / "README.md").read_text()
+    start, end = text.find("<!-- surge-rbac:start -->"), text.find("<!-- surge-rbac:end -->")
+    if start < 0 or end < start:
+        raise SystemExit("rbac-check: README.md has no <!-- surge-rbac:start/end --> block")
+    block = text[start:end].split("```yaml", 1)[1].split("```", 1)[0]
+    rules = yaml.safe_load(block)
+    if not isinstance(rules, list) or not rules:
+        raise SystemExit("rbac-check: README.md's surge-rbac block is not a list of rules")
+    return rules
+
+
+def load_surge_roles() -> list[Role]:
+    plain = load_roles()[0]
+    plain = Role("manifests/clusterrole.yaml + README's SURGE_BLOCKED rule", plain.rules + readme_surge_rules())
+    rendered = [o for _, o in lib.rendered_objects(lib.render({"surgeBlocked": True}))]
+    chart = cluster_role(rendered, "the chart's ClusterRole (surgeBlocked: true)")
+    return [plain, chart]
+
+
 # --- the check ---------------------------------------------------------------------------------------------
 
 
@@ -177,8 +207,9 @@ def read_logs(log_dir: pathlib.Path) -> tuple[list[tuple[str, int, str, RequestI
     return requests, malformed
 
 
-def check(log_dir: pathlib.Path, roles: list[Role], out=print) -> int:
-    """0 when every request is allowed by every role and every permission of every role is used."""
+def check(log_dir: pathlib.Path, roles: list[Role], out=print, surge_roles: list[Role] | None = None) -> int:
+    """0 when every request is allowed by every role and every permission of every role is used.
+    With `surge_roles`, the surge-blocked logs are checked against those instead (see the module docs)."""
     files = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
     if not files:
         out(f"rbac-check: FAIL: no request logs in {log_dir}/*.log: run `make test` first (the integration "
@@ -186,9 +217,37 @@ def check(log_dir: pathlib.Path, roles: list[Role], out=print) -> int:
         return 1
     requests, malformed = read_logs(log_dir)
     failures = list(malformed)
-    out(f"rbac-check: {len(requests)} requests in {len(files)} file(s) of {log_dir}")
+    if surge_roles is not None:
+        surge = [r for r in requests if r[0].startswith(SURGE_PREFIX)]
+        plain = [r for r in requests if not r[0].startswith(SURGE_PREFIX)]
+        if not surge:
+            failures.append(f"no {SURGE_PREFIX}*.log: the SURGE_BLOCKED requests were not recorded")
+        failures += check_requests(plain, roles, out, "default settings")
+        failures += check_requests(requests, surge_roles, out, "SURGE_BLOCKED=true", allowed_from=surge)
+        needed = [r for r in surge if not all(role.allows(r[3]) for role in roles)]
+        if surge and not needed:
+            failures.append("the SURGE_BLOCKED logs need nothing beyond the default roles: the extra rule is unused")
+        for fname, n, line, ri in needed:
+            out(f"  needs SURGE_BLOCKED's rule: {line}  ({ri.describe()})  at {fname}:{n}")
+    else:
+        failures += check_requests(requests, roles, out, "")
+    for f in failures:
+        out(f"  {f}")
+    total_roles = len(roles) + len(surge_roles or [])
+    passed = len(requests) * total_roles + sum(len(r.permissions()) for r in roles + (surge_roles or [])) - len(failures)
+    out(f"rbac-check: {max(passed, 0)} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+def check_requests(requests, roles: list[Role], out, what: str, allowed_from=None) -> list[str]:
+    """Failures of `roles` against `requests`: a request of `allowed_from` (default: all) denied, a wildcard,
+    a permission no request uses."""
+    failures: list[str] = []
+    allowed_from = requests if allowed_from is None else allowed_from
+    title = f" ({what})" if what else ""
+    out(f"rbac-check{title}: {len(allowed_from)} requests")
     seen: dict[str, list[str]] = {}
-    for fname, n, line, ri in requests:
+    for fname, n, line, ri in allowed_from:
         seen.setdefault(ri.describe(), []).append(f"{fname}:{n}: {line}")
     for what in sorted(seen):
         out(f"  {len(seen[what]):5}x  {what:48}  e.g. {seen[what][0].split(': ', 1)[1]}")
@@ -196,7 +255,7 @@ def check(log_dir: pathlib.Path, roles: list[Role], out=print) -> int:
         for g, res, v in role.permissions():
             if "*" in (g, res, v) or res.startswith("*/"):
                 failures.append(f"{role.source}: wildcard rule ({g or 'core'} {res} {v}): not least privilege")
-        for fname, n, line, ri in requests:
+        for fname, n, line, ri in allowed_from:
             if not role.allows(ri):
                 failures.append(f"DENIED by {role.source}: {line}  ({ri.describe()})  at {fname}:{n}")
         for g, res, v in role.permissions():
@@ -208,11 +267,7 @@ def check(log_dir: pathlib.Path, roles: list[Role], out=print) -> int:
     for role in roles:
         perms = ", ".join(f"{res} {v}" for g, res, v in role.permissions())
         out(f"  {role.source}: {perms}")
-    for f in failures:
-        out(f"  {f}")
-    passed = len(requests) * len(roles) + sum(len(r.permissions()) for r in roles) - len(failures)
-    out(f"rbac-check: {max(passed, 0)} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return failures
 
 
 # --- self-test ---------------------------------------------------------------------------------------------
@@ -233,6 +288,11 @@ PATCH /apis/events.k8s.io/v1/namespaces/default/events/node-a.17c2f1a9b3d4e5f6
 POST /api/v1/namespaces/shop/events
 PATCH /api/v1/namespaces/shop/events/web-1.17c2f1a9b3d4e5f7
 PATCH /api/v1/nodes/node-a/status
+"""
+
+SURGE_LOG = """\
+GET /apis/apps/v1/namespaces/shop/deployments/solo
+PATCH /apis/apps/v1/namespaces/shop/deployments/solo
 """
 
 REQUEST_INFO_CASES = [
@@ -307,7 +367,33 @@ def self_test() -> int:
         (d / "drain.log").write_text(GOOD_LOG)
         wide = [Role("synthetic wildcard role", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}])]
         expect(check(d, wide, silent) == 1, "a wildcard rule fails (not least privilege)")
-    print(f"rbac-check self-test: {len(REQUEST_INFO_CASES) + 10 - len(failures)} passed, {len(failures)} failed")
+    surge_roles = load_surge_roles()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = pathlib.Path(tmp)
+        silent = lambda *_: None  # noqa: E731
+        (d / "drain.log").write_text(GOOD_LOG)
+        (d / f"{SURGE_PREFIX}drain.log").write_text(GOOD_LOG + SURGE_LOG)
+        report = []
+        expect(check(d, roles, report.append, surge_roles) == 0, "a SURGE_BLOCKED log passes the roles with the rule")
+        if failures:
+            print("\n".join(report))
+        (d / "drain.log").write_text(GOOD_LOG + SURGE_LOG)
+        report = []
+        expect(check(d, roles, report.append, surge_roles) == 1
+               and any("DENIED" in r and "deployments" in r and "default settings" not in r for r in report),
+               "the same requests without SURGE_BLOCKED are denied by the default roles")
+        (d / "drain.log").write_text(GOOD_LOG)
+        (d / f"{SURGE_PREFIX}drain.log").write_text(GOOD_LOG + "GET /apis/apps/v1/namespaces/shop/deployments/web\n")
+        report = []
+        expect(check(d, roles, report.append, surge_roles) == 1
+               and any("UNUSED" in r and "deployments" in r and "patch" in r for r in report),
+               "a SURGE_BLOCKED rule no request uses (patch deployments) fails")
+        (d / f"{SURGE_PREFIX}drain.log").write_text(GOOD_LOG + SURGE_LOG
+                                                   + "PATCH /apis/apps/v1/namespaces/data/statefulsets/db\n")
+        expect(check(d, roles, silent, surge_roles) == 1, "patching a StatefulSet is denied even with SURGE_BLOCKED")
+        (d / f"{SURGE_PREFIX}drain.log").unlink()
+        expect(check(d, roles, silent, surge_roles) == 1, "no SURGE_BLOCKED log fails")
+    print(f"rbac-check self-test: {len(REQUEST_INFO_CASES) + 15 - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 
@@ -318,7 +404,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.self_test:
         return self_test()
-    return check(pathlib.Path(args.log_dir), load_roles())
+    return check(pathlib.Path(args.log_dir), load_roles(), surge_roles=load_surge_roles())
 
 
 if __name__ == "__main__":

@@ -1032,6 +1032,13 @@ impl Sim {
         self.shared.store().set_pod_ready(ns, name, ready)
     }
 
+    /// The cloud reclaims the VM behind `node` now: every pod bound to it disappears at once
+    /// and the controllers replace theirs (see [`store::Store::reclaim_node`]). Returns how many
+    /// pods went.
+    pub fn reclaim_node(&self, node: &str) -> usize {
+        self.shared.store().reclaim_node(node, Instant::now())
+    }
+
     /// Adds a pod at runtime.
     pub fn add_pod(&self, p: PodSpec) {
         let now = Instant::now();

@@ -933,6 +933,24 @@ impl Store {
         n["metadata"]["resourceVersion"] = json!(rv);
     }
 
+    /// The cloud took the VM behind `node`: every pod bound to it is gone at once (as when the
+    /// Node object is deleted and the pod garbage collector removes its pods; real clusters take
+    /// longer), and the controllers replace what they own. Returns how many pods went.
+    pub fn reclaim_node(&mut self, node: &str, now: Instant) -> usize {
+        self.tick(now);
+        let on: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, e)| e.obj["spec"]["nodeName"] == node)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &on {
+            self.remove_pod(k, now);
+        }
+        self.reconcile(now);
+        on.len()
+    }
+
     fn remove_pod(&mut self, k: &str, at: Instant) -> Option<Value> {
         let e = self.pods.remove(k)?;
         self.unindex_pod(k, &e.obj);

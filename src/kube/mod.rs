@@ -18,7 +18,7 @@ use crate::config::Secret;
 use crate::http::{self, Endpoint};
 use crate::json;
 use crate::{debug, warn};
-use model::{ApiResourceList, Node, Pod, PodList, Status};
+use model::{ApiResourceList, Deployment, Node, Pod, PodList, Status};
 
 /// Per-request timeout (also capped by the caller's deadline).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,6 +119,12 @@ impl Error {
     /// More than one PodDisruptionBudget selects the pod: eviction cannot work, ever.
     pub fn is_multiple_budgets(&self) -> bool {
         matches!(&*self.kind, ErrorKind::Status { code: 500, message, .. } if message.contains("more than one PodDisruptionBudget"))
+    }
+    /// The budget allows no disruption now (`disruptionsAllowed` 0: "needs N healthy pods and
+    /// has N currently"), as opposed to one the server is still processing.
+    pub fn is_budget_exhausted(&self) -> bool {
+        matches!(&*self.kind, ErrorKind::Status { code: 429, is_status_object: true, cause, cause_message, .. }
+            if cause == "DisruptionBudget" && !cause_message.contains("still being processed"))
     }
     pub fn is_namespace_terminating(&self) -> bool {
         matches!(&*self.kind, ErrorKind::Status { code: 403, cause, .. } if cause == "NamespaceTerminating")
@@ -401,6 +407,42 @@ impl Client {
         self.get(
             &|| format!("get node {name}"),
             &format!("/api/v1/nodes/{name}"),
+            deadline,
+        )
+    }
+
+    pub fn get_deployment(
+        &self,
+        ns: &str,
+        name: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Deployment, Error> {
+        self.get(
+            &|| format!("get deployment {ns}/{name}"),
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}"),
+            deadline,
+        )
+    }
+
+    /// What `kubectl rollout restart` does: a strategic merge patch setting the pod template's
+    /// `kubectl.kubernetes.io/restartedAt` annotation to `stamp` (RFC 3339).
+    pub fn restart_deployment(
+        &self,
+        ns: &str,
+        name: &str,
+        stamp: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), Error> {
+        let body = format!(
+            "{{\"spec\":{{\"template\":{{\"metadata\":{{\"annotations\":{{\"kubectl.kubernetes.io/restartedAt\":{}}}}}}}}}}}",
+            json::escape(stamp)
+        );
+        let path = format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}");
+        self.write(
+            &|| format!("restart deployment {ns}/{name}"),
+            "PATCH",
+            &path,
+            ("application/strategic-merge-patch+json", &body),
             deadline,
         )
     }

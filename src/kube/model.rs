@@ -2,7 +2,9 @@
 //! by the parser and never stored, so a 1,000-pod list costs little memory: annotations, for
 //! instance, are read through structs that name only the keys we look at.
 
-use nanoserde::DeJson;
+use std::collections::HashMap;
+
+use nanoserde::{DeJson, DeJsonErr, DeJsonState, DeJsonTok};
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct OwnerReference {
@@ -24,6 +26,8 @@ pub struct PodMeta {
     pub name: String,
     pub namespace: Option<String>,
     pub uid: Option<String>,
+    /// Every label: `POD_SELECTOR` and Deployment selectors look at any key.
+    pub labels: Option<HashMap<String, String>>,
     pub annotations: Option<PodAnnotations>,
     #[nserde(rename = "ownerReferences")]
     pub owner_references: Option<Vec<OwnerReference>>,
@@ -50,11 +54,22 @@ pub struct PodSpec {
     #[nserde(rename = "terminationGracePeriodSeconds")]
     pub termination_grace_period_seconds: Option<i64>,
     pub volumes: Option<Vec<Volume>>,
+    pub priority: Option<i64>,
+    #[nserde(rename = "priorityClassName")]
+    pub priority_class_name: Option<String>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct PodCondition {
+    #[nserde(rename = "type")]
+    pub kind: Option<String>,
+    pub status: Option<String>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct PodStatus {
     pub phase: Option<String>,
+    pub conditions: Option<Vec<PodCondition>>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
@@ -100,6 +115,30 @@ impl Pod {
     pub fn is_terminating(&self) -> bool {
         self.metadata.deletion_timestamp.is_some()
     }
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+    }
+    /// `spec.priority` (0 when unset, as for a pod without a priority class).
+    pub fn priority(&self) -> i64 {
+        self.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+    }
+    pub fn priority_class(&self) -> &str {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.priority_class_name.as_deref())
+            .unwrap_or("")
+    }
+    /// The `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.kind.as_deref() == Some("Ready") && c.status.as_deref() == Some("True")
+                })
+            })
+    }
     /// The pod's own grace period (Kubernetes' default is 30 s).
     pub fn grace_seconds(&self) -> i64 {
         self.spec
@@ -107,6 +146,82 @@ impl Pod {
             .and_then(|s| s.termination_grace_period_seconds)
             .unwrap_or(30)
     }
+}
+
+/// An `int-or-string` field (`maxSurge: 1` or `maxSurge: "25%"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntOrString {
+    Int(i64),
+    Str(String),
+}
+
+impl DeJson for IntOrString {
+    fn de_json(s: &mut DeJsonState, i: &mut std::str::Chars) -> Result<Self, DeJsonErr> {
+        let v = match s.tok {
+            DeJsonTok::U64(n) => IntOrString::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+            DeJsonTok::I64(n) => IntOrString::Int(n),
+            DeJsonTok::Str => IntOrString::Str(s.as_string()?),
+            _ => return Err(s.err_token("an integer or a string")),
+        };
+        s.next_tok(i)?;
+        Ok(v)
+    }
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct SelectorRequirement {
+    pub key: String,
+    pub operator: String,
+    pub values: Option<Vec<String>>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct LabelSelector {
+    #[nserde(rename = "matchLabels")]
+    pub match_labels: Option<HashMap<String, String>>,
+    #[nserde(rename = "matchExpressions")]
+    pub match_expressions: Option<Vec<SelectorRequirement>>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct RollingUpdate {
+    #[nserde(rename = "maxSurge")]
+    pub max_surge: Option<IntOrString>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct DeploymentStrategy {
+    #[nserde(rename = "type")]
+    pub kind: Option<String>,
+    #[nserde(rename = "rollingUpdate")]
+    pub rolling_update: Option<RollingUpdate>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct DeploymentSpec {
+    pub replicas: Option<i64>,
+    pub selector: Option<LabelSelector>,
+    pub strategy: Option<DeploymentStrategy>,
+    pub paused: Option<bool>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct DeploymentStatus {
+    #[nserde(rename = "readyReplicas")]
+    pub ready_replicas: Option<i64>,
+}
+
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct ObjectMeta {
+    pub name: String,
+}
+
+/// The parts of an apps/v1 Deployment `SURGE_BLOCKED` looks at.
+#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+pub struct Deployment {
+    pub metadata: ObjectMeta,
+    pub spec: Option<DeploymentSpec>,
+    pub status: Option<DeploymentStatus>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]

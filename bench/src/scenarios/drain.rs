@@ -51,7 +51,7 @@ pub(crate) struct Ours {
 }
 
 /// When the last eviction was accepted (its 201 left the server), and how many were.
-pub(super) fn last_accepted(reqs: &[ApiRequest], latency: Duration) -> Option<(Instant, usize)> {
+pub(crate) fn last_accepted(reqs: &[ApiRequest], latency: Duration) -> Option<(Instant, usize)> {
     let accepted: Vec<&ApiRequest> = reqs
         .iter()
         .filter(|r| is_eviction(r) && r.status == 201)

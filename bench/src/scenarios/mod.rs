@@ -3,6 +3,7 @@
 
 pub mod drain;
 pub mod idle;
+pub mod kindness;
 pub mod kubectl;
 pub mod pdb;
 pub mod reaction;
