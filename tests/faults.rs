@@ -211,10 +211,7 @@ fn serve(mut s: TcpStream, mode: Mode, sh: &Arc<RelayShared>) {
                 open.push(s.try_clone().unwrap());
                 open.push(up.try_clone().unwrap());
             }
-            for (mut from, mut to) in [
-                (s.try_clone().unwrap(), up.try_clone().unwrap()),
-                (up, s),
-            ] {
+            for (mut from, mut to) in [(s.try_clone().unwrap(), up.try_clone().unwrap()), (up, s)] {
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 16 * 1024];
                     loop {
@@ -281,7 +278,11 @@ fn assert_drained_in_time(sim: &Sim, h: &Handler, deadline: SystemTime) {
         .iter()
         .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(left.len(), 3, "handler pod, DaemonSet pod, mirror pod: {left:?}");
+    assert_eq!(
+        left.len(),
+        3,
+        "handler pod, DaemonSet pod, mirror pod: {left:?}"
+    );
 }
 
 fn deadline_in(secs: u64) -> SystemTime {
@@ -304,7 +305,10 @@ fn api_server_refused_then_back_the_drain_completes() {
     sim.set_notice("terminate", deadline);
     let line = h.wait_for("msg=\"cordon failed; will retry\"", LONG);
     assert!(line.contains("refused"), "{line}");
-    assert!(sim.api_requests().is_empty(), "nothing reached the API server");
+    assert!(
+        sim.api_requests().is_empty(),
+        "nothing reached the API server"
+    );
     relay.set(Mode::Forward);
     assert_drained_in_time(&sim, &h, deadline);
     assert_alive_and_polling(&sim, &h);
@@ -325,7 +329,9 @@ fn a_tls_handshake_failure_mid_drain_is_retried_and_the_drain_completes() {
     sim.set_notice("terminate", deadline);
     let line = h.wait_for("msg=\"cordon failed; will retry\"", LONG);
     assert!(line.contains("TLS"), "{line}");
-    eventually("a few handshakes failed", LONG, || relay.accepted() >= before + 2);
+    eventually("a few handshakes failed", LONG, || {
+        relay.accepted() >= before + 2
+    });
     let served = sim.api_requests().len();
     relay.set(Mode::Forward);
     assert_drained_in_time(&sim, &h, deadline);
@@ -356,7 +362,11 @@ fn a_burst_of_5xx_on_every_api_call_is_retried_within_the_deadline() {
         .filter(|r| r.status >= 500)
         .count();
     assert_eq!(failed, 24, "every scripted failure was met");
-    assert!(h.dump().contains("cordon failed; will retry"), "{}", h.dump());
+    assert!(
+        h.dump().contains("cordon failed; will retry"),
+        "{}",
+        h.dump()
+    );
     assert_alive_and_polling(&sim, &h);
 }
 
@@ -366,7 +376,12 @@ fn apf_throttling_429_with_retry_after_is_waited_out() {
     // Without the reports, whose writes would take some of the throttled answers.
     let h = Handler::start_idle(&sim, &[("EVENTS", "false"), ("NODE_CONDITION", "false")]);
     // The cordon, the pod list and one eviction are throttled with Retry-After: 3.
-    sim.fault("PATCH", &format!("/api/v1/nodes/{NODE}"), 1, FaultAction::Throttle(3));
+    sim.fault(
+        "PATCH",
+        &format!("/api/v1/nodes/{NODE}"),
+        1,
+        FaultAction::Throttle(3),
+    );
     sim.fault("GET", "/api/v1/pods?", 2, FaultAction::Throttle(3));
     let evict = "/api/v1/namespaces/shop/pods/web-1/eviction";
     sim.fault("POST", evict, 2, FaultAction::Throttle(3));
@@ -410,7 +425,12 @@ fn answers_slower_than_the_timeout_are_given_up_and_retried() {
     let slow = FaultAction::Slow(Duration::from_secs(13));
     sim.fault("PATCH", &format!("/api/v1/nodes/{NODE}"), 1, slow.clone());
     sim.fault("GET", "/api/v1/pods?", 1, slow.clone());
-    sim.fault("POST", "/api/v1/namespaces/data/pods/db-0/eviction", 1, slow);
+    sim.fault(
+        "POST",
+        "/api/v1/namespaces/data/pods/db-0/eviction",
+        1,
+        slow,
+    );
     let deadline = deadline_in(120);
     sim.set_notice("terminate", deadline);
     let line = h.wait_for("msg=\"cordon failed; will retry\"", LONG);
@@ -418,7 +438,10 @@ fn answers_slower_than_the_timeout_are_given_up_and_retried() {
     let line = h.wait_for("listing pods failed; retrying", LONG);
     assert!(line.contains("timed out"), "{line}");
     let line = h.wait_for("eviction not accepted; retrying", LONG);
-    assert!(line.contains("timed out") && line.contains("db-0"), "{line}");
+    assert!(
+        line.contains("timed out") && line.contains("db-0"),
+        "{line}"
+    );
     assert_drained_in_time(&sim, &h, deadline);
     assert_alive_and_polling(&sim, &h);
 }
@@ -429,7 +452,12 @@ fn a_connection_cut_in_the_middle_of_a_body_is_retried() {
     let h = Handler::start_idle(&sim, &[]);
     // The first pod list and one eviction answer: headers, half the body, then the connection
     // dies (no TLS close_notify).
-    sim.fault("GET", "/api/v1/pods?", 1, FaultAction::Truncate(Cut::MidBody));
+    sim.fault(
+        "GET",
+        "/api/v1/pods?",
+        1,
+        FaultAction::Truncate(Cut::MidBody),
+    );
     let evict = "/api/v1/namespaces/shop/pods/cache-0/eviction";
     sim.fault("POST", evict, 1, FaultAction::Truncate(Cut::MidBody));
     let deadline = deadline_in(90);
@@ -588,7 +616,11 @@ fn metadata_503_storms_before_and_during_the_drain() {
     let deadline = deadline_in(90);
     sim.set_notice("terminate", deadline);
     eventually("a storm of 503s", LONG, || {
-        sim.imds_requests().iter().filter(|r| r.status == 503).count() >= 10
+        sim.imds_requests()
+            .iter()
+            .filter(|r| r.status == 503)
+            .count()
+            >= 10
     });
     h.wait_for("metadata poll failed", LONG);
     assert_eq!(h.count("msg=\"cordoned node\""), 0);
@@ -638,9 +670,7 @@ fn a_token_that_expires_mid_drain_is_renewed() {
     eventually("a 401, a new token, good polls", LONG, || {
         let r: Vec<_> = sim.imds_requests().into_iter().skip(seen).collect();
         r.iter().position(|x| x.status == 401).is_some_and(|i| {
-            r[i..]
-                .iter()
-                .any(|x| x.method == "PUT" && x.status == 200)
+            r[i..].iter().any(|x| x.method == "PUT" && x.status == 200)
                 && r[i..]
                     .iter()
                     .filter(|x| x.path == ACTION && x.status == 200 && x.token_valid)
@@ -664,10 +694,7 @@ fn a_metadata_answer_that_trickles_one_byte_a_second_times_out() {
             .unwrap(),
     ));
     let relay = Relay::start(imds, Mode::Forward);
-    let h = Handler::start_idle(
-        &sim,
-        &[("IMDS_URL", &relay.url()), ("IMDS_TIMEOUT", "2s")],
-    );
+    let h = Handler::start_idle(&sim, &[("IMDS_URL", &relay.url()), ("IMDS_TIMEOUT", "2s")]);
     let deadline = deadline_in(90);
     sim.set_notice("terminate", deadline);
     h.wait_for("msg=\"cordoned node\"", LONG);
@@ -675,7 +702,10 @@ fn a_metadata_answer_that_trickles_one_byte_a_second_times_out() {
     relay.set(Mode::Trickle);
     let at = relay.accepted();
     let line = h.wait_for("metadata poll failed", LONG);
-    assert!(line.contains("timed out") || line.contains("timeout"), "{line}");
+    assert!(
+        line.contains("timed out") || line.contains("timeout"),
+        "{line}"
+    );
     eventually("the polls go on, each ending at its timeout", LONG, || {
         relay.accepted() >= at + 3
     });
@@ -693,7 +723,10 @@ fn a_metadata_answer_that_trickles_one_byte_a_second_times_out() {
 /// with `fault`: the drain completes on time, both failures are logged, polling goes on.
 fn notify_fault_row(sim: &Sim, h: &Handler, deadline: SystemTime, fault: &[&str]) {
     assert_drained_in_time(sim, h, deadline);
-    for what in ["Slack message not delivered", "webhook message not delivered"] {
+    for what in [
+        "Slack message not delivered",
+        "webhook message not delivered",
+    ] {
         let line = h.wait_for(what, LONG);
         assert!(
             fault.iter().any(|f| line.contains(f)),
@@ -705,15 +738,11 @@ fn notify_fault_row(sim: &Sim, h: &Handler, deadline: SystemTime, fault: &[&str]
 
 #[test]
 fn a_hanging_webhook_and_slack_hold_up_nothing() {
-    let sim = Sim::start(
-        mixed_node()
-            .slack_mode(SlackMode::Hang)
-            .webhook_sink_with(
-                WebhookKind::Generic,
-                SinkTls::Plain,
-                WebhookMode::Hang(Duration::from_secs(30)),
-            ),
-    )
+    let sim = Sim::start(mixed_node().slack_mode(SlackMode::Hang).webhook_sink_with(
+        WebhookKind::Generic,
+        SinkTls::Plain,
+        WebhookMode::Hang(Duration::from_secs(30)),
+    ))
     .unwrap();
     let url = sim.webhook(WebhookKind::Generic).unwrap().url();
     let h = Handler::start_idle(&sim, &[("WEBHOOK_URL", &url)]);
@@ -751,8 +780,8 @@ fn a_tls_failure_at_the_webhook_and_slack_holds_up_nothing() {
     ))
     .unwrap();
     // Slack at an https sink whose certificate no root trusts.
-    let slack = WebhookSink::start_with(WebhookKind::Generic, SinkTls::Untrusted, WebhookMode::Ok)
-        .unwrap();
+    let slack =
+        WebhookSink::start_with(WebhookKind::Generic, SinkTls::Untrusted, WebhookMode::Ok).unwrap();
     let slack_url = slack
         .url()
         .split("/hooks/")
@@ -765,7 +794,10 @@ fn a_tls_failure_at_the_webhook_and_slack_holds_up_nothing() {
     sim.set_notice("terminate", deadline);
     notify_fault_row(&sim, &h, deadline, &["TLS", "certificate"]);
     assert!(
-        sim.webhook(WebhookKind::Generic).unwrap().requests().is_empty()
+        sim.webhook(WebhookKind::Generic)
+            .unwrap()
+            .requests()
+            .is_empty()
             && slack.requests().is_empty(),
         "nothing was sent over a connection that failed verification"
     );
@@ -805,7 +837,11 @@ fn an_unresolvable_webhook_and_slack_host_hold_up_nothing() {
     let dir = std::env::temp_dir().join(format!("stnh-resolv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let resolv = dir.join("resolv.conf");
-    std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").unwrap();
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .unwrap();
     let Some(cmd) = with_local_resolver(&resolv) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -818,7 +854,10 @@ fn an_unresolvable_webhook_and_slack_host_hold_up_nothing() {
     let env = handler_env(
         &sim,
         &[
-            ("WEBHOOK_URL", "https://hook.invalid/hooks/stnhCanaryWebhookUrl"),
+            (
+                "WEBHOOK_URL",
+                "https://hook.invalid/hooks/stnhCanaryWebhookUrl",
+            ),
             (
                 "SLACK_URL",
                 "https://hooks.invalid/services/T000/B000/XXXXSECRETXXXX",
@@ -836,7 +875,14 @@ fn an_unresolvable_webhook_and_slack_host_hold_up_nothing() {
         &sim,
         &h,
         deadline,
-        &["resolve", "lookup", "DNS", "dns", "failed to look up", "Name or service"],
+        &[
+            "resolve",
+            "lookup",
+            "DNS",
+            "dns",
+            "failed to look up",
+            "Name or service",
+        ],
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

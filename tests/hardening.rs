@@ -70,7 +70,10 @@ fn jail_available() -> Result<(), String> {
     }
     for (cmd, args) in [
         ("unshare", &["--mount", "--fork", "true"][..]),
-        ("setpriv", &["--reuid=65532", "--regid=65532", "--clear-groups", "true"][..]),
+        (
+            "setpriv",
+            &["--reuid=65532", "--regid=65532", "--clear-groups", "true"][..],
+        ),
         ("chroot", &["/", "true"][..]),
     ] {
         let ok = Command::new(cmd).args(args).status();
@@ -110,8 +113,7 @@ impl Jail {
         let termination_log = dir.join("termination-log");
         std::fs::write(&termination_log, "").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&termination_log, std::fs::Permissions::from_mode(0o666))
-            .unwrap();
+        std::fs::set_permissions(&termination_log, std::fs::Permissions::from_mode(0o666)).unwrap();
         // The test directory is traversable by the handler's user (the termination log's
         // bind mount is made by root, the file is opened by 65532 through it).
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -124,11 +126,20 @@ impl Jail {
 
     fn command(&self, sa: &Path) -> Command {
         let mut cmd = Command::new("unshare");
-        cmd.args(["--mount", "--fork", "--kill-child", "--", "sh", "-c", JAIL, "sh"])
-            .arg(&self.root)
-            .arg(BIN)
-            .arg(sa)
-            .arg(&self.termination_log);
+        cmd.args([
+            "--mount",
+            "--fork",
+            "--kill-child",
+            "--",
+            "sh",
+            "-c",
+            JAIL,
+            "sh",
+        ])
+        .arg(&self.root)
+        .arg(BIN)
+        .arg(sa)
+        .arg(&self.termination_log);
         cmd
     }
 
@@ -186,8 +197,14 @@ fn the_handler_drains_as_non_root_without_capabilities_on_a_read_only_root() {
     let pid = child_of(h.pid());
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert_eq!(status_field(&status, "Name"), "handler", "{status}");
-    assert_eq!(status_field(&status, "Uid"), format!("{UID} {UID} {UID} {UID}"));
-    assert_eq!(status_field(&status, "Gid"), format!("{UID} {UID} {UID} {UID}"));
+    assert_eq!(
+        status_field(&status, "Uid"),
+        format!("{UID} {UID} {UID} {UID}")
+    );
+    assert_eq!(
+        status_field(&status, "Gid"),
+        format!("{UID} {UID} {UID} {UID}")
+    );
     assert_eq!(status_field(&status, "Groups"), "");
     for caps in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert_eq!(status_field(&status, caps), "0000000000000000", "{caps}");
@@ -227,7 +244,12 @@ fn the_handler_drains_as_non_root_without_capabilities_on_a_read_only_root() {
     );
     assert_alive_and_polling(&sim, &h);
     // Not one write was tried and refused, and nothing went to the termination log.
-    for refused in ["Read-only file system", "os error 30", "Permission denied", "os error 13"] {
+    for refused in [
+        "Read-only file system",
+        "os error 30",
+        "Permission denied",
+        "os error 13",
+    ] {
         assert_eq!(h.count(refused), 0, "{refused}:\n{}", h.dump());
     }
     assert_eq!(std::fs::read_to_string(&jail.termination_log).unwrap(), "");

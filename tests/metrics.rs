@@ -650,7 +650,10 @@ fn slow_clients_huge_requests_and_a_flood_do_not_disturb_polls_or_the_drain() {
     // The high-water mark over the whole abuse (the kernel's, not our samples'): a generous
     // resource bound, far above the figure and below the chart's limit.
     let hwm = vm_hwm_kb(pid);
-    eprintln!("VmHWM {hwm} KiB, sampled VmRSS peak {} KiB, threads peak {}", peak.0, peak.1);
+    eprintln!(
+        "VmHWM {hwm} KiB, sampled VmRSS peak {} KiB, threads peak {}",
+        peak.0, peak.1
+    );
     assert!(hwm > 0 && hwm < 64 * 1024, "VmHWM {hwm} KiB");
     assert!(
         peak.1 <= threads_idle + 16 + 6 + 8,

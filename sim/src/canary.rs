@@ -82,7 +82,10 @@ pub fn mark(kind: &str) {
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    let exe = exe.rsplit_once('-').map_or(exe.as_str(), |(a, _)| a).to_string();
+    let exe = exe
+        .rsplit_once('-')
+        .map_or(exe.as_str(), |(a, _)| a)
+        .to_string();
     let test = std::thread::current()
         .name()
         .unwrap_or("main")

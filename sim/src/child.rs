@@ -38,7 +38,10 @@ impl Child {
         let out_sink = out_lines.clone();
         let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                out_sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                out_sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
             }
         });
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -81,7 +84,10 @@ impl Child {
 
     /// What the child wrote to stdout so far, line by line (the handler's log is on stderr).
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The exit status once the child has exited, waiting at most `timeout`.

@@ -1110,7 +1110,10 @@ impl Sim {
             out.push((format!("Node {name}"), node.to_string()));
         }
         for r in self.api_requests() {
-            out.push((format!("the body of API request {} {}", r.method, r.path), r.body));
+            out.push((
+                format!("the body of API request {} {}", r.method, r.path),
+                r.body,
+            ));
         }
         for m in self.slack_messages() {
             out.push(("a Slack message body".to_string(), m.body.clone()));

@@ -87,7 +87,8 @@ fn canaries_of(env: &[(String, String)]) -> Vec<String> {
         }
         for part in v.split(|c: char| "/?&=:@, \n\r\t".contains(c)) {
             let l = part.to_ascii_lowercase();
-            if part.len() >= 8 && (l.contains("canary") || l.contains("secret") || l.contains("xxxx"))
+            if part.len() >= 8
+                && (l.contains("canary") || l.contains("secret") || l.contains("xxxx"))
             {
                 out.push(part.to_string());
             }
@@ -147,7 +148,10 @@ impl Handler {
             places.push(("the handler's stdout".to_string(), l));
         }
         for r in default_sink().requests() {
-            places.push(("a body the default webhook sink received".to_string(), r.body));
+            places.push((
+                "a body the default webhook sink received".to_string(),
+                r.body,
+            ));
         }
         let hits = canary::hits(&self.canaries, &places);
         canary::mark("handler");
