@@ -874,14 +874,29 @@ impl Drainer<'_> {
             if control.is_cancelled() {
                 return None;
             }
-            match self
+            let wait = match self
                 .client
                 .list_pods_on_node(&self.node, Some(budget.report_at))
             {
                 Ok(p) => return Some(p),
-                Err(e) => warn!("listing pods failed; retrying", node = self.node, error = e),
+                Err(e) => {
+                    // A throttled list (429) waits what the server asked, within bounds.
+                    let wait = match e.code() {
+                        Some(429) => e
+                            .retry_after()
+                            .unwrap_or(ERROR_RETRY_INTERVAL)
+                            .min(Duration::from_secs(30)),
+                        _ => ERROR_RETRY_INTERVAL,
+                    };
+                    warn!("listing pods failed; retrying", node = self.node, error = e);
+                    wait
+                }
+            };
+            let mut next = Instant::now() + wait;
+            if wait > ERROR_RETRY_INTERVAL && next >= budget.report_at {
+                // Not past the report for the server's sake: the usual short retry then.
+                next = Instant::now() + ERROR_RETRY_INTERVAL;
             }
-            let next = Instant::now() + ERROR_RETRY_INTERVAL;
             if next >= budget.report_at {
                 return None;
             }
@@ -1193,7 +1208,13 @@ impl Drainer<'_> {
                 } else {
                     ERROR_RETRY_INTERVAL
                 };
-                let mut next = now + jitter(delay, &pod, attempts);
+                // A server's Retry-After is a minimum: spread the retries above it, not around it.
+                let wait = if e.retry_after().is_some() {
+                    delay + jitter(delay, &pod, attempts).saturating_sub(delay * 4 / 5) / 2
+                } else {
+                    jitter(delay, &pod, attempts)
+                };
+                let mut next = now + wait;
                 if force {
                     // Never wait past force_at; once past it, delete right away.
                     next = next.min(budget.force_at.max(now));

@@ -33,6 +33,8 @@ const STARTUP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const STARTUP_MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Writes to the node get this long (they are retried on the next step when they fail).
 const NODE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest `Retry-After` a failed node write honours before it is retried.
+const MAX_WRITE_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The loop re-decides at least this often (time-based steps: leads, TTLs).
 const TICK: Duration = Duration::from_secs(1);
 /// After a failed acknowledgement, the next try waits this long.
@@ -217,6 +219,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         errors: BTreeMap::new(),
         sources: names,
         write_errors: SourceErrors::default(),
+        write_not_before: None,
         undone: Vec::new(),
         stale_logged: HashSet::new(),
         drain: None,
@@ -286,6 +289,8 @@ struct Loop<'a> {
     sources: Vec<&'static str>,
     /// Failed node writes (cordon), for quiet logs.
     write_errors: SourceErrors,
+    /// A throttled node write (429 with `Retry-After`) is not retried before this.
+    write_not_before: Option<Instant>,
     /// Notices undone whose "back in service" message waits for the node to be given back
     /// (after a running drain has stopped), with their entries as they were.
     undone: Vec<(Entry, &'static str)>,
@@ -696,6 +701,10 @@ impl<'a> Loop<'a> {
         if self.is_applied(desired) {
             return false;
         }
+        if self.write_not_before.is_some_and(|t| Instant::now() < t) {
+            // The API server asked us to wait (API Priority and Fairness): the next step retries.
+            return false;
+        }
         let ids = self.reason_ids();
         let labels = self.labels(desired);
         let result = self
@@ -721,6 +730,11 @@ impl<'a> Loop<'a> {
                 true
             }
             Err(e) => {
+                // Honour a throttled answer's Retry-After, within bounds (the drain must not
+                // wait long on it).
+                self.write_not_before = e
+                    .retry_after()
+                    .map(|d| Instant::now() + d.min(MAX_WRITE_RETRY_AFTER));
                 let e = self.write_errors.note(e.to_string());
                 if let Some((text, consecutive)) = e {
                     warn!(

@@ -128,6 +128,7 @@ fn a_token_request_that_times_out_explains_the_hop_limit_once() {
         puts, 1,
         "a hanging token endpoint is not asked again on every poll"
     );
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]
@@ -205,6 +206,7 @@ fn garbage_from_the_metadata_service_is_logged_and_polling_continues() {
         h.dump()
     );
     assert!(sim.pods_on(NODE).len() == 3);
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]

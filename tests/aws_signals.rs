@@ -370,6 +370,7 @@ fn a_lying_node_clock_is_corrected_by_the_metadata_date_header() {
         "seconds_left measured on the metadata clock: {line}"
     );
     h.wait_for("msg=\"drain finished\"", LONG);
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]

@@ -155,6 +155,7 @@ fn a_notice_whose_deadline_has_passed_is_acted_on_at_once() {
             && summary.contains("The deadline had already passed"),
         "{summary}"
     );
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]

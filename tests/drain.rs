@@ -507,6 +507,7 @@ fn a_401_makes_the_handler_reread_its_rotated_token() {
         .all(|r| r.token.as_deref() == Some(new.as_str())));
     assert!(h.count("re-reading the service-account token") == 1);
     assert_eq!(sim.pods_on(NODE).len(), 3);
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]
@@ -665,6 +666,7 @@ fn a_hanging_slack_webhook_does_not_hold_up_the_drain() {
         !h.dump().contains("XXXXSECRETXXXX"),
         "no webhook URL in logs"
     );
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]
@@ -721,4 +723,5 @@ fn api_faults_are_retried_within_the_deadline() {
     assert_eq!(eviction_statuses(&sim, "default/debug").last(), Some(&201));
     let node = sim.node(NODE).unwrap();
     assert_eq!(node["spec"]["unschedulable"], true);
+    assert_alive_and_polling(&sim, &h);
 }

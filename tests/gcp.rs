@@ -368,4 +368,5 @@ fn a_503_is_retried_after_a_second() {
     sim.gcp_set(PREEMPTED, "TRUE");
     h.wait_for("msg=\"drain finished\"", LONG);
     assert_gce_requests(&sim);
+    assert_alive_and_polling(&sim, &h);
 }

@@ -21,6 +21,7 @@ fn the_api_server_certificate_must_carry_the_ip_san() {
         "{line}"
     );
     assert!(sim.api_requests().is_empty(), "no request got through");
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]
@@ -39,4 +40,5 @@ fn a_certificate_from_another_ca_is_refused() {
     );
     assert!(sim.api_requests().is_empty(), "no request got through");
     std::fs::remove_dir_all(&dir).unwrap();
+    assert_alive_and_polling(&sim, &h);
 }

@@ -107,3 +107,47 @@ fn no_secret_reaches_logs_events_annotations_or_api_bodies() {
     }
     record_requests("secrets", &sim);
 }
+
+/// The panic message of `f`, which must panic.
+fn panic_of(f: impl FnOnce()) -> String {
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .expect_err("the audit must panic");
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_automatic_audit_catches_a_canary_in_the_log_and_in_the_cluster() {
+    // Positive control of the audit every test runs (tests/support, stnh_sim::canary): a
+    // canary where it may not be is found, named, and fails the test.
+    let sim = Sim::start(mixed_node()).unwrap();
+    // The cluster name is logged at start-up: here it is a canary.
+    let h = Handler::start(&sim, &[("CLUSTER", "cluster-stnhCanaryToken")]);
+    h.wait_for("polling", LONG);
+    let msg = panic_of(move || drop(h));
+    assert!(
+        msg.contains("secrets audit of the handler")
+            && msg.contains("\"stnhCanaryToken\" found in the handler's log"),
+        "{msg}"
+    );
+    // A canary written to the Node (as a leak would): the simulator's audit finds it there.
+    let mut c = stnh_sim::testclient::Client::api(&sim).unwrap();
+    let r = c
+        .call(
+            "PATCH",
+            &format!("/api/v1/nodes/{NODE}"),
+            &sim.token(),
+            Some("application/merge-patch+json"),
+            r#"{"metadata":{"annotations":{"example.com/leak":"XXXXSECRETXXXX"}}}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let msg = panic_of(move || drop(sim));
+    assert!(
+        msg.contains("secrets audit of the simulator's records")
+            && msg.contains("\"XXXXSECRETXXXX\" found in Node node-a"),
+        "{msg}"
+    );
+}

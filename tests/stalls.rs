@@ -57,6 +57,7 @@ fn an_api_server_stalled_at_start_up_times_out_and_polling_goes_on() {
     h.wait_for("msg=\"drain finished\"", LONG);
     assert_eq!(sim.node(NODE).unwrap()["spec"]["unschedulable"], true);
     assert_eq!(sim.pods_on(NODE).len(), 3, "{}", h.dump());
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]
@@ -129,6 +130,7 @@ fn an_api_server_stalled_mid_drain_times_out_and_the_drain_goes_on() {
             .any(|m| m.text().is_some_and(|t| t.contains("6 evicted")))
     });
     assert!(proxy.held() >= 2, "{} connections held", proxy.held());
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]
@@ -154,4 +156,5 @@ fn slack_over_https_to_a_black_hole_times_out_and_the_drain_goes_on() {
         !h.dump().contains("XXXXSECRETXXXX"),
         "no webhook URL in logs"
     );
+    assert_alive_and_polling(&sim, &h);
 }

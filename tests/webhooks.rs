@@ -396,6 +396,7 @@ fn failed_deliveries_are_retried_with_the_same_id_and_stop_at_the_deadline() {
         "nothing is sent after the deadline (plus one request timeout)"
     );
     assert!(h.count("msg=\"webhook message not delivered; retrying\"") >= 2);
+    assert_alive_and_polling(&sim, &h);
 }
 
 #[test]

@@ -67,6 +67,15 @@ pub enum FaultAction {
     Drop,
     /// Never answer (the socket is held for at most 30 s).
     Hang,
+    /// API Priority and Fairness rejecting the request: 429 with `Retry-After: N`, the
+    /// `X-Kubernetes-PF-*` headers and a `TooManyRequests` Status with `retryAfterSeconds`.
+    Throttle(u64),
+    /// Serve the request (a write is applied), but answer only after this long: slower than the
+    /// client's timeout.
+    Slow(Duration),
+    /// Serve the request (a write is applied), then send the answer only up to the cut and close
+    /// the connection abruptly (see [`crate::http::Cut`]).
+    Truncate(crate::http::Cut),
 }
 
 /// A scripted fault: the next `remaining` requests matching `method` (`*` = any) and whose
@@ -127,6 +136,29 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
             }
             r
         }
+        Some(FaultAction::Throttle(secs)) => {
+            let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "message": "Too many requests, please try again later.",
+                "reason": "TooManyRequests", "details": {"retryAfterSeconds": secs}, "code": 429});
+            Response::json(429, &body)
+                .header("Retry-After", &secs.to_string())
+                .header(
+                    "X-Kubernetes-PF-FlowSchema-UID",
+                    "7f5b2c9e-0a1d-4c3b-9e8f-stnhsimflow0",
+                )
+                .header(
+                    "X-Kubernetes-PF-PriorityLevel-UID",
+                    "1c2d3e4f-5a6b-4c7d-8e9f-stnhsimprio0",
+                )
+        }
+        Some(FaultAction::Slow(d)) => {
+            let r = respond(sh, req, token.as_deref()).unwrap_or_else(|e| error_response(&e));
+            ctx.sleep(d);
+            r
+        }
+        Some(FaultAction::Truncate(cut)) => respond(sh, req, token.as_deref())
+            .unwrap_or_else(|e| error_response(&e))
+            .truncated(cut),
         None => match respond(sh, req, token.as_deref()) {
             Ok(r) => r,
             Err(e) => error_response(&e),

@@ -14,7 +14,9 @@ use crate::Sim;
 pub struct Child {
     child: std::process::Child,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
+    out_reader: Option<JoinHandle<()>>,
 }
 
 impl Child {
@@ -28,9 +30,20 @@ impl Child {
         cmd.env_clear()
             .envs(env)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let out_lines = Arc::new(Mutex::new(Vec::new()));
+        let out_sink = out_lines.clone();
+        let out_reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out_sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("stderr is piped");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -48,7 +61,9 @@ impl Child {
         Ok(Child {
             child,
             lines,
+            stdout: out_lines,
             reader: Some(reader),
+            out_reader: Some(out_reader),
         })
     }
 
@@ -65,6 +80,14 @@ impl Child {
     /// Log lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.timed_lines().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// What the child wrote to stdout so far, line by line (the handler's log is on stderr).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The exit status once the child has exited, waiting at most `timeout`.
@@ -91,6 +114,9 @@ impl Child {
 
     fn join_reader(&mut self) {
         if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        if let Some(r) = self.out_reader.take() {
             let _ = r.join();
         }
     }

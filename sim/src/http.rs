@@ -98,6 +98,35 @@ pub enum Action {
     Hang(Duration),
     /// Close the connection at once without answering.
     Drop,
+    /// Write the response only up to this point, then close the connection abruptly (no TLS
+    /// close_notify): a peer that dies, or a connection reset, in the middle of a body.
+    Truncate(Cut),
+}
+
+/// Where [`Action::Truncate`] cuts the encoded response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Half-way through the body bytes (headers complete).
+    MidBody,
+    /// Just before the terminating zero-size chunk of a chunked body (every chunk complete, the
+    /// body never ends); a body too small to be chunked is cut half-way instead.
+    BeforeLastChunk,
+}
+
+/// The first bytes of an encoded response that [`Action::Truncate`] sends.
+pub fn truncate(encoded: &[u8], cut: Cut) -> &[u8] {
+    let head = encoded
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(encoded.len(), |i| i + 4);
+    let chunked = encoded[..head]
+        .windows(26)
+        .any(|w| w.eq_ignore_ascii_case(b"transfer-encoding: chunked"));
+    let end = match cut {
+        Cut::BeforeLastChunk if chunked && encoded.ends_with(b"0\r\n\r\n") => encoded.len() - 5,
+        _ => head + (encoded.len() - head) / 2,
+    };
+    &encoded[..end.min(encoded.len().saturating_sub(1))]
 }
 
 /// A response to write.
@@ -151,6 +180,12 @@ impl Response {
     /// Sets the body.
     pub fn body(mut self, b: impl Into<Vec<u8>>) -> Response {
         self.body = b.into();
+        self
+    }
+
+    /// This response, cut where `cut` says (see [`Action::Truncate`]).
+    pub fn truncated(mut self, cut: Cut) -> Response {
+        self.action = Action::Truncate(cut);
         self
     }
 
@@ -352,6 +387,12 @@ fn serve<S: Read + Write>(s: &mut S, handler: &Handler, ctx: &ConnCtx) -> bool {
             Action::Drop => return false,
             Action::Hang(limit) => {
                 sleep_unless(ctx.stop, limit);
+                return false;
+            }
+            Action::Truncate(cut) => {
+                let bytes = encode_response(&req.method, &resp);
+                let _ = conn.s.write_all(truncate(&bytes, cut));
+                let _ = conn.s.flush();
                 return false;
             }
             Action::Respond => {}

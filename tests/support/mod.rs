@@ -5,22 +5,98 @@ use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
+use stnh_sim::canary;
 use stnh_sim::child::Child;
+use stnh_sim::webhook::{WebhookKind, WebhookSink};
 use stnh_sim::Sim;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_spot-termination-notice-handler");
 
-/// A running handler process whose stderr lines are collected.
+/// A running handler process whose stderr lines are collected. When it is dropped or killed, the
+/// secrets audit runs (see [`Handler::canary_audit`]).
 pub struct Handler {
     proc: Child,
+    canaries: Vec<String>,
+    audited: bool,
+}
+
+/// The webhook sink every test handler reports to unless the test sets `WEBHOOK_URL`: its URL
+/// carries the canary [`canary::WEBHOOK_URL`].
+fn default_sink() -> &'static WebhookSink {
+    static SINK: OnceLock<WebhookSink> = OnceLock::new();
+    SINK.get_or_init(|| WebhookSink::start(WebhookKind::Generic).expect("start the webhook sink"))
+}
+
+/// The default `WEBHOOK_URL` of a test handler.
+pub fn default_webhook_url() -> String {
+    format!("{}?sig={}", default_sink().url(), canary::WEBHOOK_URL)
 }
 
 /// The environment a test handler gets: nothing inherited from this machine (so no real
-/// endpoint can leak in), the simulator's endpoints, a fast poll, then the test's extras.
+/// endpoint can leak in), the simulator's endpoints, a fast poll, canary secrets (a webhook
+/// whose URL and header value are canaries, AWS keys and a session token that are canaries;
+/// the simulator's token and Slack URL are canaries already), a metrics server on a free
+/// port (so the audit can scrape it), then the test's extras. A test that sets a secret
+/// setting, `METRICS_ADDR` or anything about AWS credentials or the ASG detach keeps its own.
 pub fn handler_env(sim: &Sim, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut with_poll = vec![("POLL_INTERVAL", "200ms")];
-    with_poll.extend_from_slice(extra);
-    sim.handler_env_with(&with_poll)
+    let set = |k: &str| extra.iter().any(|(ek, _)| *ek == k);
+    let webhook = default_webhook_url();
+    let header = format!("X-Canary: {}", canary::HEADER_VALUE);
+    let mut with_defaults = vec![("POLL_INTERVAL", "200ms")];
+    if !set("WEBHOOK_URL") {
+        with_defaults.push(("WEBHOOK_URL", &webhook));
+    }
+    if !set("WEBHOOK_HEADERS") {
+        with_defaults.push(("WEBHOOK_HEADERS", &header));
+    }
+    if !set("METRICS_ADDR") {
+        with_defaults.push(("METRICS_ADDR", "127.0.0.1:0"));
+    }
+    let aws_own = extra
+        .iter()
+        .any(|(k, _)| k.starts_with("AWS_") || k.starts_with("DETACH_ASG"));
+    if !aws_own {
+        with_defaults.extend([
+            ("AWS_ACCESS_KEY_ID", canary::AWS_ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", canary::AWS_SECRET_ACCESS_KEY),
+            ("AWS_SESSION_TOKEN", canary::AWS_SESSION_TOKEN),
+        ]);
+    }
+    with_defaults.extend_from_slice(extra);
+    sim.handler_env_with(&with_defaults)
+}
+
+/// The canaries to look for: the fixed ones, plus the parts of the secret settings the test
+/// set itself that are recognizably canaries (they contain `canary`, `secret` or `XXXX`).
+fn canaries_of(env: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = canary::all().into_iter().map(String::from).collect();
+    const SECRET: [&str; 7] = [
+        "SLACK_URL",
+        "WEBHOOK_URL",
+        "WEBHOOK_HEADERS",
+        "WEBHOOK_PROXY",
+        "HTTPS_PROXY",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ];
+    for (k, v) in env {
+        if !SECRET.contains(&k.as_str()) {
+            continue;
+        }
+        for part in v.split(|c: char| "/?&=:@, \n\r\t".contains(c)) {
+            let l = part.to_ascii_lowercase();
+            if part.len() >= 8
+                && (l.contains("canary") || l.contains("secret") || l.contains("xxxx"))
+            {
+                out.push(part.to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 impl Handler {
@@ -42,9 +118,66 @@ impl Handler {
     /// `STNH_TEST_ECHO=1` echoes its log.
     pub fn start_cmd(cmd: Command, env: Vec<(String, String)>) -> Handler {
         let echo = std::env::var_os("STNH_TEST_ECHO").map(|_| "[handler] ");
+        let canaries = canaries_of(&env);
         Handler {
             proc: Child::spawn(cmd, env, echo).expect("spawn the handler"),
+            canaries,
+            audited: false,
         }
+    }
+
+    /// The secrets audit of this handler: its whole log (stderr and stdout), a final scrape of
+    /// its metrics (while it runs and serves them) and the bodies the default webhook sink
+    /// received, searched for every canary. Runs once, when the handler is killed or dropped
+    /// (or here); panics naming the canary and where it was found.
+    pub fn canary_audit(&mut self) {
+        if self.audited {
+            return;
+        }
+        self.audited = true;
+        let mut places = Vec::new();
+        if let Some(addr) = self.metrics_port() {
+            if let Some(body) = scrape_metrics(addr) {
+                places.push(("a metrics scrape".to_string(), body));
+            }
+        }
+        for l in self.proc.lines() {
+            places.push(("the handler's log (stderr)".to_string(), l));
+        }
+        for l in self.proc.stdout_lines() {
+            places.push(("the handler's stdout".to_string(), l));
+        }
+        for r in default_sink().requests() {
+            places.push((
+                "a body the default webhook sink received".to_string(),
+                r.body,
+            ));
+        }
+        let hits = canary::hits(&self.canaries, &places);
+        canary::mark("handler");
+        assert!(
+            hits.is_empty(),
+            "secrets audit of the handler:\n{}",
+            hits.join("\n")
+        );
+    }
+
+    /// The metrics server's port, from its start-up line (logfmt or JSON).
+    fn metrics_port(&self) -> Option<u16> {
+        let line = self
+            .proc
+            .lines()
+            .into_iter()
+            .find(|l| l.contains("serving /metrics and /healthz"))?;
+        let rest = line
+            .split_once("port=")
+            .or_else(|| line.split_once("\"port\":"))?
+            .1
+            .trim_start_matches('"');
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     }
 
     pub fn pid(&self) -> u32 {
@@ -85,13 +218,45 @@ impl Handler {
         self.logs().iter().position(|l| l.contains(needle))
     }
 
+    /// True while the process runs (not exited, not a zombie).
+    pub fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .is_ok_and(|s| !s.contains(") Z ") && !s.contains(") X "))
+    }
+
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.proc.wait_exit(timeout)
     }
 
     pub fn kill(&mut self) {
+        if !std::thread::panicking() {
+            self.canary_audit();
+        }
         self.proc.kill();
     }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.canary_audit();
+        }
+    }
+}
+
+/// One `GET /metrics` with short timeouts; `None` when nothing answers.
+fn scrape_metrics(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: audit\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = Vec::new();
+    let _ = s.take(16 * 1024 * 1024).read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.starts_with("HTTP/1.1 200").then_some(text)
 }
 
 /// Writes every API request the test made, as `METHOD PATH?QUERY` lines, to
@@ -146,6 +311,25 @@ pub fn startup_reads() -> Vec<String> {
         "GET /apis/events.k8s.io/v1".to_string(),
         "GET /api/v1".to_string(),
     ]
+}
+
+/// Metadata polls the simulator has answered so far (every cloud's fake).
+pub fn metadata_polls(sim: &Sim) -> usize {
+    sim.imds_requests().len()
+        + sim.gcp_requests().len()
+        + sim.azure_requests().len()
+        + sim.alibaba_requests().len()
+}
+
+/// The handler is still running and still polling its metadata service: three more polls
+/// arrive, and it is still alive after them.
+pub fn assert_alive_and_polling(sim: &Sim, h: &Handler) {
+    assert!(h.alive(), "the handler exited:\n{}", h.dump());
+    let seen = metadata_polls(sim);
+    eventually("the handler polls on", Duration::from_secs(60), || {
+        metadata_polls(sim) >= seen + 3
+    });
+    assert!(h.alive(), "the handler exited:\n{}", h.dump());
 }
 
 /// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
