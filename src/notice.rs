@@ -165,6 +165,26 @@ pub struct Notice {
 /// A notice older than the machine's boot by more than this is stale.
 pub const STALE_SLACK: Duration = Duration::from_secs(60);
 
+/// The furthest ahead a spot interruption is ever announced (AWS: 2 minutes, Alibaba: about 5),
+/// with room for a drifting clock. A notice time further ahead than this from when the notice
+/// was first seen is a broken document or clock: the VM still goes soon, so the deadline is the
+/// cloud's usual lead instead, and budget-blocked pods are still deleted in time.
+pub const MAX_SPOT_LEAD: Duration = Duration::from_secs(15 * 60);
+
+/// A spot notice's deadline and whether it is the one the cloud gave: `time` when given and
+/// plausible, else `default_deadline` (`default_lead` after the notice was first seen).
+pub fn spot_deadline(
+    time: Option<SystemTime>,
+    default_deadline: SystemTime,
+    default_lead: Duration,
+) -> (SystemTime, bool) {
+    let latest = default_deadline - default_lead + MAX_SPOT_LEAD;
+    match time {
+        Some(t) if t <= latest => (t, true),
+        _ => (default_deadline, false),
+    }
+}
+
 impl Notice {
     /// True when the notice's own time lies before this machine booted (by more than
     /// [`STALE_SLACK`]): it cannot be about this run of the machine.
@@ -183,6 +203,30 @@ impl Notice {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn spot_deadline_takes_a_plausible_time_and_the_default_otherwise() {
+        let lead = Duration::from_secs(120);
+        let seen = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let dflt = seen + lead;
+        let s = |n: u64| seen + Duration::from_secs(n);
+        let cases = [
+            (None, (dflt, false)),
+            (Some(s(120)), (s(120), true)),
+            (
+                Some(seen - Duration::from_secs(30)),
+                (seen - Duration::from_secs(30), true),
+            ),
+            (Some(s(300)), (s(300), true)),
+            (Some(s(900)), (s(900), true)),
+            (Some(s(901)), (dflt, false)),
+            (Some(s(86_400 * 365 * 8000)), (dflt, false)),
+        ];
+        for (time, want) in cases {
+            assert_eq!(spot_deadline(time, dflt, lead), want, "{time:?}");
+        }
+    }
+
     use super::*;
     use std::time::UNIX_EPOCH;
 

@@ -833,7 +833,7 @@ mod tests {
         crate::cloud::aws::parse_instance_action(
             br#"{"action":"terminate","time":"2017-09-18T08:22:00Z"}"#,
             None,
-            SystemTime::UNIX_EPOCH,
+            crate::time::parse_rfc3339("2017-09-18T08:22:00Z").unwrap(),
         )
         .unwrap()
     }

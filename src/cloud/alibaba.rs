@@ -44,6 +44,8 @@ pub fn parse_termination(
     }
     let time = parse_rfc3339(body);
     let local = time.map(|t| skew.map_or(t, |s| s.to_local(t)));
+    let (deadline, deadline_given) =
+        crate::notice::spot_deadline(local, default_deadline, DEFAULT_LEAD);
     Some(Notice {
         provider: Provider::Alibaba,
         kind: Kind::SpotInterruption,
@@ -54,8 +56,8 @@ pub fn parse_termination(
         detail: "reclaim".to_string(),
         action: Action::Drain,
         act_at: None,
-        deadline: Some(local.unwrap_or(default_deadline)),
-        deadline_given: local.is_some(),
+        deadline: Some(deadline),
+        deadline_given,
         force: true,
         undo: Undo::WhenRebooted,
         time: local,
@@ -121,6 +123,7 @@ impl Cloud for Alibaba {
             session: self.session.clone(),
             period: self.period,
             default_deadline: None,
+            odd_logged: false,
         })]
     }
 
@@ -138,6 +141,8 @@ struct Spot {
     period: Duration,
     /// The deadline of a notice without a readable time, fixed when first seen.
     default_deadline: Option<SystemTime>,
+    /// A warning about the termination-time was given (once while it stays).
+    odd_logged: bool,
 }
 
 impl Watcher for Spot {
@@ -169,12 +174,23 @@ impl Watcher for Spot {
             .get_or_insert_with(|| SystemTime::now() + DEFAULT_LEAD);
         let n = parse_termination(&text, skew, default);
         match &n {
-            None => self.default_deadline = None,
+            None => {
+                self.default_deadline = None;
+                self.odd_logged = false;
+            }
+            Some(_) if self.odd_logged => {}
+            Some(n) if n.time.is_some() && !n.deadline_given => warn!(
+                "spot termination-time is implausibly far ahead; taking two minutes from when it was first seen",
+                notice = n.id
+            ),
             Some(n) if !n.deadline_given => warn!(
                 "spot termination-time is not a time; draining anyway",
                 body = crate::json::snippet(text.as_bytes())
             ),
             Some(_) => {}
+        }
+        if n.as_ref().is_some_and(|n| !n.deadline_given) {
+            self.odd_logged = true;
         }
         Ok(n.into_iter().collect())
     }

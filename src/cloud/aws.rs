@@ -133,6 +133,7 @@ impl Cloud for Aws {
             imds: imds(),
             period: s.poll_interval,
             unknown_logged: false,
+            far_logged: false,
             default_deadline: None,
         })];
         if let Some(action) = s.rebalance {
@@ -262,6 +263,8 @@ fn spot_notice(
         Undo::Never
     };
     let time = time.map(|t| local(t, skew));
+    let (deadline, deadline_given) =
+        crate::notice::spot_deadline(time, default_deadline, DEFAULT_LEAD);
     Notice {
         provider: if source == "aws-spot" {
             Provider::Aws
@@ -273,8 +276,8 @@ fn spot_notice(
         detail: action,
         action: Action::Drain,
         act_at: None,
-        deadline: Some(time.unwrap_or(default_deadline)),
-        deadline_given: time.is_some(),
+        deadline: Some(deadline),
+        deadline_given,
         force: true,
         undo,
         time,
@@ -424,6 +427,8 @@ struct Spot {
     imds: Arc<Session>,
     period: Duration,
     unknown_logged: bool,
+    /// The "implausibly far ahead" warning was given (once per handler).
+    far_logged: bool,
     /// The default deadline of a notice without a time, fixed when first seen.
     default_deadline: Option<SystemTime>,
 }
@@ -446,6 +451,14 @@ impl Watcher for Spot {
             .default_deadline
             .get_or_insert_with(|| SystemTime::now() + DEFAULT_LEAD);
         let n = parse_instance_action(&a.body, skew, default)?;
+        if n.time.is_some() && !n.deadline_given && !self.far_logged {
+            warn!(
+                "spot notice time is implausibly far ahead; taking AWS's two minutes from when it was first seen",
+                notice = n.id,
+                deadline = format_rfc3339(default)
+            );
+            self.far_logged = true;
+        }
         if !KNOWN_ACTIONS.contains(&n.detail.as_str()) && !self.unknown_logged {
             warn!(
                 "unknown spot notice action; draining anyway",
