@@ -15,7 +15,8 @@ use stnh_sim::hostile::{BlackHole, Proxy, ProxyMode, ProxySwitch};
 use stnh_sim::{Sim, SimEvent};
 use support::*;
 
-const LONG: Duration = Duration::from_secs(40);
+// Generous: under load a stalled exchange, its timeout and the retry add up (the deadline is 90 s).
+const LONG: Duration = Duration::from_secs(80);
 const ACTION: &str = "/latest/meta-data/spot/instance-action";
 
 fn proxy_for(sim: &Sim) -> Proxy {
