@@ -32,7 +32,7 @@ OPTIONS:
   --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale
                      (default: all; drain and kubectl alternate their runs when both are chosen)
   --latency D        API latency of the simulator per request (default 2ms)
-  --trials N         reaction trials per poll interval (default 30)
+  --trials N         reaction trials per signal (default 30)
   --reps N           runs of the 110-pod drain and of kubectl drain (default 5)
   --long-reps N      runs of the PDB and 1,000-pod scenarios (default 3)
   --bin PATH         handler binary (default target/x86_64-unknown-linux-musl/release/spot-termination-notice-handler)
