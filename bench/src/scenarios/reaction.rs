@@ -5,10 +5,12 @@
 //! detection (the signal visible → the answer that carried it), processing (that answer → the
 //! cordon PATCH arriving at the simulated API server) and the sum.
 
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
-use stnh_sim::{AzureEvent, Cloud, MaintenanceEvent, Scenario, Script, Sim, Step};
+use stnh_sim::{AzureEvent, Cloud, MaintenanceEvent, Observer, Scenario, Script, Sim, Step};
 
 use super::metalog::{self, bare};
 use super::{ms, notice_at_random_moment, progress, uniform, whole_second, Ctx, Outcome, NODE};
@@ -122,8 +124,39 @@ struct Trial {
     total_ms: f64,
 }
 
-fn scenario(ctx: &Ctx, d: &Def) -> Scenario {
-    let sc = Scenario::new(NODE).latency(ctx.latency).cloud(d.cloud);
+/// Waiting for what the simulator serves without polling its logs: its observer sends a word on
+/// every request served, and the waiting trial re-reads the logs only then. (Polling every
+/// millisecond, ten trials at once took enough CPU from the simulators and the handlers to show
+/// in their processing times.)
+fn wait_served<T>(
+    rx: &Receiver<()>,
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let end = Instant::now() + timeout;
+    loop {
+        while rx.try_recv().is_ok() {}
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        // Disconnected cannot happen while the simulator lives; a timeout re-checks.
+        let _ = rx.recv_timeout(left);
+    }
+}
+
+fn scenario(ctx: &Ctx, d: &Def, tx: Sender<()>) -> Scenario {
+    let observer: Observer = Arc::new(move |_| {
+        let _ = tx.send(());
+    });
+    let sc = Scenario::new(NODE)
+        .latency(ctx.latency)
+        .cloud(d.cloud)
+        .observer(observer);
     match d.signal {
         // An instance in an Auto Scaling group reads `InService` until it is terminated.
         Signal::Asg => {
@@ -177,7 +210,8 @@ fn raise(sim: &Sim, d: &Def) -> Result<Instant, String> {
 }
 
 fn trial(ctx: &Ctx, d: &Def) -> Result<Trial, String> {
-    let sim = Sim::start(scenario(ctx, d)).map_err(|e| e.to_string())?;
+    let (tx, rx) = mpsc::channel();
+    let sim = Sim::start(scenario(ctx, d, tx)).map_err(|e| e.to_string())?;
     let mut h = Handler::start(&ctx.bin, &sim, &[])?;
     let log = |h: &Handler| format!("; handler log:\n{}", h.tail(10));
     let (first, appeared) = if d.signal == Signal::Spot {
@@ -186,10 +220,10 @@ fn trial(ctx: &Ctx, d: &Def) -> Result<Trial, String> {
             .map_err(|e| e + &log(&h))?;
         (n.first_poll, n.at)
     } else {
-        let first = wait_for(
+        let first = wait_served(
+            &rx,
             &format!("the first request to {}", d.path),
             Duration::from_secs(30),
-            Duration::from_millis(2),
             || {
                 metalog::requests(&sim, d.cloud)
                     .into_iter()
@@ -219,10 +253,10 @@ fn trial(ctx: &Ctx, d: &Def) -> Result<Trial, String> {
         }
         (first, raise(&sim, d)?)
     };
-    let cordon = wait_for(
+    let cordon = wait_served(
+        &rx,
         "the cordon PATCH",
         d.period.unwrap_or_default() + Duration::from_secs(20),
-        Duration::from_millis(1),
         || metalog::cordon_after(&sim, NODE, appeared),
     )
     .map_err(|e| e + &log(&h))?;
@@ -256,7 +290,17 @@ fn trials(ctx: &Ctx, d: &Def) -> (Vec<Trial>, Vec<String>) {
     while done < ctx.trials {
         let n = d.parallel.min(ctx.trials - done);
         let batch: Vec<Result<Trial, String>> = std::thread::scope(|s| {
-            let hs: Vec<_> = (0..n).map(|_| s.spawn(|| trial(ctx, d))).collect();
+            // Started evenly over one second: handlers started together would poll together
+            // (every watcher's cycle starts with the handler), so the poll carrying one
+            // trial's signal would find every other handler of the batch busy polling too.
+            let hs: Vec<_> = (0..n)
+                .map(|i| {
+                    s.spawn(move || {
+                        std::thread::sleep(Duration::from_secs(1).mul_f64(i as f64 / n as f64));
+                        trial(ctx, d)
+                    })
+                })
+                .collect();
             hs.into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err("panicked".into())))
                 .collect()
@@ -321,7 +365,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
          20–220 ms after). Times come from the simulator's logs, on this process's monotonic clock: **detection** = the signal visible → the answer that carried it went out \
          (the AWS fake answers at once and logs the arrival; the others log the answer); **processing** = that answer → the arrival of the cordon PATCH \
          (`spec.unschedulable: true`) at the simulated API server, before its simulated latency: the handler's parsing, decision, logging and its request; \
-         **signal → cordon** = the sum. {} trials per signal; the 5 s and 30 s sources run 10 and 15 trials at once (each against its own simulator and handler) so that they do \
+         **signal → cordon** = the sum. {} trials per signal; the 5 s and 30 s sources run 10 and 15 trials at once (each against its own simulator and handler, started evenly over one second so that their polls do not coincide) so that they do \
          not take minutes; times in ms.",
         ctx.latency_text(),
         ctx.trials
@@ -340,6 +384,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         ">Signal → cordon median",
         ">p90",
         ">max",
+        ">Load average (1 min) at the end",
     ]);
     let mut raw = json!({});
     let mut all_processing = Vec::new();
@@ -387,9 +432,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         row.extend(three(&det, 1));
         row.extend(three(&pro, 2));
         row.extend(three(&tot, 1));
+        let load = crate::machine::loadavg();
+        row.push(load.split_whitespace().next().unwrap_or("?").to_string());
         t.row(row);
         raw[format!("{:?}", d.signal)] = json!({
             "label": d.label, "period_s": d.period.map(|p| p.as_secs_f64()), "parallel": d.parallel,
+            "loadavg_end": load,
             "failed": failed,
             "trials": ok.iter().map(|t| json!({"phase_ms": t.phase_ms, "detect_ms": t.detect_ms,
                 "process_ms": t.process_ms, "total_ms": t.total_ms})).collect::<Vec<_>>(),
@@ -398,7 +446,8 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     }
     s.table(t);
     s.para("A polled source's detection is bounded by its period (expected: uniform over it, median about half of it). On GCP the hanging GET is answered when the value \
-            changes, so the signal → cordon time is the handler's own reaction plus the loopback round trip. Processing is the handler's own reaction time.");
+            changes, so the signal → cordon time is the handler's own reaction plus the loopback round trip. Processing is the handler's own reaction time: a few \
+            milliseconds of CPU, so on a busy machine it is mostly the wait for a core (the last column gives the load average when each signal's trials ended).");
     if !failures.is_empty() {
         s.para("Failed trials (left out of the figures):");
         s.list(
