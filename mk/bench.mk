@@ -2,7 +2,7 @@
 # and writes BENCHMARKS.md. Included by the top-level Makefile (`-include mk/*.mk`), which defines
 # KUBE_VERSION, TARGET, BIN, CARGO and `build`.
 #
-#   make bench                                   all scenarios (~5 min on 2 cores), rewrites BENCHMARKS.md
+#   make bench                                   all scenarios (~8 min on 2 cores), rewrites BENCHMARKS.md
 #   make bench BENCH_ONLY=reaction               one scenario: size, idle, reaction, drain, kubectl, pdb, scale
 #   make bench BENCH_ONLY=drain,kubectl          several (drain and kubectl alternate their runs: same-run ratios)
 #   make bench BENCH_TRIALS=10                   fewer reaction trials per signal (default 30)
