@@ -2,11 +2,11 @@
 # and writes BENCHMARKS.md. Included by the top-level Makefile (`-include mk/*.mk`), which defines
 # KUBE_VERSION, TARGET, BIN, CARGO and `build`.
 #
-#   make bench                                   all scenarios (~5 min on 2 cores), rewrites BENCHMARKS.md
+#   make bench                                   all scenarios (~10 min on 2 cores), rewrites BENCHMARKS.md
 #   make bench BENCH_ONLY=reaction               one scenario: size, idle, reaction, drain, kubectl, pdb, scale,
 #                                                tiers (critical pods last), availability (workloads through a reclaim)
 #   make bench BENCH_ONLY=drain,kubectl          several (drain and kubectl alternate their runs: same-run ratios)
-#   make bench BENCH_TRIALS=10                   fewer reaction trials per poll interval (default 30)
+#   make bench BENCH_TRIALS=10                   fewer reaction trials per signal (default 30)
 #   make bench BENCH_FLAGS='--latency 5ms --reps 3'   any other stnh-bench flag (stnh-bench --help)
 #
 # A partial run (BENCH_ONLY) writes target/bench/BENCHMARKS-<scenarios>.md, not BENCHMARKS.md.

@@ -33,7 +33,7 @@ OPTIONS:
                      tiers,availability
                      (default: all; drain and kubectl alternate their runs when both are chosen)
   --latency D        API latency of the simulator per request (default 2ms)
-  --trials N         reaction trials per poll interval (default 30)
+  --trials N         reaction trials per signal (default 30)
   --reps N           runs of the 110-pod drain, of kubectl drain and of tiers vs parallel (default 5)
   --long-reps N      runs of the PDB, 1,000-pod and availability scenarios (default 3)
   --bin PATH         handler binary (default target/x86_64-unknown-linux-musl/release/spot-termination-notice-handler)

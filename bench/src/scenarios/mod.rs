@@ -5,6 +5,7 @@ pub mod drain;
 pub mod idle;
 pub mod kindness;
 pub mod kubectl;
+pub mod metalog;
 pub mod pdb;
 pub mod reaction;
 pub mod scale;
@@ -13,7 +14,7 @@ pub mod size;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use stnh_sim::{ApiRequest, ImdsRequest, Scenario, Sim};
+use stnh_sim::{ImdsRequest, Scenario, Sim};
 
 use crate::handler::wait_for;
 use crate::report::{Section, TargetRow};
@@ -171,17 +172,6 @@ pub fn detection(sim: &Sim, notice: Instant) -> Option<Instant> {
         .into_iter()
         .find(|r| r.status == 200 && r.at >= notice)
         .map(|r| r.at)
-}
-
-/// The first request matching `method` and a path starting with `prefix`, at or after `from`.
-pub fn first_request<'a>(
-    reqs: &'a [ApiRequest],
-    from: Instant,
-    method: &str,
-    prefix: &str,
-) -> Option<&'a ApiRequest> {
-    reqs.iter()
-        .find(|r| r.at >= from && r.method == method && r.path.starts_with(prefix))
 }
 
 /// Milliseconds from `a` to `b` (negative when `b` is earlier).
