@@ -30,7 +30,8 @@ USAGE:
 
 OPTIONS:
   --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale
-                     (default: all; drain and kubectl alternate their runs when both are chosen)
+                     (default: all; drain and kubectl alternate their runs when both are chosen);
+                     optional ones, never in the default set: soak (SOAK_MINUTES, default 60)
   --latency D        API latency of the simulator per request (default 2ms)
   --trials N         reaction trials per poll interval (default 30)
   --reps N           runs of the 110-pod drain and of kubectl drain (default 5)
@@ -48,6 +49,8 @@ Durations: 2ms, 500us, 1s.";
 const ALL: [&str; 7] = [
     "size", "idle", "reaction", "drain", "kubectl", "pdb", "scale",
 ];
+/// Scenarios run only when named in `--only`.
+const OPTIONAL: [&str; 1] = ["soak"];
 
 struct Args {
     only: Vec<String>,
@@ -96,10 +99,14 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                 if only.iter().any(|s| s == "all") {
                     only = ALL.iter().map(|s| s.to_string()).collect();
                 }
-                if let Some(bad) = only.iter().find(|s| !ALL.contains(&s.as_str())) {
+                if let Some(bad) = only
+                    .iter()
+                    .find(|s| !ALL.contains(&s.as_str()) && !OPTIONAL.contains(&s.as_str()))
+                {
                     return Err(format!(
-                        "--only: unknown scenario {bad:?} (expected some of {})",
-                        ALL.join(",")
+                        "--only: unknown scenario {bad:?} (expected some of {},{})",
+                        ALL.join(","),
+                        OPTIONAL.join(",")
                     ));
                 }
             }
@@ -219,6 +226,9 @@ fn run(args: Args) -> Result<bool, String> {
     }
     if selected("scale") {
         push("scale", one(scenarios::scale::run(ctx)));
+    }
+    if selected("soak") {
+        push("soak", one(scenarios::soak::run(ctx)));
     }
     let elapsed = started.elapsed();
     let full = ALL.iter().all(|s| selected(s));

@@ -8,6 +8,7 @@ pub mod pdb;
 pub mod reaction;
 pub mod scale;
 pub mod size;
+pub mod soak;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
