@@ -6,6 +6,7 @@
 //! benchmark reports, it does not gate. Development tool only: it talks to 127.0.0.1 only.
 
 mod apilog;
+mod cgroup;
 mod handler;
 mod machine;
 mod proc;
@@ -29,7 +30,7 @@ USAGE:
   stnh-bench [OPTIONS]
 
 OPTIONS:
-  --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale
+  --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale,memlimit
                      (default: all; drain and kubectl alternate their runs when both are chosen);
                      optional ones, never in the default set: soak (SOAK_MINUTES, default 60)
   --latency D        API latency of the simulator per request (default 2ms)
@@ -46,8 +47,8 @@ OPTIONS:
 
 Durations: 2ms, 500us, 1s.";
 
-const ALL: [&str; 7] = [
-    "size", "idle", "reaction", "drain", "kubectl", "pdb", "scale",
+const ALL: [&str; 8] = [
+    "size", "idle", "reaction", "drain", "kubectl", "pdb", "scale", "memlimit",
 ];
 /// Scenarios run only when named in `--only`.
 const OPTIONAL: [&str; 1] = ["soak"];
@@ -226,6 +227,9 @@ fn run(args: Args) -> Result<bool, String> {
     }
     if selected("scale") {
         push("scale", one(scenarios::scale::run(ctx)));
+    }
+    if selected("memlimit") {
+        push("memlimit", one(scenarios::memlimit::run(ctx)));
     }
     if selected("soak") {
         push("soak", one(scenarios::soak::run(ctx)));
