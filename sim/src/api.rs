@@ -96,6 +96,19 @@ pub struct ApiControl {
     pub deny: Vec<(String, String)>,
     /// Request log.
     pub log: Vec<ApiRequest>,
+    /// APF-like throttling: at most this many requests in flight (0: no limit); one more gets
+    /// 429 `TooManyRequests` with `Retry-After` at once.
+    pub max_inflight: usize,
+    /// `Retry-After` seconds of those 429s.
+    pub retry_after_s: u64,
+    /// Requests being served now (admitted ones).
+    pub inflight: usize,
+    /// Most requests served at once.
+    pub peak_inflight: usize,
+    /// Most requests that wanted a seat at once (admitted + the one rejected).
+    pub peak_demand: usize,
+    /// Requests rejected by the limit.
+    pub throttled: usize,
 }
 
 enum User {
@@ -107,12 +120,46 @@ enum User {
 pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     let at = Instant::now();
     let time = SystemTime::now();
-    let latency = lock(&sh.api).latency;
+    // A seat, or the `Retry-After` of a rejection.
+    let (latency, rejected) = {
+        let mut c = lock(&sh.api);
+        c.inflight += 1;
+        c.peak_demand = c.peak_demand.max(c.inflight);
+        if c.max_inflight == 0 || c.inflight <= c.max_inflight {
+            c.peak_inflight = c.peak_inflight.max(c.inflight);
+            (c.latency, None)
+        } else {
+            c.inflight -= 1;
+            c.throttled += 1;
+            (c.latency, Some(c.retry_after_s.max(1)))
+        }
+    };
+    if let Some(retry_after) = rejected {
+        return log_request(sh, req, ctx, at, time, too_many_requests(retry_after));
+    }
     if !latency.is_zero() {
         ctx.sleep(latency);
     }
+    let resp = serve_admitted(sh, req);
+    lock(&sh.api).inflight -= 1;
+    log_request(sh, req, ctx, at, time, resp)
+}
+
+/// What kube-apiserver's API Priority and Fairness answers when a priority level has no seat
+/// and its queues are full.
+fn too_many_requests(retry_after: u64) -> Response {
+    json_response(
+        429,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "Too many requests, please try again later.", "reason": "TooManyRequests",
+            "details": {"retryAfterSeconds": retry_after}, "code": 429}),
+    )
+    .header("Retry-After", &retry_after.to_string())
+}
+
+fn serve_admitted(sh: &Shared, req: &Request) -> Response {
     let token = bearer(req);
-    let resp = match take_fault(sh, req) {
+    match take_fault(sh, req) {
         Some(FaultAction::Drop) => Response::drop_connection(),
         Some(FaultAction::Hang) => Response::hang(crate::imds::HANG_LIMIT),
         Some(FaultAction::Status(code, body)) => {
@@ -131,7 +178,19 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
             Ok(r) => r,
             Err(e) => error_response(&e),
         },
-    };
+    }
+}
+
+/// Logs a served request (after it was applied) and tells the observer.
+fn log_request(
+    sh: &Shared,
+    req: &Request,
+    ctx: &ConnCtx,
+    at: Instant,
+    time: SystemTime,
+    resp: Response,
+) -> Response {
+    let token = bearer(req);
     let mut entry = ApiRequest {
         seq: 0,
         at,

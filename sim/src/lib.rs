@@ -1003,6 +1003,42 @@ impl Sim {
         lock(&self.shared.api).faults.clear();
     }
 
+    /// Adds a Ready spot node `name` (EC2 instance `instance_id`, InternalIP `ip`) at runtime,
+    /// labelled and dressed like the scenario node; pods go on it with [`PodSpec::node`]. For
+    /// scenarios with many nodes, each with its own [`imds::NodeImds`].
+    pub fn add_node(&self, name: &str, instance_id: &str, ip: &str) {
+        self.shared
+            .store()
+            .add_node(name, instance_id, ip, true, &[], &[]);
+    }
+
+    /// Adds many pods at runtime, reconciling once (faster than [`Sim::add_pod`] in a loop).
+    pub fn add_pods(&self, pods: &[PodSpec]) {
+        let now = Instant::now();
+        let mut st = self.shared.store();
+        for p in pods {
+            st.add_pod(p, now);
+        }
+        st.reconcile(now);
+    }
+
+    /// APF-like throttling of the API server: at most `max_inflight` requests served at once
+    /// (0: no limit); one more gets 429 `TooManyRequests` with `Retry-After: retry_after_s` at
+    /// once, as kube-apiserver's API Priority and Fairness does when a priority level has no
+    /// seat and no room in its queues.
+    pub fn set_api_throttle(&self, max_inflight: usize, retry_after_s: u64) {
+        let mut c = lock(&self.shared.api);
+        c.max_inflight = max_inflight;
+        c.retry_after_s = retry_after_s;
+    }
+
+    /// The API server's concurrency so far: (most requests served at once, most requests that
+    /// wanted a seat at once, requests throttled with 429).
+    pub fn api_concurrency(&self) -> (usize, usize, usize) {
+        let c = lock(&self.shared.api);
+        (c.peak_inflight, c.peak_demand, c.throttled)
+    }
+
     /// Changes the per-request API latency.
     pub fn set_latency(&self, d: Duration) {
         lock(&self.shared.api).latency = d;

@@ -1228,3 +1228,78 @@ fn pod_count_on_matches_pods_on() {
     assert_eq!(sim.pod_count_on(NODE), sim.pods_on(NODE).len());
     assert_eq!(sim.pod_count_on("node-b"), 2);
 }
+
+#[test]
+fn apf_like_throttling_answers_429_with_retry_after_beyond_the_seats() {
+    let sim = Sim::start(Scenario::new(NODE).latency(Duration::from_secs(1))).unwrap();
+    sim.set_api_throttle(2, 3);
+    let token = sim.token();
+    // Six requests at once on six connections: two get a seat (served after the latency), the
+    // others are turned away without waiting. Connect (TLS) first, so they arrive together.
+    let clients: Vec<Client> = (0..6).map(|_| Client::api(&sim).unwrap()).collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                c.call("GET", &format!("/api/v1/nodes/{NODE}"), &token, None, "")
+                    .unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    let throttled: Vec<&Response> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(ok + throttled.len(), 6, "only 200 or 429");
+    assert!(ok >= 2, "the seats were used: {ok}");
+    assert!(
+        !throttled.is_empty(),
+        "six at once over two seats: someone waits"
+    );
+    for r in &throttled {
+        assert_eq!(r.header("retry-after"), Some("3"));
+        let v = r.json();
+        assert_eq!(
+            (v["reason"].as_str(), v["code"].as_i64()),
+            (Some("TooManyRequests"), Some(429))
+        );
+    }
+    let (peak, demand, n) = sim.api_concurrency();
+    assert_eq!(peak, 2, "never more than the seats");
+    assert!(demand > 2, "{demand}");
+    assert_eq!(n, throttled.len());
+    assert_eq!(
+        sim.api_requests()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count(),
+        throttled.len(),
+        "rejections are logged"
+    );
+    // No limit: everything is served.
+    sim.set_api_throttle(0, 1);
+    assert_eq!(get(&sim, &format!("/api/v1/nodes/{NODE}")).status, 200);
+}
+
+#[test]
+fn nodes_added_at_runtime_hold_pods_and_list_by_node() {
+    let sim = Sim::start(Scenario::new(NODE)).unwrap();
+    sim.add_node("spot-0001", "i-0000000000000001", "10.1.0.1");
+    sim.add_pods(&[
+        PodSpec::new("n0001", "a")
+            .replicaset("web")
+            .node("spot-0001"),
+        PodSpec::new("n0001", "b")
+            .replicaset("web")
+            .node("spot-0001"),
+    ]);
+    let n = get(&sim, "/api/v1/nodes/spot-0001").json();
+    assert_eq!(
+        n["spec"]["providerID"].as_str(),
+        Some("aws:///us-east-1a/i-0000000000000001")
+    );
+    let l = get(&sim, "/api/v1/pods?fieldSelector=spec.nodeName%3Dspot-0001").json();
+    assert_eq!(l["items"].as_array().unwrap().len(), 2);
+    assert_eq!(sim.pod_count_on("spot-0001"), 2);
+    assert_eq!(sim.pod_count_on(NODE), 0);
+}
