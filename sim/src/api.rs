@@ -97,7 +97,7 @@ pub struct ApiControl {
     /// Request log.
     pub log: Vec<ApiRequest>,
     /// APF-like throttling: at most this many requests in flight (0: no limit); one more gets
-    /// 429 `TooManyRequests` with `Retry-After` at once.
+    /// 429 with `Retry-After` at once (kube-apiserver's plain-text answer).
     pub max_inflight: usize,
     /// `Retry-After` seconds of those 429s.
     pub retry_after_s: u64,
@@ -145,15 +145,16 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     log_request(sh, req, ctx, at, time, resp)
 }
 
-/// What kube-apiserver's API Priority and Fairness answers when a priority level has no seat
-/// and its queues are full.
+/// What kube-apiserver answers when API Priority and Fairness (or the max-in-flight filter) has
+/// no seat: `tooManyRequests` in k8s.io/apiserver's filters, i.e. Go's `http.Error` with
+/// `Retry-After` — a text/plain body, not a Status object.
 fn too_many_requests(retry_after: u64) -> Response {
-    json_response(
+    Response::with_body(
         429,
-        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "Too many requests, please try again later.", "reason": "TooManyRequests",
-            "details": {"retryAfterSeconds": retry_after}, "code": 429}),
+        "text/plain; charset=utf-8",
+        "Too many requests, please try again later.\n",
     )
+    .header("X-Content-Type-Options", "nosniff")
     .header("Retry-After", &retry_after.to_string())
 }
 

@@ -1023,9 +1023,10 @@ impl Sim {
     }
 
     /// APF-like throttling of the API server: at most `max_inflight` requests served at once
-    /// (0: no limit); one more gets 429 `TooManyRequests` with `Retry-After: retry_after_s` at
-    /// once, as kube-apiserver's API Priority and Fairness does when a priority level has no
-    /// seat and no room in its queues.
+    /// (0: no limit); one more gets 429 with `Retry-After: retry_after_s` at once and
+    /// kube-apiserver's plain-text body (`Too many requests, please try again later.`), as its
+    /// API Priority and Fairness filter does when a priority level has no seat and no room in
+    /// its queues.
     pub fn set_api_throttle(&self, max_inflight: usize, retry_after_s: u64) {
         let mut c = lock(&self.shared.api);
         c.max_inflight = max_inflight;
@@ -1037,6 +1038,14 @@ impl Sim {
     pub fn api_concurrency(&self) -> (usize, usize, usize) {
         let c = lock(&self.shared.api);
         (c.peak_inflight, c.peak_demand, c.throttled)
+    }
+
+    /// Starts counting [`Sim::api_concurrency`] afresh from now (e.g. after a start-up phase).
+    pub fn reset_api_concurrency(&self) {
+        let mut c = lock(&self.shared.api);
+        c.peak_inflight = c.inflight;
+        c.peak_demand = c.inflight;
+        c.throttled = 0;
     }
 
     /// Changes the per-request API latency.
