@@ -32,7 +32,8 @@ USAGE:
 OPTIONS:
   --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale,memlimit
                      (default: all; drain and kubectl alternate their runs when both are chosen);
-                     optional ones, never in the default set: soak (SOAK_MINUTES, default 60)
+                     optional ones, never in the default set: soak (SOAK_MINUTES, default 60),
+                     mass (MASS_NODES handlers, default 500; MASS_KUBECTL kubectl drains, default 50)
   --latency D        API latency of the simulator per request (default 2ms)
   --trials N         reaction trials per poll interval (default 30)
   --reps N           runs of the 110-pod drain and of kubectl drain (default 5)
@@ -51,7 +52,7 @@ const ALL: [&str; 8] = [
     "size", "idle", "reaction", "drain", "kubectl", "pdb", "scale", "memlimit",
 ];
 /// Scenarios run only when named in `--only`.
-const OPTIONAL: [&str; 1] = ["soak"];
+const OPTIONAL: [&str; 2] = ["soak", "mass"];
 
 struct Args {
     only: Vec<String>,
@@ -230,6 +231,9 @@ fn run(args: Args) -> Result<bool, String> {
     }
     if selected("memlimit") {
         push("memlimit", one(scenarios::memlimit::run(ctx)));
+    }
+    if selected("mass") {
+        push("mass", one(scenarios::mass::run(ctx)));
     }
     if selected("soak") {
         push("soak", one(scenarios::soak::run(ctx)));

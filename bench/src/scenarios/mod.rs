@@ -4,6 +4,7 @@
 pub mod drain;
 pub mod idle;
 pub mod kubectl;
+pub mod mass;
 pub mod memlimit;
 pub mod pdb;
 pub mod reaction;
