@@ -144,6 +144,8 @@ struct Side {
     peak_inflight: usize,
     peak_demand: usize,
     by_verb: BTreeMap<String, usize>,
+    /// The 429s among them.
+    throttled_by_verb: BTreeMap<String, usize>,
     failures: Vec<String>,
     startup_s: f64,
     startup_requests: usize,
@@ -379,6 +381,10 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
     for p in &mut procs {
         p.kill();
     }
+    let _ = sim.write_api_log(
+        &ctx.work_dir
+            .join(format!("mass-{n}-handlers-api-log.jsonl")),
+    );
     let reqs = sim.api_requests();
     let after: Vec<&ApiRequest> = reqs.iter().filter(|r| r.at >= at).collect();
     let (per, unattributed) = per_node(&after, n);
@@ -419,6 +425,13 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
         peak_inflight,
         peak_demand,
         by_verb: by_verb(&after),
+        throttled_by_verb: by_verb(
+            &after
+                .iter()
+                .copied()
+                .filter(|r| r.status == 429)
+                .collect::<Vec<_>>(),
+        ),
         failures,
         startup_s,
         startup_requests,
@@ -547,6 +560,13 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
         peak_inflight,
         peak_demand,
         by_verb: by_verb(&after),
+        throttled_by_verb: by_verb(
+            &after
+                .iter()
+                .copied()
+                .filter(|r| r.status == 429)
+                .collect::<Vec<_>>(),
+        ),
         failures,
         startup_s: 0.0,
         startup_requests: 0,
@@ -705,6 +725,13 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             .collect::<Vec<_>>()
             .join(", ")
     });
+    row("Throttled (429) by kind", &|x, _| {
+        x.throttled_by_verb
+            .iter()
+            .map(|(k, v)| format!("{k} {}", thousands(*v as u64)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     row("Start-up (before the notice)", &|x, h| {
         if h {
             format!(
@@ -763,7 +790,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             "drained_ms": x.drained, "done_ms": x.done, "deadline_ms": x.deadline_ms,
             "requests": x.requests, "per_node": x.per_node, "unattributed": x.unattributed,
             "throttled": x.throttled, "peak_inflight": x.peak_inflight, "peak_demand": x.peak_demand,
-            "by_kind": x.by_verb, "failures": x.failures, "startup_s": x.startup_s,
+            "by_kind": x.by_verb, "throttled_by_kind": x.throttled_by_verb, "failures": x.failures, "startup_s": x.startup_s,
             "startup_requests": x.startup_requests, "max_hwm_kb": x.max_hwm_kb, "wall_s": x.wall_s})
     };
     let small = ours_small.as_ref().map(side);
