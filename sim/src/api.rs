@@ -109,6 +109,17 @@ pub struct ApiControl {
     pub peak_demand: usize,
     /// Requests rejected by the limit.
     pub throttled: usize,
+    /// At most this many requests wait for a seat (0: none wait, a request without a seat is
+    /// rejected at once).
+    pub queue_limit: usize,
+    /// The longest a request waits for a seat before its 429.
+    pub max_wait: Duration,
+    /// Requests waiting for a seat now.
+    pub queued: usize,
+    /// Most requests waiting at once.
+    pub peak_queued: usize,
+    /// Requests that got a seat after waiting.
+    pub admitted_after_wait: usize,
 }
 
 enum User {
@@ -120,17 +131,46 @@ enum User {
 pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     let at = Instant::now();
     let time = SystemTime::now();
-    // A seat, or the `Retry-After` of a rejection.
+    // A seat (maybe after waiting in the queue), or the `Retry-After` of a rejection.
     let (latency, rejected) = {
         let mut c = lock(&sh.api);
-        c.inflight += 1;
-        c.peak_demand = c.peak_demand.max(c.inflight);
-        if c.max_inflight == 0 || c.inflight <= c.max_inflight {
+        let free = |c: &ApiControl| c.max_inflight == 0 || c.inflight < c.max_inflight;
+        // Those already waiting go first.
+        let mut admitted = free(&c) && c.queued == 0;
+        if !admitted && c.queued < c.queue_limit {
+            if free(&c) {
+                sh.seat_free.notify_one();
+            }
+            c.queued += 1;
+            c.peak_queued = c.peak_queued.max(c.queued);
+            c.peak_demand = c.peak_demand.max(c.inflight + c.queued);
+            let until = Instant::now() + c.max_wait;
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() || ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                c = sh
+                    .seat_free
+                    .wait_timeout(c, left.min(Duration::from_millis(100)))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                if free(&c) {
+                    admitted = true;
+                    c.admitted_after_wait += 1;
+                    break;
+                }
+            }
+            c.queued -= 1;
+        }
+        if admitted {
+            c.inflight += 1;
             c.peak_inflight = c.peak_inflight.max(c.inflight);
+            c.peak_demand = c.peak_demand.max(c.inflight + c.queued);
             (c.latency, None)
         } else {
-            c.inflight -= 1;
             c.throttled += 1;
+            c.peak_demand = c.peak_demand.max(c.inflight + c.queued + 1);
             (c.latency, Some(c.retry_after_s.max(1)))
         }
     };
@@ -142,6 +182,7 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     }
     let resp = serve_admitted(sh, req);
     lock(&sh.api).inflight -= 1;
+    sh.seat_free.notify_one();
     log_request(sh, req, ctx, at, time, resp)
 }
 

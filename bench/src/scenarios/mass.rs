@@ -2,13 +2,13 @@
 //! one per node, each with a fake IMDS of its own ([`stnh_sim::imds::NodeImds`]), against ONE
 //! simulated API server holding every node and its 20 pods; the same spot notice (2 min) becomes
 //! visible on every IMDS at the same instant. The API server answers after a latency and has
-//! APF-like throttling: at most [`SEATS`] requests in flight, 429 `TooManyRequests` with
-//! `Retry-After: 1` beyond (harsher than kube-apiserver, which queues before it rejects).
+//! APF-like throttling: at most [`SEATS`] requests in flight, up to `MASS_QUEUE` ([`QUEUE`])
+//! more waiting for a seat, and kube-apiserver's plain-text 429 with `Retry-After: 1` beyond.
 //!
 //! Beside it: `MASS_KUBECTL` (default 50) `kubectl drain` processes started at the same instant
-//! against a fresh simulator of that many nodes with the same pods, latency and throttling (500
-//! kubectl processes of ~40 MB each do not fit this machine next to everything else; the totals
-//! are also given scaled to the handler's node count, which is an extrapolation, not a run).
+//! against a fresh simulator of that many nodes with the same pods, latency and throttling, and
+//! as many handlers the same way (like for like); the kubectl totals are also given scaled to
+//! the handlers' node count, an extrapolation, not a run.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -30,6 +30,11 @@ const PODS_PER_NODE: usize = 20;
 /// kube-system service accounts land) gets of a default kube-apiserver's 600 seats.
 pub const SEATS: usize = 100;
 const RETRY_AFTER_S: u64 = 1;
+/// Requests that may wait for a seat (`MASS_QUEUE`, 0: none): APF puts one flow (every handler
+/// is the same service account) into at most handSize 6 of the level's queues of 50.
+const QUEUE: usize = 300;
+/// The longest a request waits in that queue before its 429 (a choice, not an APF default).
+const MAX_WAIT: Duration = Duration::from_secs(5);
 /// The API latency used: the run's `--latency`, at least this (a loaded API server).
 const MIN_LATENCY: Duration = Duration::from_millis(10);
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -59,7 +64,7 @@ fn namespace(i: usize) -> String {
 
 /// A simulator with `n` spot nodes (`spot-0001` …) of 20 ReplicaSet pods each (namespace
 /// `n0001` …; grace 10/30/60 s, app shutdown 0.2–3.0 s, as the `bench` mix).
-fn cluster(n: usize, latency: Duration) -> Result<Sim, String> {
+fn cluster(n: usize, latency: Duration, queue: usize) -> Result<Sim, String> {
     // The scenario's own node stays empty: the reclaimed nodes are added beside it.
     let sim = Sim::start(Scenario::new("ip-10-0-1-23.ec2.internal").latency(latency))
         .map_err(|e| e.to_string())?;
@@ -85,6 +90,7 @@ fn cluster(n: usize, latency: Duration) -> Result<Sim, String> {
     }
     sim.add_pods(&pods);
     sim.set_api_throttle(SEATS, RETRY_AFTER_S);
+    sim.set_api_queue(queue, MAX_WAIT);
     Ok(sim)
 }
 
@@ -143,6 +149,8 @@ struct Side {
     throttled: usize,
     peak_inflight: usize,
     peak_demand: usize,
+    /// Most requests waiting for a seat at once, and requests served after waiting.
+    queue: (usize, usize),
     by_verb: BTreeMap<String, usize>,
     /// The 429s among them.
     throttled_by_verb: BTreeMap<String, usize>,
@@ -257,9 +265,9 @@ fn by_verb(reqs: &[&ApiRequest]) -> BTreeMap<String, usize> {
     m
 }
 
-fn handlers(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
+fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side, String> {
     let wall = Instant::now();
-    let sim = cluster(n, latency)?;
+    let sim = cluster(n, latency, queue)?;
     progress(
         "mass",
         &format!(
@@ -424,6 +432,7 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
         throttled,
         peak_inflight,
         peak_demand,
+        queue: sim.api_queue_stats(),
         by_verb: by_verb(&after),
         throttled_by_verb: by_verb(
             &after
@@ -440,9 +449,9 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
     })
 }
 
-fn kubectls(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
+fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side, String> {
     let wall = Instant::now();
-    let sim = cluster(n, latency)?;
+    let sim = cluster(n, latency, queue)?;
     let dir = ctx.scratch("mass-kubectl")?;
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)
@@ -494,7 +503,15 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
     }
     let deadline_at = start + DEADLINE;
     let stop_at = deadline_at + Duration::from_secs(10);
+    let mut max_hwm_kb = 0;
+    let mut tick = 0u32;
     while Instant::now() < stop_at && children.iter().any(|c| c.2.is_none()) {
+        tick += 1;
+        if tick % 10 == 1 {
+            for c in children.iter().filter(|c| c.2.is_none()) {
+                max_hwm_kb = max_hwm_kb.max(crate::proc::status(c.0.id()).map_or(0, |s| s.hwm_kb));
+            }
+        }
         for c in children.iter_mut().filter(|c| c.2.is_none()) {
             if let Ok(Some(st)) = c.0.try_wait() {
                 c.2 = Some((Instant::now(), st.success()));
@@ -559,6 +576,7 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
         throttled,
         peak_inflight,
         peak_demand,
+        queue: sim.api_queue_stats(),
         by_verb: by_verb(&after),
         throttled_by_verb: by_verb(
             &after
@@ -570,7 +588,7 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration) -> Result<Side, String> {
         failures,
         startup_s: 0.0,
         startup_requests: 0,
-        max_hwm_kb: 0,
+        max_hwm_kb,
         wall_s: wall.elapsed().as_secs_f64(),
     })
 }
@@ -582,8 +600,12 @@ fn within(v: &[f64], limit: f64) -> usize {
 pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let n = count_env("MASS_NODES", 500)?;
     let k = count_env("MASS_KUBECTL", 50)?;
+    let queue = match std::env::var("MASS_QUEUE") {
+        Ok(v) if v.trim() == "0" => 0,
+        _ => count_env("MASS_QUEUE", QUEUE)?,
+    };
     let latency = ctx.latency.max(MIN_LATENCY);
-    let ours = handlers(ctx, n, latency)?;
+    let ours = handlers(ctx, n, latency, queue)?;
     progress(
         "mass",
         &format!(
@@ -596,11 +618,11 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         ),
     );
     let ours_small = if k < n {
-        Some(handlers(ctx, k, latency)?)
+        Some(handlers(ctx, k, latency, queue)?)
     } else {
         None
     };
-    let theirs = kubectls(ctx, k, latency)?;
+    let theirs = kubectls(ctx, k, latency, queue)?;
     progress(
         "mass",
         &format!(
@@ -629,17 +651,27 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         "{n} handler processes (the production binary, default settings: `POLL_INTERVAL=1s`), one per node, each with a fake IMDS of its own, against one simulated API server \
          holding the {n} nodes and {} pods ({PODS_PER_NODE} ReplicaSet pods per node, grace 10/30/60 s, app shutdown 0.2–3.0 s). The handlers are started in batches of 25 and \
          left polling; then the same spot notice (`terminate`, deadline {} s) becomes visible on every IMDS at the same instant. API latency {} per request; APF-like throttling: \
-         at most {SEATS} requests in flight (about the seats of the `workload-high` priority level of a default kube-apiserver), any more answered at once with 429 \
-         `TooManyRequests`, `Retry-After: {RETRY_AFTER_S}` (kube-apiserver would queue first: this is harsher). Beside it, {k} `kubectl drain --force --ignore-daemonsets \
+         at most {SEATS} requests in flight (about the seats of the `workload-high` priority level of a default kube-apiserver), {}; then kube-apiserver's plain-text 429 \
+         with `Retry-After: {RETRY_AFTER_S}`. Beside it, {k} `kubectl drain --force --ignore-daemonsets \
          --delete-emptydir-data` processes started at the same instant against a fresh simulator of {k} such nodes with the same latency and throttling ({}), \
          and {k} handlers the same way, for a like-for-like column. \
          Everything (simulator, {n} handlers or {k} kubectl processes, this driver) shares the machine's {} CPUs, so the handlers are CPU-starved at the notice: the figures \
          include that. Cordon = the node PATCH applied (its arrival + the latency); times in ms from the notice becoming visible (kubectl: from its start).",
         n * PODS_PER_NODE,
         DEADLINE.as_secs(),
+        if queue == 0 {
+            "a request without a seat turned away at once (no queue: harsher than APF)".to_string()
+        } else {
+            format!("up to {queue} more waiting for a seat for at most {} s (`MASS_QUEUE`; APF puts one flow, here the handlers' one service account, in at most 6 queues of 50)", MAX_WAIT.as_secs())
+        },
         format!("{} ms", latency.as_secs_f64() * 1000.0),
         if k < n {
-            format!("not {n}: {n} kubectl processes of ~40 MB RSS each, beside {n} handlers' worth of simulator, do not fit 24 GiB and 2 cores; totals scaled ×{:.0} are an extrapolation", n as f64 / k as f64)
+            format!(
+                "not {n}: the largest kubectl here peaked at {:.0} MiB RSS, so {n} of them would need about {:.1} GiB beside the simulator on this 24 GiB, 2-core machine; totals scaled ×{:.0} are an extrapolation",
+                theirs.max_hwm_kb as f64 / 1024.0,
+                theirs.max_hwm_kb as f64 * n as f64 / 1024.0 / 1024.0,
+                n as f64 / k as f64
+            )
         } else {
             "as many as handlers".to_string()
         },
@@ -718,6 +750,10 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         "Server: most requests in flight (admitted) / wanting a seat",
         &|x, _| format!("{} / {}", x.peak_inflight, x.peak_demand),
     );
+    row(
+        "Server: most requests waiting for a seat / served after waiting",
+        &|x, _| format!("{} / {}", x.queue.0, thousands(x.queue.1 as u64)),
+    );
     row("Requests by kind", &|x, _| {
         x.by_verb
             .iter()
@@ -743,13 +779,10 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             "n/a".into()
         }
     });
-    row("Largest handler VmHWM", &|x, h| {
-        if h {
-            crate::report::kib(x.max_hwm_kb)
-        } else {
-            "n/a".into()
-        }
-    });
+    row(
+        "Largest process VmHWM (kubectl: sampled every ~0.2 s)",
+        &|x, _| crate::report::kib(x.max_hwm_kb),
+    );
     row("Wall time of the part", &|x, _| {
         format!("{:.0} s", x.wall_s)
     });
@@ -789,7 +822,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         json!({"nodes": x.nodes, "cordon_ms": x.cordon, "detect_to_cordon_ms": x.detect_to_cordon,
             "drained_ms": x.drained, "done_ms": x.done, "deadline_ms": x.deadline_ms,
             "requests": x.requests, "per_node": x.per_node, "unattributed": x.unattributed,
-            "throttled": x.throttled, "peak_inflight": x.peak_inflight, "peak_demand": x.peak_demand,
+            "throttled": x.throttled, "peak_inflight": x.peak_inflight, "peak_demand": x.peak_demand, "peak_queued": x.queue.0, "served_after_wait": x.queue.1,
             "by_kind": x.by_verb, "throttled_by_kind": x.throttled_by_verb, "failures": x.failures, "startup_s": x.startup_s,
             "startup_requests": x.startup_requests, "max_hwm_kb": x.max_hwm_kb, "wall_s": x.wall_s})
     };
