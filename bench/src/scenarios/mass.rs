@@ -634,11 +634,11 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             theirs.peak_inflight
         ),
     );
-    let reproduce = if n == 500 && k == 50 {
+    let reproduce = if n == 500 && k == 50 && queue == QUEUE {
         ctx.reproduce("mass")
     } else {
         format!(
-            "`MASS_NODES={n} MASS_KUBECTL={k}` {}",
+            "`MASS_NODES={n} MASS_KUBECTL={k} MASS_QUEUE={queue}` {}",
             ctx.reproduce("mass")
         )
     };
@@ -647,10 +647,25 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         &format!("Mass reclaim: {n} nodes at once (an AZ losing its spot pool)"),
         reproduce.clone(),
     );
+    let queue_text = if queue == 0 {
+        "a request without a seat turned away at once (no queue: harsher than APF)".to_string()
+    } else {
+        format!("up to {queue} more waiting for a seat for at most {} s (`MASS_QUEUE`; APF puts one flow, here the handlers' one service account, in at most 6 queues of 50)", MAX_WAIT.as_secs())
+    };
+    let kubectl_text = if k < n {
+        format!(
+            "not {n}: the largest kubectl here peaked at {:.0} MiB RSS, so {n} of them would need about {:.1} GiB beside the simulator on this 24 GiB, 2-core machine; totals scaled ×{:.0} are an extrapolation",
+            theirs.max_hwm_kb as f64 / 1024.0,
+            theirs.max_hwm_kb as f64 * n as f64 / 1024.0 / 1024.0,
+            n as f64 / k as f64
+        )
+    } else {
+        "as many as handlers".to_string()
+    };
     s.para(format!(
         "{n} handler processes (the production binary, default settings: `POLL_INTERVAL=1s`), one per node, each with a fake IMDS of its own, against one simulated API server \
          holding the {n} nodes and {} pods ({PODS_PER_NODE} ReplicaSet pods per node, grace 10/30/60 s, app shutdown 0.2–3.0 s). The handlers are started in batches of 25 and \
-         left polling; then the same spot notice (`terminate`, deadline {} s) becomes visible on every IMDS at the same instant. API latency {} per request; APF-like throttling: \
+         left polling; then the same spot notice (`terminate`, deadline {} s) becomes visible on every IMDS at the same instant. API latency {} ms per request; APF-like throttling: \
          at most {SEATS} requests in flight (about the seats of the `workload-high` priority level of a default kube-apiserver), {}; then kube-apiserver's plain-text 429 \
          with `Retry-After: {RETRY_AFTER_S}`. Beside it, {k} `kubectl drain --force --ignore-daemonsets \
          --delete-emptydir-data` processes started at the same instant against a fresh simulator of {k} such nodes with the same latency and throttling ({}), \
@@ -659,22 +674,9 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
          include that. Cordon = the node PATCH applied (its arrival + the latency); times in ms from the notice becoming visible (kubectl: from its start).",
         n * PODS_PER_NODE,
         DEADLINE.as_secs(),
-        if queue == 0 {
-            "a request without a seat turned away at once (no queue: harsher than APF)".to_string()
-        } else {
-            format!("up to {queue} more waiting for a seat for at most {} s (`MASS_QUEUE`; APF puts one flow, here the handlers' one service account, in at most 6 queues of 50)", MAX_WAIT.as_secs())
-        },
-        format!("{} ms", latency.as_secs_f64() * 1000.0),
-        if k < n {
-            format!(
-                "not {n}: the largest kubectl here peaked at {:.0} MiB RSS, so {n} of them would need about {:.1} GiB beside the simulator on this 24 GiB, 2-core machine; totals scaled ×{:.0} are an extrapolation",
-                theirs.max_hwm_kb as f64 / 1024.0,
-                theirs.max_hwm_kb as f64 * n as f64 / 1024.0 / 1024.0,
-                n as f64 / k as f64
-            )
-        } else {
-            "as many as handlers".to_string()
-        },
+        latency.as_secs_f64() * 1000.0,
+        queue_text,
+        kubectl_text,
         std::thread::available_parallelism().map_or(0, |p| p.get())
     ));
     // The columns: the handlers at full scale, the handlers at kubectl's scale (like for like),

@@ -48,8 +48,11 @@ struct Run {
     problems: Vec<String>,
 }
 
-/// The limit of the manifests and of the chart (as written, bytes).
-fn limits() -> Result<((String, u64), Option<(String, u64)>), String> {
+/// A memory limit as written (`32Mi`) and in bytes.
+type Limit = (String, u64);
+
+/// The limit of the manifests and of the chart.
+fn limits() -> Result<(Limit, Option<Limit>), String> {
     let ds = std::fs::read_to_string(DAEMONSET).map_err(|e| format!("{DAEMONSET}: {e}"))?;
     let mut ds = cgroup::manifest_limit(&ds).ok_or(format!("{DAEMONSET}: no limits.memory"))?;
     if let Ok(v) = std::env::var("MEMLIMIT") {
@@ -165,10 +168,10 @@ fn once(ctx: &Ctx, pods: usize, limit: u64) -> Result<(Run, String), String> {
     if accepted < pods {
         why.push(format!("{accepted} of {pods} evictions accepted"));
     }
-    if !(gone < deadline) {
+    if gone.is_nan() || gone >= deadline {
         why.push("pods left at the deadline".into());
     }
-    if !(done < deadline) || !clean_finish {
+    if done.is_nan() || done >= deadline || !clean_finish {
         why.push("no `drain finished` before the deadline".into());
     }
     if usage.oom_kills > 0 {
