@@ -2,9 +2,16 @@
 # and writes BENCHMARKS.md. Included by the top-level Makefile (`-include mk/*.mk`), which defines
 # KUBE_VERSION, TARGET, BIN, CARGO and `build`.
 #
-#   make bench                                   all scenarios (~10 min on 2 cores), rewrites BENCHMARKS.md
+#   make bench                                   all scenarios (~12 min on 2 cores), rewrites BENCHMARKS.md
 #   make bench BENCH_ONLY=reaction               one scenario: size, idle, reaction, drain, kubectl, pdb, scale,
+#                                                memlimit (1,000 and 5,000 pods in a memory cgroup at the manifests'
+#                                                limit: needs root or a delegated cgroup; MEMLIMIT=4Mi tries another),
 #                                                tiers (critical pods last), availability (workloads through a reclaim)
+#   make bench BENCH_ONLY=mass                   not in the default set (~3 min, the whole machine): MASS_NODES
+#                                                (500) handlers, each with its own IMDS, against one API server with
+#                                                APF-like throttling, beside MASS_KUBECTL (50) kubectl drains and
+#                                                as many handlers; the handlers' API log goes to target/bench/
+#   make soak                                    mk/soak.mk: SOAK_MINUTES (60) of notices that come and go
 #   make bench BENCH_ONLY=drain,kubectl          several (drain and kubectl alternate their runs: same-run ratios)
 #   make bench BENCH_TRIALS=10                   fewer reaction trials per signal (default 30)
 #   make bench BENCH_FLAGS='--latency 5ms --reps 3'   any other stnh-bench flag (stnh-bench --help)

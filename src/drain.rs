@@ -97,6 +97,62 @@ const WAIT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// its requests).
 pub const MAX_WORKERS: usize = 32;
 
+/// The drain's pace when the API server sheds load (a 429 that is not a budget's refusal: API
+/// Priority and Fairness, max-in-flight): every worker holds off until the server's
+/// `Retry-After` (± 20 %) has passed, and the number of evictions in flight is halved; each
+/// other answer lets one more run, back up to the worker count. A node alone never sees a 429
+/// and keeps every worker busy; hundreds of nodes reclaimed at once (an AZ losing its spot
+/// pool) back off together instead of retrying in a storm that starves everyone's cordon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacer {
+    /// Evictions allowed in flight now.
+    pub limit: usize,
+    max: usize,
+    /// No new request before this.
+    pub hold_until: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(max: usize) -> Pacer {
+        Pacer {
+            limit: max.max(1),
+            max: max.max(1),
+            hold_until: None,
+        }
+    }
+
+    /// When a worker may start its next request with `in_flight` running: `None` now, else
+    /// the instant to wait for (`Some(now)` means: wait for a running request to end).
+    pub fn wait(&self, now: Instant, in_flight: usize) -> Option<Instant> {
+        match self.hold_until {
+            Some(t) if t > now => Some(t),
+            _ if in_flight >= self.limit => Some(now),
+            _ => None,
+        }
+    }
+
+    /// The server shed load and asked for `retry_after` (already jittered).
+    pub fn overloaded(&mut self, now: Instant, retry_after: Duration) {
+        self.limit = (self.limit / 2).max(1);
+        let until = now + retry_after;
+        self.hold_until = Some(self.hold_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Any other answer.
+    pub fn answered(&mut self) {
+        self.limit = (self.limit + 1).min(self.max);
+    }
+}
+
+/// The server's load shedding: 429 without a budget behind it, and when to come back.
+fn shed(e: &crate::kube::Error) -> Option<Duration> {
+    (e.code() == Some(429) && !e.is_budget_blocked()).then(|| {
+        e.retry_after()
+            .unwrap_or(ERROR_RETRY_INTERVAL)
+            .min(Duration::from_secs(30))
+    })
+}
+
 /// What to do with one pod of the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -924,6 +980,7 @@ impl Drainer<'_> {
             pending: Vec<Task>,
             in_flight: usize,
             fates: Vec<Option<Fate>>,
+            pacer: Pacer,
         }
         let now = Instant::now();
         let gated = targets.iter().any(|t| t.critical);
@@ -938,6 +995,7 @@ impl Drainer<'_> {
                 .collect(),
             in_flight: 0,
             fates: vec![None; targets.len()],
+            pacer: Pacer::new(targets.len().clamp(1, MAX_WORKERS)),
         });
         let wake = Condvar::new();
         let workers = targets.len().clamp(1, MAX_WORKERS);
@@ -1004,11 +1062,24 @@ impl Drainer<'_> {
                                 .0;
                             continue;
                         }
+                        if let Some(until) = q.pacer.wait(now, q.in_flight) {
+                            // Held by the server's Retry-After, or at the current limit (a
+                            // finishing request wakes us).
+                            let d = until.saturating_duration_since(now);
+                            let d = if d.is_zero() {
+                                Duration::from_secs(1)
+                            } else {
+                                d
+                            };
+                            q = wake.wait_timeout(q, d).unwrap_or_else(|p| p.into_inner()).0;
+                            continue;
+                        }
                         let mut task = q.pending.swap_remove(pos);
                         q.in_flight += 1;
                         drop(q);
                         let t = &targets[task.idx];
-                        let step = self.attempt(t, task.attempts, control, surge);
+                        let mut shed = None;
+                        let step = self.attempt(t, task.attempts, control, surge, &mut shed);
                         if let Step::Done(fate) = &step {
                             if let Some(tell) = &self.on_fate {
                                 tell(t, fate);
@@ -1019,6 +1090,14 @@ impl Drainer<'_> {
                         }
                         q = lock();
                         q.in_flight -= 1;
+                        match shed {
+                            Some(after) => {
+                                let key = targets[task.idx].key();
+                                q.pacer
+                                    .overloaded(Instant::now(), jitter(after, &key, task.attempts));
+                            }
+                            None => q.pacer.answered(),
+                        }
                         match step {
                             Step::Done(fate) => q.fates[task.idx] = Some(fate),
                             Step::RetryAt(at) => {
@@ -1111,13 +1190,15 @@ impl Drainer<'_> {
         }
     }
 
-    /// One attempt for one pod: evict, or delete once past `force_at`.
+    /// One attempt for one pod: evict, or delete once past `force_at`. `shed` is set to the
+    /// server's `Retry-After` when it shed load (see [`Pacer`]).
     fn attempt(
         &self,
         t: &Target,
         attempts: u32,
         control: &Control,
         surge: &Mutex<SurgeState>,
+        shed: &mut Option<Duration>,
     ) -> Step {
         let now = Instant::now();
         let pod = t.key();
@@ -1158,7 +1239,14 @@ impl Drainer<'_> {
                 }
                 Err(e) => {
                     warn!("delete failed; retrying", pod = pod, error = e);
-                    retry(now + ERROR_RETRY_INTERVAL, budget, &pod, &e.to_string())
+                    *shed = self::shed(&e);
+                    let delay = shed.unwrap_or(ERROR_RETRY_INTERVAL);
+                    retry(
+                        now + jitter(delay, &pod, attempts),
+                        budget,
+                        &pod,
+                        &e.to_string(),
+                    )
                 }
             };
         }
@@ -1219,8 +1307,11 @@ impl Drainer<'_> {
                     // Never wait past force_at; once past it, delete right away.
                     next = next.min(budget.force_at.max(now));
                 }
+                *shed = self::shed(&e);
                 let why = if e.is_budget_blocked() || e.is_multiple_budgets() {
                     "blocked by disruption budget"
+                } else if shed.is_some() {
+                    "API server throttling"
                 } else {
                     "eviction failed"
                 };
@@ -1891,6 +1982,44 @@ mod tests {
             &pod(r#"{"metadata":{"name":"a"},"spec":{"priority":1000}}"#),
             1000
         ));
+    }
+
+    #[test]
+    fn the_pacer_backs_off_on_load_shedding_and_recovers_one_answer_at_a_time() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut p = Pacer::new(32);
+        // No 429 ever: every worker runs, nothing waits.
+        assert_eq!(p.wait(t0, 0), None);
+        assert_eq!(p.wait(t0, 31), None);
+        assert_eq!(
+            p.wait(t0, 32),
+            Some(t0),
+            "at the limit: wait for one to end"
+        );
+        p.answered();
+        assert_eq!(p.limit, 32, "never above the worker count");
+        // A 429 with Retry-After: 1: everyone holds for it, and half as many run afterwards.
+        p.overloaded(t0, s);
+        assert_eq!((p.limit, p.hold_until), (16, Some(t0 + s)));
+        assert_eq!(p.wait(t0 + s / 2, 0), Some(t0 + s));
+        assert_eq!(p.wait(t0 + s, 15), None);
+        assert_eq!(p.wait(t0 + s, 16), Some(t0 + s));
+        // Several 429s at once: the limit keeps halving down to one, the hold is the latest.
+        for _ in 0..10 {
+            p.overloaded(t0 + s / 4, s / 2);
+        }
+        assert_eq!((p.limit, p.hold_until), (1, Some(t0 + s)));
+        p.overloaded(t0 + s, s * 2);
+        assert_eq!(p.hold_until, Some(t0 + s * 3));
+        assert_eq!(p.wait(t0 + s * 3, 0), None);
+        assert_eq!(p.wait(t0 + s * 3, 1), Some(t0 + s * 3));
+        // Answers bring the workers back, one each.
+        for n in 2..=32 {
+            p.answered();
+            assert_eq!(p.limit, n);
+        }
+        assert_eq!(Pacer::new(0).limit, 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! benchmark reports, it does not gate. Development tool only: it talks to 127.0.0.1 only.
 
 mod apilog;
+mod cgroup;
 mod handler;
 mod machine;
 mod proc;
@@ -30,8 +31,10 @@ USAGE:
 
 OPTIONS:
   --only LIST        comma-separated scenarios: size,idle,reaction,drain,kubectl,pdb,scale,
-                     tiers,availability
-                     (default: all; drain and kubectl alternate their runs when both are chosen)
+                     memlimit,tiers,availability
+                     (default: all; drain and kubectl alternate their runs when both are chosen);
+                     optional ones, never in the default set: soak (SOAK_MINUTES, default 60),
+                     mass (MASS_NODES handlers, default 500; MASS_KUBECTL kubectl drains, default 50)
   --latency D        API latency of the simulator per request (default 2ms)
   --trials N         reaction trials per signal (default 30)
   --reps N           runs of the 110-pod drain, of kubectl drain and of tiers vs parallel (default 5)
@@ -46,7 +49,7 @@ OPTIONS:
 
 Durations: 2ms, 500us, 1s.";
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "size",
     "idle",
     "reaction",
@@ -54,9 +57,12 @@ const ALL: [&str; 9] = [
     "kubectl",
     "pdb",
     "scale",
+    "memlimit",
     "tiers",
     "availability",
 ];
+/// Scenarios run only when named in `--only`.
+const OPTIONAL: [&str; 2] = ["soak", "mass"];
 
 struct Args {
     only: Vec<String>,
@@ -105,10 +111,14 @@ fn parse_args(raw: Vec<String>) -> Result<Option<Args>, String> {
                 if only.iter().any(|s| s == "all") {
                     only = ALL.iter().map(|s| s.to_string()).collect();
                 }
-                if let Some(bad) = only.iter().find(|s| !ALL.contains(&s.as_str())) {
+                if let Some(bad) = only
+                    .iter()
+                    .find(|s| !ALL.contains(&s.as_str()) && !OPTIONAL.contains(&s.as_str()))
+                {
                     return Err(format!(
-                        "--only: unknown scenario {bad:?} (expected some of {})",
-                        ALL.join(",")
+                        "--only: unknown scenario {bad:?} (expected some of {},{})",
+                        ALL.join(","),
+                        OPTIONAL.join(",")
                     ));
                 }
             }
@@ -237,6 +247,15 @@ fn run(args: Args) -> Result<bool, String> {
             "availability",
             one(scenarios::kindness::run_availability(ctx)),
         );
+    }
+    if selected("memlimit") {
+        push("memlimit", one(scenarios::memlimit::run(ctx)));
+    }
+    if selected("mass") {
+        push("mass", one(scenarios::mass::run(ctx)));
+    }
+    if selected("soak") {
+        push("soak", one(scenarios::soak::run(ctx)));
     }
     let elapsed = started.elapsed();
     let full = ALL.iter().all(|s| selected(s));

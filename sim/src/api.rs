@@ -105,6 +105,30 @@ pub struct ApiControl {
     pub deny: Vec<(String, String)>,
     /// Request log.
     pub log: Vec<ApiRequest>,
+    /// APF-like throttling: at most this many requests in flight (0: no limit); one more gets
+    /// 429 with `Retry-After` at once (kube-apiserver's plain-text answer).
+    pub max_inflight: usize,
+    /// `Retry-After` seconds of those 429s.
+    pub retry_after_s: u64,
+    /// Requests being served now (admitted ones).
+    pub inflight: usize,
+    /// Most requests served at once.
+    pub peak_inflight: usize,
+    /// Most requests that wanted a seat at once (admitted + the one rejected).
+    pub peak_demand: usize,
+    /// Requests rejected by the limit.
+    pub throttled: usize,
+    /// At most this many requests wait for a seat (0: none wait, a request without a seat is
+    /// rejected at once).
+    pub queue_limit: usize,
+    /// The longest a request waits for a seat before its 429.
+    pub max_wait: Duration,
+    /// Requests waiting for a seat now.
+    pub queued: usize,
+    /// Most requests waiting at once.
+    pub peak_queued: usize,
+    /// Requests that got a seat after waiting.
+    pub admitted_after_wait: usize,
 }
 
 enum User {
@@ -116,12 +140,77 @@ enum User {
 pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     let at = Instant::now();
     let time = SystemTime::now();
-    let latency = lock(&sh.api).latency;
+    // A seat (maybe after waiting in the queue), or the `Retry-After` of a rejection.
+    let (latency, rejected) = {
+        let mut c = lock(&sh.api);
+        let free = |c: &ApiControl| c.max_inflight == 0 || c.inflight < c.max_inflight;
+        // Those already waiting go first.
+        let mut admitted = free(&c) && c.queued == 0;
+        if !admitted && c.queued < c.queue_limit {
+            if free(&c) {
+                sh.seat_free.notify_one();
+            }
+            c.queued += 1;
+            c.peak_queued = c.peak_queued.max(c.queued);
+            c.peak_demand = c.peak_demand.max(c.inflight + c.queued);
+            let until = Instant::now() + c.max_wait;
+            loop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() || ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                c = sh
+                    .seat_free
+                    .wait_timeout(c, left.min(Duration::from_millis(100)))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                if free(&c) {
+                    admitted = true;
+                    c.admitted_after_wait += 1;
+                    break;
+                }
+            }
+            c.queued -= 1;
+        }
+        if admitted {
+            c.inflight += 1;
+            c.peak_inflight = c.peak_inflight.max(c.inflight);
+            c.peak_demand = c.peak_demand.max(c.inflight + c.queued);
+            (c.latency, None)
+        } else {
+            c.throttled += 1;
+            c.peak_demand = c.peak_demand.max(c.inflight + c.queued + 1);
+            (c.latency, Some(c.retry_after_s.max(1)))
+        }
+    };
+    if let Some(retry_after) = rejected {
+        return log_request(sh, req, ctx, at, time, too_many_requests(retry_after));
+    }
     if !latency.is_zero() {
         ctx.sleep(latency);
     }
+    let resp = serve_admitted(sh, req, ctx);
+    lock(&sh.api).inflight -= 1;
+    sh.seat_free.notify_one();
+    log_request(sh, req, ctx, at, time, resp)
+}
+
+/// What kube-apiserver answers when API Priority and Fairness (or the max-in-flight filter) has
+/// no seat: `tooManyRequests` in k8s.io/apiserver's filters, i.e. Go's `http.Error` with
+/// `Retry-After` — a text/plain body, not a Status object.
+fn too_many_requests(retry_after: u64) -> Response {
+    Response::with_body(
+        429,
+        "text/plain; charset=utf-8",
+        "Too many requests, please try again later.\n",
+    )
+    .header("X-Content-Type-Options", "nosniff")
+    .header("Retry-After", &retry_after.to_string())
+}
+
+fn serve_admitted(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     let token = bearer(req);
-    let resp = match take_fault(sh, req) {
+    match take_fault(sh, req) {
         Some(FaultAction::Drop) => Response::drop_connection(),
         Some(FaultAction::Hang) => Response::hang(crate::imds::HANG_LIMIT),
         Some(FaultAction::Status(code, body)) => {
@@ -163,7 +252,19 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
             Ok(r) => r,
             Err(e) => error_response(&e),
         },
-    };
+    }
+}
+
+/// Logs a served request (after it was applied) and tells the observer.
+fn log_request(
+    sh: &Shared,
+    req: &Request,
+    ctx: &ConnCtx,
+    at: Instant,
+    time: SystemTime,
+    resp: Response,
+) -> Response {
+    let token = bearer(req);
     let mut entry = ApiRequest {
         seq: 0,
         at,

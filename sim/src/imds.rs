@@ -686,6 +686,69 @@ impl crate::Sim {
     }
 }
 
+/// A fake IMDS of its own, for one more node of a scenario with many nodes (one handler per
+/// node, each polling its own metadata service, all against the one API server of a [`crate::Sim`]).
+/// Serves what the scenario's IMDS serves (optional IMDSv2), with this identity. Dropping it
+/// stops it.
+pub struct NodeImds {
+    state: Arc<std::sync::Mutex<ImdsState>>,
+    server: crate::http::Server,
+}
+
+impl NodeImds {
+    /// Starts one on `127.0.0.1:0` for the instance `instance_id`.
+    pub fn start(instance_id: &str, local_ipv4: &str) -> std::io::Result<NodeImds> {
+        let state = Arc::new(std::sync::Mutex::new(ImdsState::new(
+            ImdsMode::Optional,
+            Identity {
+                instance_id: instance_id.to_string(),
+                instance_type: "m5.large".to_string(),
+                zone: "us-east-1a".to_string(),
+                region: "us-east-1".to_string(),
+                local_hostname: format!("ip-{}.ec2.internal", local_ipv4.replace('.', "-")),
+                local_ipv4: local_ipv4.to_string(),
+            },
+        )));
+        let st = state.clone();
+        let server = crate::http::Server::start(
+            "imds",
+            Arc::new(move |req, ctx| {
+                let mut st = crate::lock(&st);
+                let (resp, entry) = handle(&mut st, req, ctx);
+                st.log.push(entry);
+                resp
+            }),
+            None,
+        )?;
+        Ok(NodeImds { state, server })
+    }
+
+    /// `http://127.0.0.1:PORT` (the handler's `IMDS_URL`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.addr().port())
+    }
+
+    /// Makes a spot notice with this action and `time` visible from `appear_at` on.
+    pub fn set_notice(&self, appear_at: Instant, action: &str, deadline: SystemTime) {
+        crate::lock(&self.state).notice = Some(Notice {
+            appear_at,
+            action: action.to_string(),
+            deadline,
+        });
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<ImdsRequest> {
+        crate::lock(&self.state).log.clone()
+    }
+
+    /// How many requests so far had a path (with query) starting with `path_prefix`.
+    pub fn count(&self, path_prefix: &str) -> usize {
+        let st = crate::lock(&self.state);
+        crate::metadata::count_prefix(st.log.iter().map(|r| r.path.as_str()), path_prefix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

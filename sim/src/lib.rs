@@ -117,6 +117,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Shared {
     store: Mutex<Store>,
     pub(crate) api: Mutex<ApiControl>,
+    /// Signalled when an API seat frees up (APF-like queueing, see `api::handle`).
+    pub(crate) seat_free: std::sync::Condvar,
     pub(crate) imds: Mutex<ImdsState>,
     pub(crate) slack: Mutex<SlackState>,
     pub(crate) versions: Versions,
@@ -597,6 +599,7 @@ impl Sim {
                 deny: s.deny.clone(),
                 ..ApiControl::default()
             }),
+            seat_free: std::sync::Condvar::new(),
             imds: Mutex::new(imds),
             slack: Mutex::new(SlackState {
                 mode: s.slack_mode.clone(),
@@ -1007,6 +1010,71 @@ impl Sim {
     /// Removes all pending faults.
     pub fn clear_faults(&self) {
         lock(&self.shared.api).faults.clear();
+    }
+
+    /// Adds a Ready spot node `name` (EC2 instance `instance_id`, InternalIP `ip`) at runtime,
+    /// labelled and dressed like the scenario node; pods go on it with [`PodSpec::node`]. For
+    /// scenarios with many nodes, each with its own [`imds::NodeImds`].
+    pub fn add_node(&self, name: &str, instance_id: &str, ip: &str) {
+        self.shared
+            .store()
+            .add_node(name, instance_id, ip, true, &[], &[]);
+    }
+
+    /// Adds many pods at runtime, reconciling once (faster than [`Sim::add_pod`] in a loop).
+    pub fn add_pods(&self, pods: &[PodSpec]) {
+        let now = Instant::now();
+        let mut st = self.shared.store();
+        for p in pods {
+            st.add_pod(p, now);
+        }
+        st.reconcile(now);
+    }
+
+    /// APF-like throttling of the API server: at most `max_inflight` requests served at once
+    /// (0: no limit); one more gets 429 with `Retry-After: retry_after_s` at once and
+    /// kube-apiserver's plain-text body (`Too many requests, please try again later.`), as its
+    /// API Priority and Fairness filter does when a priority level has no seat and no room in
+    /// its queues.
+    pub fn set_api_throttle(&self, max_inflight: usize, retry_after_s: u64) {
+        let mut c = lock(&self.shared.api);
+        c.max_inflight = max_inflight;
+        c.retry_after_s = retry_after_s;
+    }
+
+    /// Queueing in front of [`Sim::set_api_throttle`]'s seats, as APF's queues: a request that
+    /// finds no seat waits (at most `max_wait`) while fewer than `queue_limit` requests wait, and
+    /// gets the 429 only when the queue is full or its wait runs out. `(0, _)`: no queue (the
+    /// default: rejected at once).
+    pub fn set_api_queue(&self, queue_limit: usize, max_wait: Duration) {
+        let mut c = lock(&self.shared.api);
+        c.queue_limit = queue_limit;
+        c.max_wait = max_wait;
+    }
+
+    /// The API server's concurrency so far: (most requests served at once, most requests that
+    /// wanted a seat at once (served + queued + the one turned away), requests throttled with
+    /// 429).
+    pub fn api_concurrency(&self) -> (usize, usize, usize) {
+        let c = lock(&self.shared.api);
+        (c.peak_inflight, c.peak_demand, c.throttled)
+    }
+
+    /// The most requests waiting in the APF-like queue at once, and how many were admitted
+    /// after waiting there.
+    pub fn api_queue_stats(&self) -> (usize, usize) {
+        let c = lock(&self.shared.api);
+        (c.peak_queued, c.admitted_after_wait)
+    }
+
+    /// Starts counting [`Sim::api_concurrency`] afresh from now (e.g. after a start-up phase).
+    pub fn reset_api_concurrency(&self) {
+        let mut c = lock(&self.shared.api);
+        c.peak_inflight = c.inflight;
+        c.peak_demand = c.inflight + c.queued;
+        c.peak_queued = c.queued;
+        c.admitted_after_wait = 0;
+        c.throttled = 0;
     }
 
     /// Changes the per-request API latency.

@@ -1228,3 +1228,112 @@ fn pod_count_on_matches_pods_on() {
     assert_eq!(sim.pod_count_on(NODE), sim.pods_on(NODE).len());
     assert_eq!(sim.pod_count_on("node-b"), 2);
 }
+
+#[test]
+fn apf_like_throttling_answers_429_with_retry_after_beyond_the_seats() {
+    let sim = Sim::start(Scenario::new(NODE).latency(Duration::from_secs(1))).unwrap();
+    sim.set_api_throttle(2, 3);
+    let token = sim.token();
+    // Six requests at once on six connections: two get a seat (served after the latency), the
+    // others are turned away without waiting. Connect (TLS) first, so they arrive together.
+    let clients: Vec<Client> = (0..6).map(|_| Client::api(&sim).unwrap()).collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                c.call("GET", &format!("/api/v1/nodes/{NODE}"), &token, None, "")
+                    .unwrap()
+            })
+        })
+        .collect();
+    let answers: Vec<Response> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    let throttled: Vec<&Response> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(ok + throttled.len(), 6, "only 200 or 429");
+    assert!(ok >= 2, "the seats were used: {ok}");
+    assert!(
+        !throttled.is_empty(),
+        "six at once over two seats: someone waits"
+    );
+    for r in &throttled {
+        assert_eq!(r.header("retry-after"), Some("3"));
+        // kube-apiserver's filter answers with Go's http.Error: plain text, no Status object.
+        assert!(r
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")));
+        assert_eq!(r.text(), "Too many requests, please try again later.\n");
+    }
+    let (peak, demand, n) = sim.api_concurrency();
+    assert_eq!(peak, 2, "never more than the seats");
+    assert!(demand > 2, "{demand}");
+    assert_eq!(n, throttled.len());
+    assert_eq!(
+        sim.api_requests()
+            .iter()
+            .filter(|r| r.status == 429)
+            .count(),
+        throttled.len(),
+        "rejections are logged"
+    );
+    // No limit: everything is served.
+    sim.set_api_throttle(0, 1);
+    assert_eq!(get(&sim, &format!("/api/v1/nodes/{NODE}")).status, 200);
+}
+
+#[test]
+fn nodes_added_at_runtime_hold_pods_and_list_by_node() {
+    let sim = Sim::start(Scenario::new(NODE)).unwrap();
+    sim.add_node("spot-0001", "i-0000000000000001", "10.1.0.1");
+    sim.add_pods(&[
+        PodSpec::new("n0001", "a")
+            .replicaset("web")
+            .node("spot-0001"),
+        PodSpec::new("n0001", "b")
+            .replicaset("web")
+            .node("spot-0001"),
+    ]);
+    let n = get(&sim, "/api/v1/nodes/spot-0001").json();
+    assert_eq!(
+        n["spec"]["providerID"].as_str(),
+        Some("aws:///us-east-1a/i-0000000000000001")
+    );
+    let l = get(&sim, "/api/v1/pods?fieldSelector=spec.nodeName%3Dspot-0001").json();
+    assert_eq!(l["items"].as_array().unwrap().len(), 2);
+    assert_eq!(sim.pod_count_on("spot-0001"), 2);
+    assert_eq!(sim.pod_count_on(NODE), 0);
+}
+
+#[test]
+fn apf_like_queueing_makes_requests_wait_for_a_seat_before_turning_any_away() {
+    let sim = Sim::start(Scenario::new(NODE).latency(Duration::from_secs(1))).unwrap();
+    sim.set_api_throttle(1, 1);
+    // One seat, two may wait up to 10 s each: of four at once, three are served one after the
+    // other, the fourth finds the queue full.
+    sim.set_api_queue(2, Duration::from_secs(10));
+    let token = sim.token();
+    let clients: Vec<Client> = (0..4).map(|_| Client::api(&sim).unwrap()).collect();
+    let start = Instant::now();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                c.call("GET", &format!("/api/v1/nodes/{NODE}"), &token, None, "")
+                    .unwrap()
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "served one at a time"
+    );
+    let (peak, demand, throttled) = sim.api_concurrency();
+    assert_eq!((peak, throttled), (1, 1));
+    assert_eq!(demand, 4);
+    assert_eq!(sim.api_queue_stats(), (2, 2));
+}

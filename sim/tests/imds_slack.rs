@@ -287,3 +287,32 @@ fn handler_env_and_kubeconfig() {
     drop(sim);
     assert!(!dir.exists(), "the temp SA dir is removed on drop");
 }
+
+#[test]
+fn a_node_imds_of_its_own_serves_its_identity_and_its_notice() {
+    use stnh_sim::imds::NodeImds;
+    let imds = NodeImds::start("i-0000000000000042", "10.1.0.42").unwrap();
+    let get = |p: &str| plain_request(&imds.url(), "GET", p, &[], b"").unwrap();
+    assert_eq!(
+        get("/latest/meta-data/instance-id").text(),
+        "i-0000000000000042"
+    );
+    assert_eq!(get("/latest/meta-data/spot/instance-action").status, 404);
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(120);
+    imds.set_notice(
+        Instant::now() + Duration::from_millis(200),
+        "terminate",
+        deadline,
+    );
+    assert_eq!(
+        get("/latest/meta-data/spot/instance-action").status,
+        404,
+        "not yet"
+    );
+    std::thread::sleep(Duration::from_millis(250));
+    let r = get("/latest/meta-data/spot/instance-action");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["action"], "terminate");
+    assert_eq!(imds.count("/latest/meta-data/spot/instance-action"), 3);
+    assert_eq!(imds.requests().len(), 4);
+}

@@ -5,11 +5,14 @@ pub mod drain;
 pub mod idle;
 pub mod kindness;
 pub mod kubectl;
+pub mod mass;
+pub mod memlimit;
 pub mod metalog;
 pub mod pdb;
 pub mod reaction;
 pub mod scale;
 pub mod size;
+pub mod soak;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
