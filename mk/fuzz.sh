@@ -10,8 +10,9 @@ targets=${FUZZ_TARGETS:-$(ls fuzz/fuzz_targets | sed 's/\.rs$//')}
 runs=${FUZZ_RUNS:-}
 [ -n "$runs" ] || runs=-1
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-rows=$out/rows.md
-: > "$rows"
+# One row per target, from its last run: a partial run (FUZZ_TARGETS) updates its rows only.
+rows=$out/rows
+mkdir -p "$rows"
 failed=0
 for t in $targets; do
   # Small documents need no long inputs; HTTP answers and Kubernetes lists do.
@@ -46,7 +47,7 @@ for t in $targets; do
     echo "   log: $log; input: $(ls "$out/artifacts/$t" | head -1)"
   fi
   echo "   ${execs:-?} runs, ${speed:-?} exec/s, cov ${cov:-?} ft ${ft:-?}, corpus ${corp:-?}"
-  echo "| \`$t\` | ${execs:-?} | ${speed:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | ${rss:-?} | $crashes | $timeouts |" >> "$rows"
+  echo "| \`$t\` | ${execs:-?} | ${speed:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} | ${rss:-?} | $crashes | $timeouts | $(date -u '+%m-%d %H:%M') ${FUZZ_SECONDS}s$( [ "$runs" = -1 ] || echo "/${runs}") |" > "$rows/$t.md"
 done
 
 report=${FUZZ_REPORT:-FUZZING.md}
@@ -58,7 +59,8 @@ cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head 
   echo "the binary has a coverage-guided target in fuzz/fuzz_targets/ (cargo-fuzz, libFuzzer); the"
   echo "top comment of each target says what it checks beyond \"no panic\"."
   echo
-  echo "- Command: \`make fuzz FUZZ_SECONDS=${FUZZ_SECONDS}$( [ "$runs" = -1 ] || echo " FUZZ_RUNS=$runs")\` (targets one after the other, one process each)"
+  echo "- Command: \`make fuzz FUZZ_SECONDS=${FUZZ_SECONDS}$( [ "$runs" = -1 ] || echo " FUZZ_RUNS=$runs")\` (targets one after the other, one process each);"
+  echo "  the last column gives each row's own run (UTC date, time cap / run cap) when a target was rerun alone"
   echo "- Date: $started"
   echo "- Machine: $(uname -sm), $(nproc) CPU(s)${cpu:+, $cpu} (shared with other work: exec/s are a floor)"
   echo "- Toolchain: $(rustc +nightly --version 2>/dev/null), $(cargo fuzz --version 2>/dev/null)"
@@ -74,9 +76,11 @@ cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head 
   echo "the corpus (inputs/bytes) are from its last status line. Crashes: panics, aborts and failed"
   echo "checks; a target stops at its first."
   echo
-  echo "| target | executions | exec/s | cov | ft | corpus | peak RSS MB | crashes | timeouts |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  cat "$rows"
+  echo "| target | executions | exec/s | cov | ft | corpus | peak RSS MB | crashes | timeouts | run |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  for t in $(ls fuzz/fuzz_targets | sed 's/\.rs$//'); do
+    if [ -f "$rows/$t.md" ]; then cat "$rows/$t.md"; else echo "| \`$t\` | not run | | | | | | | | |"; fi
+  done
 } > "$report"
 echo "report: $report"
 exit $failed

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let text = format_duration(d);
         let back = parse_seconds_or_duration(&text)
             .unwrap_or_else(|| panic!("{s:?} = {d:?} formats as {text:?}, which does not parse"));
-        let diff = if back > d { back - d } else { d - back };
+        let diff = back.abs_diff(d);
         assert!(
             diff < Duration::from_millis(1),
             "{s:?} = {d:?} -> {text:?} -> {back:?}"
