@@ -93,9 +93,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(a.status, b.status);
             assert_eq!(a.headers, b.headers);
             assert_eq!(a.body, b.body);
-            // Reading in one piece may see bytes after the answer that split reads have not
-            // reached yet: only that may make one say "reusable" and the other not.
-            assert!(!keep_a || *keep_b);
+            // Whether the connection can be reused depends on whether bytes after the answer
+            // were already read; when the whole stream fits one read (8 KiB), reading it in
+            // one piece sees them all, so "reusable" then means there are none.
+            if stream.len() <= 8192 {
+                assert!(!keep_a || *keep_b);
+            }
         }
         (Err(_), Err(_)) => {}
         _ => panic!(
