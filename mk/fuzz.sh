@@ -17,8 +17,8 @@ failed=0
 for t in $targets; do
   # Small documents need no long inputs; HTTP answers and Kubernetes lists do.
   case $t in
-    http_response|kube_*|record|azure_events|aws_scheduled|json_check|credentials|aws_xml) max_len=16384 ;;
-    config|template) max_len=4096 ;;
+    http_response|kube_*|record|azure_events|aws_scheduled|json_check|credentials) max_len=16384 ;;
+    config|template|aws_xml) max_len=4096 ;;
     *) max_len=1024 ;;
   esac
   mkdir -p "$out/corpus/$t" "$out/artifacts/$t" "fuzz/corpus/$t"
@@ -68,7 +68,7 @@ cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head 
   echo "  for memory errors; debug assertions and integer-overflow checks on, so an overflow is a crash)"
   echo "- libFuzzer flags: \`-timeout=${FUZZ_TIMEOUT}\` (an input running longer is a hang, reported as a timeout),"
   echo "  \`-rss_limit_mb=${FUZZ_RSS_MB} -malloc_limit_mb=${FUZZ_RSS_MB}\` (bounded memory), \`-max_len\` 1 KiB for values,"
-  echo "  4 KiB for configuration and templates, 16 KiB for documents and HTTP answers"
+  echo "  4 KiB for configuration, templates and AWS's XML answers, 16 KiB for the other documents and HTTP answers"
   echo "- Seeds: fuzz/corpus/<target>/ (real documents from the reference notes, the simulator and the docs);"
   echo "  each run adds what it finds to target/fuzz/corpus/<target>/ (not committed)"
   echo

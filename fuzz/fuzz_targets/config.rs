@@ -65,7 +65,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let (name, flag) = names[usize::from(pick & 0x7f) % names.len()];
-        let mut value = String::from_utf8_lossy(value).replace(CANARY, "");
+        let mut value = String::from_utf8_lossy(value).into_owned();
+        while value.contains(CANARY) {
+            value = value.replace(CANARY, "");
+        }
         if name == "WEBHOOK_HEADERS" {
             // Header values are secrets, their names are not: plant after the first colon.
             if let Some(colon) = value.find(':') {
