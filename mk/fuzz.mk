@@ -7,6 +7,7 @@
 #                                              executions instead (FUZZ_SECONDS stays the cap)
 #   make fuzz FUZZ_TARGETS="http_response json_check"   some targets only
 #   make fuzz FUZZ_REPORT=target/fuzz/FUZZING.md        write the report elsewhere (CI: FUZZING.md untouched)
+#   make fuzz FUZZ_TARGETS=none                rewrite the report from the last run of each target
 #   make fuzz-list                             the targets
 #
 # Each run starts from the committed seeds (fuzz/corpus/<target>/, read only) plus what earlier

@@ -7,6 +7,8 @@ bin=fuzz/target/x86_64-unknown-linux-gnu/release
 out=target/fuzz
 mkdir -p "$out"
 targets=${FUZZ_TARGETS:-$(ls fuzz/fuzz_targets | sed 's/\.rs$//')}
+# FUZZ_TARGETS=none: run nothing, rewrite the report from the rows of earlier runs.
+[ "$targets" != none ] || targets=
 runs=${FUZZ_RUNS:-}
 [ -n "$runs" ] || runs=-1
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -34,16 +36,17 @@ for t in $targets; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
-  last=$(grep -E '^#[0-9]+' "$log" | grep 'cov:' | tail -1)
+  # -a: the log quotes inputs, which may hold NUL bytes.
+  last=$(grep -aE '^#[0-9]+' "$log" | grep -a 'cov:' | tail -1)
   cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
   corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p')
-  timeouts=$(grep -c 'ALARM: working on the last Unit' "$log" || true)
+  timeouts=$(grep -ac 'ALARM: working on the last Unit' "$log" || true)
   crashes=0
   if [ "$rc" -ne 0 ] && [ "$timeouts" -eq 0 ]; then crashes=1; fi
   if [ "$rc" -ne 0 ]; then
     failed=1
-    echo "   FAILED (exit $rc): $(grep -m1 -E 'panicked|ERROR|ALARM|out-of-memory' "$log" || true)"
+    echo "   FAILED (exit $rc): $(grep -a -m1 -E 'panicked|ERROR|ALARM|out-of-memory' "$log" || true)"
     echo "   log: $log; input: $(ls "$out/artifacts/$t" | head -1)"
   fi
   echo "   ${execs:-?} runs, ${speed:-?} exec/s, cov ${cov:-?} ft ${ft:-?}, corpus ${corp:-?}"
