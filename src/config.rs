@@ -574,6 +574,18 @@ pub fn parse(
     args: Vec<std::ffi::OsString>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Mode, Error> {
+    // A flag followed by another flag has no value. Left to pico-args (which takes the flags in
+    // SETTINGS order), the first would take the second's value: `--slack-url --detach-asg-on
+    // URL` refused the secret URL as DETACH_ASG_ON, quoting it in the error.
+    let is_flag = |a: &std::ffi::OsString| SETTINGS.iter().any(|s| a.to_str() == Some(s.flag));
+    if let Some(w) = args.windows(2).find(|w| is_flag(&w[0]) && is_flag(&w[1])) {
+        let flag = w[0].to_string_lossy();
+        return Err(Error {
+            setting: flag.to_string(),
+            expected: format!("a value after {flag}"),
+            got: format!("the option {}", w[1].to_string_lossy()),
+        });
+    }
     let mut pargs = pico_args::Arguments::from_vec(args);
     if pargs.contains(["-h", "--help"]) {
         return Ok(Mode::Help);
@@ -1854,6 +1866,23 @@ mod tests {
         .unwrap();
         let shown = format!("{:?} {:?}", secret.banner_fields(), secret);
         assert!(!shown.contains("canary"), "{shown}");
+    }
+
+    #[test]
+    fn a_flag_without_a_value_does_not_take_the_next_flags_value() {
+        // Found by the fuzzer (fuzz/fuzz_targets/config.rs): `--slack-url --detach-asg-on URL`
+        // gave the Slack URL to --detach-asg-on, whose error quoted it.
+        let secret = "https://hooks.slack.com/services/T0/B0/s3cr3t";
+        let e = run(&["--slack-url", "--detach-asg-on", secret], BASE).unwrap_err();
+        assert_eq!(e.setting, "--slack-url");
+        assert_eq!(e.got, "the option --detach-asg-on");
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        assert!(run(
+            &["--detach-asg-on", "--imds-url", "http://127.0.0.1:1"],
+            BASE
+        )
+        .is_err());
+        assert!(run(&["--slack-url", secret], BASE).is_ok());
     }
 
     #[test]

@@ -77,7 +77,12 @@ impl Template {
             })?;
             let name = after[..close].trim();
             let field = FIELDS.iter().position(|f| *f == name).ok_or_else(|| {
-                let shown: String = name.chars().take(40).collect();
+                // One line: control characters (a newline inside the braces) are not repeated.
+                let shown: String = name
+                    .chars()
+                    .take(40)
+                    .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                    .collect();
                 format!("the unknown placeholder {{{{{shown}}}}}")
             })?;
             if open > 0 {
@@ -167,6 +172,16 @@ mod tests {
             ]
         );
         assert!(format!("{:?}", Template::parse("secret-key").unwrap()) == "<template>");
+    }
+
+    #[test]
+    fn an_unknown_placeholder_error_is_one_line() {
+        // Found by the fuzzer (fuzz/fuzz_targets/template.rs): the name inside the braces was
+        // repeated with its control characters, so the configuration error spanned lines.
+        let e = Template::parse("{{\u{11}\0\0{{}[}}").unwrap_err();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        let e = Template::parse("{{ a\nb }}").unwrap_err();
+        assert_eq!(e, "the unknown placeholder {{a\u{FFFD}b}}");
     }
 
     #[test]

@@ -39,6 +39,9 @@ fn digits(s: &[u8]) -> Option<u32> {
     })
 }
 
+/// 9999-12-31T23:59:59Z, the last second a four-digit year can write.
+const LAST_SECOND: u64 = 253_402_300_799;
+
 /// Parses an RFC 3339 timestamp (`2017-09-18T08:22:00Z`, fractional seconds and `+hh:mm` offsets
 /// allowed; `t`/`z` and a space separator accepted as RFC 3339 permits). Returns `None` for
 /// anything else, including times before 1970.
@@ -100,6 +103,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec.min(59)) - offset_secs;
     let secs = u64::try_from(secs).ok()?;
+    // A negative offset on the last day of 9999 lands in year 10000, which [`format_rfc3339`]
+    // could not write back in four digits (a ledger entry would not parse after a restart).
+    if secs > LAST_SECOND {
+        return None;
+    }
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
@@ -334,6 +342,23 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(parse_rfc3339(input), *want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn times_after_year_9999_are_refused() {
+        // A negative offset on 9999-12-31 is year 10000 in UTC: format_rfc3339 wrote it with
+        // five digits, which no longer parsed (a ledger entry lost after a restart).
+        let last = parse_rfc3339("9999-12-31T23:59:59Z").unwrap();
+        assert_eq!(format_rfc3339(last), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59.999-00:00"),
+            Some(last + Duration::from_nanos(999_000_000))
+        );
+        assert_eq!(parse_rfc3339("9999-12-31T23:30:00-01:00"), None);
+        assert_eq!(
+            parse_rfc3339("9999-12-31T22:00:00+01:00"),
+            Some(last - Duration::from_secs(10_799))
+        );
     }
 
     #[test]

@@ -102,8 +102,9 @@ pub fn parse_maintenance(
     })
 }
 
-/// An ETag fit to be sent back in a query string.
-fn valid_etag(e: &str) -> bool {
+/// An ETag fit to be sent back in a query string (`pub` for the fuzzers).
+#[doc(hidden)]
+pub fn valid_etag(e: &str) -> bool {
     !e.is_empty()
         && e.len() <= 64
         && e.bytes()

@@ -637,8 +637,10 @@ const USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
-/// Builds the error for a non-2xx answer from its `Status` body when it has one.
-fn status_error(op: String, resp: &http::Response) -> Error {
+/// Builds the error for a non-2xx answer from its `Status` body when it has one (`pub` for
+/// the fuzzers).
+#[doc(hidden)]
+pub fn status_error(op: String, resp: &http::Response) -> Error {
     let parsed: Option<Status> = json::parse(&resp.body)
         .ok()
         .filter(|s: &Status| s.kind.as_deref() == Some("Status"));
