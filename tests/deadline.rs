@@ -109,8 +109,10 @@ fn a_notice_whose_deadline_has_passed_is_acted_on_at_once() {
         assert_eq!(w.len(), 1, "{pod}: {w:?}");
         let (_, status, grace, _, _) = &w[0];
         assert_eq!(*status, 201, "{pod}");
-        // Whole seconds, rounded down: 8 once the cordon has taken its milliseconds.
-        let want = if pod == "default/debug" { 5..=5 } else { 8..=9 };
+        // Whole seconds, rounded down: 8 once the cordon has taken its milliseconds; on a
+        // loaded machine the cordon and the pod list can take a second or two more, which
+        // come off the window (never more than the 9 s it has).
+        let want = if pod == "default/debug" { 5..=5 } else { 6..=9 };
         assert!(want.contains(grace), "{pod}: grace {grace}");
     }
     // A budget is not waited for: one refused eviction, then a DELETE right away.
