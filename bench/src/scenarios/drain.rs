@@ -72,20 +72,22 @@ pub(crate) fn ours(ctx: &Ctx, pods: usize) -> Result<Ours, String> {
     let sampler = Sampler::start(h.pid(), Duration::from_millis(10), false);
     let end = Instant::now() + Duration::from_secs(90);
     let mut all_gone = None;
-    let mut patches = Vec::new();
+    let mut recorded = false;
     let mut tick = 0u32;
-    while patches.len() < 2 {
+    // Done when the node records the drain's outcome (its `phase` annotation); counting PATCHes
+    // would also count the Node condition's `nodes/status` PATCH.
+    while !recorded {
         if all_gone.is_none() && sim.pod_count_on(NODE) <= DAEMONSET_PODS {
             all_gone = Some(Instant::now());
         }
         tick += 1;
         if tick.is_multiple_of(4) {
-            patches = sim
-                .api_requests()
-                .into_iter()
-                .filter(|r| r.at >= notice.at && r.method == "PATCH")
-                .map(|r| r.at)
-                .collect();
+            recorded = sim.node(NODE).is_some_and(|n| {
+                matches!(
+                    n["metadata"]["annotations"]["spot-termination-notice-handler/phase"].as_str(),
+                    Some("drained" | "incomplete" | "failed")
+                )
+            });
             if h.exited() || Instant::now() > end {
                 return Err(format!(
                     "the drain did not finish within 90 s; handler log:\n{}",
@@ -133,12 +135,20 @@ pub(crate) fn ours(ctx: &Ctx, pods: usize) -> Result<Ours, String> {
     );
     Ok(Ours {
         detect: ms(notice.at, detected),
-        cordon: first(&|r| r.method == "PATCH"),
+        cordon: first(&|r| super::metalog::is_cordon(r, NODE)),
         first_list: first(&|r| r.method == "GET" && r.path.starts_with("/api/v1/pods?")),
         first_eviction: first(&is_eviction),
         last_accepted: ms(notice.at, last),
         all_gone: all_gone.map_or(f64::NAN, |t| ms(notice.at, t)),
-        done: ms(notice.at, patches[1]),
+        // The outcome's record: the last PATCH of the node object itself.
+        done: after
+            .iter()
+            .filter(|r| {
+                r.method == "PATCH"
+                    && super::metalog::bare(&r.path) == format!("/api/v1/nodes/{NODE}")
+            })
+            .map(|r| ms(notice.at, r.at))
+            .fold(f64::NAN, f64::max),
         accepted,
         counts: Counts::of(&after),
         first_list_pages,

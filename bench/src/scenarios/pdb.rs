@@ -1,6 +1,6 @@
 //! Scenario 6, PDB-blocked drain: 20 pods, 5 of them under a budget that never allows an
 //! eviction (maxUnavailable 0, replacements never Ready); deadline ~15 s after the notice,
-//! `DRAIN_RESERVE=5s`. When did the forced DELETEs happen relative to `deadline − reserve`, with
+//! `DRAIN_RESERVE=5s`. When did the forced DELETEs happen relative to `the force time (detection + min(W/6, W − R))`, with
 //! what grace, and was anything of the node left at the deadline?
 
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ fn scenario(ctx: &Ctx) -> Scenario {
 }
 
 struct Run {
-    /// ms from `deadline − reserve` to each forced DELETE's arrival.
+    /// ms from `the force time (detection + min(W/6, W − R))` to each forced DELETE's arrival.
     offsets: Vec<f64>,
     graces: Vec<i64>,
     evicted: usize,
@@ -72,10 +72,14 @@ fn once(ctx: &Ctx, draw: bool) -> Result<Run, String> {
         &[("POLL_INTERVAL", "200ms"), ("DRAIN_RESERVE", "5s")],
     )?;
     let notice = notice_at_random_moment(&sim, Duration::from_millis(200), DEADLINE_IN)?;
-    let force_at = notice.deadline_at - RESERVE;
     if let Some(d) = notice.deadline_at.checked_duration_since(Instant::now()) {
         std::thread::sleep(d);
     }
+    // The force time by src/drain.rs's rule: with W = deadline − detection (≤ 60 s here) and R
+    // the reserve, budgets are waited for min(W/6, W − R).
+    let detected = super::detection(&sim, notice.at).ok_or("no poll answered 200")?;
+    let window = notice.deadline_at.saturating_duration_since(detected);
+    let force_at = detected + (window / 6).min(window.saturating_sub(RESERVE));
     let left: Vec<String> = sim
         .pods_on(NODE)
         .iter()
@@ -129,7 +133,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         progress(
             "pdb",
             &format!(
-                "run {}/{}: {} forced DELETEs at {:?} ms from deadline−reserve, {} pods left at the deadline",
+                "run {}/{}: {} forced DELETEs at {:?} ms from force time, {} pods left at the deadline",
                 i + 1,
                 ctx.long_reps,
                 r.offsets.len(),
@@ -143,7 +147,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     s.para(format!(
         "{FREE} free ReplicaSet pods and {GUARDED} under a PodDisruptionBudget with maxUnavailable 0 whose replacements never become Ready (so it never allows an eviction), \
          plus 2 DaemonSet pods; app shutdown 0.5–2.5 s, grace 30 s. `POLL_INTERVAL=200ms`, `DRAIN_RESERVE=5s`; the notice's `time` is {}–{} s after it appears \
-         (a whole second, as IMDS gives it). Offsets are DELETE arrivals at the simulator minus `deadline − reserve`, in ms; at the deadline the simulator's node is \
+         (a whole second, as IMDS gives it). Offsets are DELETE arrivals at the simulator minus `the force time (detection + min(W/6, W − R))`, in ms; at the deadline the simulator's node is \
          sampled for pods other than DaemonSet pods. API latency {}.",
         DEADLINE_IN.as_secs(),
         DEADLINE_IN.as_secs() + 1,
@@ -192,7 +196,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     s.table(t);
     if let Some(p) = runs.first().and_then(|r| r.timeline.as_ref()) {
         s.para(format!(
-            "The first run's drain, drawn by the simulator from its API and workload logs (the refusals, the forced deletes at deadline − reserve, one row per pod): `{}`.",
+            "The first run's drain, drawn by the simulator from its API and workload logs (the refusals, the forced deletes at the force time (detection + min(W/6, W − R)), one row per pod): `{}`.",
             p.display()
         ));
     }
@@ -200,9 +204,9 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let all = Summary::of(&all_offsets);
     let left: usize = runs.iter().map(|r| r.left.len()).sum();
     let targets = vec![TargetRow {
-        target: "(goal) PDB-blocked pods deleted at deadline − reserve; none left at the deadline".into(),
+        target: "(goal) PDB-blocked pods deleted at the force time (detection + min(W/6, W − R)); none left at the deadline".into(),
         measured: format!(
-            "forced DELETEs {} ms after deadline − reserve, median (min–max) of {}; {left} pods left at the deadline over {} runs",
+            "forced DELETEs {} ms after the force time (detection + min(W/6, W − R)), median (min–max) of {}; {left} pods left at the deadline over {} runs",
             all.map_or("n/a".into(), |s| s.med_range(1)),
             all_offsets.len(),
             runs.len()
