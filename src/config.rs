@@ -324,7 +324,7 @@ pub const SETTINGS: &[Setting] = &[
         env: "HEALTH_LOOP_TIMEOUT",
         value: "DURATION",
         default: "60s",
-        meaning: "`/healthz` answers 503 when the notice loop has not turned for this long (it turns every second; stalled API calls hold it up to ~30 s), 1s to 10m",
+        meaning: "`/healthz` answers 503 when the notice loop has not turned for this long (it turns every second, or every quarter of this, at most 10 s, while nothing is on record; stalled API calls hold it up to ~30 s), 1s to 10m",
     },
     Setting {
         flag: "--health-metadata-timeout",

@@ -154,6 +154,7 @@ impl Detacher {
         };
         std::thread::Builder::new()
             .name("asg-detach".to_string())
+            .stack_size(crate::worker::STACK)
             .spawn(move || worker.run())?;
         Ok(Detacher {
             on,

@@ -1003,7 +1003,7 @@ impl Drainer<'_> {
         std::thread::scope(|s| {
             if gated {
                 let (queue, wake) = (&queue, &wake);
-                s.spawn(move || {
+                crate::worker::spawn_scoped(s, move || {
                     let critical: Vec<&Target> = targets.iter().filter(|t| t.critical).collect();
                     let need =
                         tier_need(critical.iter().map(|t| t.grace), control.budget().grace_cap);
@@ -1036,7 +1036,7 @@ impl Drainer<'_> {
                 });
             }
             for _ in 0..workers {
-                s.spawn(|| {
+                crate::worker::spawn_scoped(s, || {
                     let mut q = lock();
                     loop {
                         let Some(pos) = (0..q.pending.len())

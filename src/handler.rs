@@ -37,6 +37,9 @@ const NODE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_WRITE_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The loop re-decides at least this often (time-based steps: leads, TTLs).
 const TICK: Duration = Duration::from_secs(1);
+/// With nothing on record, live or being retried, no decision depends on the time: the loop
+/// then waits for news up to a quarter of `HEALTH_LOOP_TIMEOUT`, at most this long.
+const IDLE_TICK_MAX: Duration = Duration::from_secs(10);
 /// After a failed acknowledgement, the next try waits this long.
 const ACK_RETRY: Duration = Duration::from_secs(5);
 /// Repeated poll errors of one source are logged once, then every this many times.
@@ -321,7 +324,7 @@ impl<'a> Loop<'a> {
         self.step(scope);
         loop {
             crate::metrics::loop_turn();
-            match rx.recv_timeout(TICK) {
+            match rx.recv_timeout(self.tick()) {
                 Ok(Input::Observed(o)) => self.observed(o),
                 Ok(Input::Drained(r)) => self.drained(r),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -335,6 +338,22 @@ impl<'a> Loop<'a> {
                 }
             }
             self.step(scope);
+        }
+    }
+
+    /// How long the loop waits for news before it decides again (see [`IDLE_TICK_MAX`]).
+    fn tick(&self) -> Duration {
+        let quiet = self.loaded
+            && self.ledger.is_empty()
+            && self.undone.is_empty()
+            && self.drain.is_none()
+            && self.write_not_before.is_none()
+            && self.snapshots.values().all(Vec::is_empty)
+            && !self.recorder.retrying();
+        if quiet {
+            idle_tick(self.cfg.health_loop_timeout)
+        } else {
+            TICK
         }
     }
 
@@ -930,7 +949,7 @@ impl<'a> Loop<'a> {
                 };
                 let tx = self.tx.clone();
                 crate::metrics::drain_started();
-                scope.spawn(move || {
+                crate::worker::spawn_scoped(scope, move || {
                     let report = drainer.run(&control);
                     let _ = tx.send(Input::Drained(report));
                 });
@@ -1184,6 +1203,12 @@ fn find_node(client: &Client, ns: &str, pod: &str) -> String {
 
 /// When this machine booted, from its uptime (`/proc/uptime` is not namespaced, so it is the
 /// host's uptime inside a container too). `None`, with a warning, when unreadable.
+/// The loop's wait while nothing is on record: a quarter of `HEALTH_LOOP_TIMEOUT`, so
+/// `/healthz` never sees an idle loop as stuck, between [`TICK`] and [`IDLE_TICK_MAX`].
+fn idle_tick(health_loop_timeout: Duration) -> Duration {
+    (health_loop_timeout / 4).clamp(TICK, IDLE_TICK_MAX)
+}
+
 pub fn boot_time(uptime_file: &std::path::Path, now: SystemTime) -> Option<SystemTime> {
     let read = || -> Option<SystemTime> {
         let text = std::fs::read_to_string(uptime_file).ok()?;
@@ -1210,6 +1235,14 @@ pub fn trim_float(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_loop_turns_well_inside_the_health_limit() {
+        for (limit, tick) in [(1, 1), (2, 1), (4, 1), (8, 2), (20, 5), (60, 10), (600, 10)] {
+            let t = idle_tick(Duration::from_secs(limit));
+            assert_eq!(t, Duration::from_secs(tick), "HEALTH_LOOP_TIMEOUT={limit}s");
+        }
+    }
 
     #[test]
     fn seconds_wording() {

@@ -80,6 +80,20 @@ pub enum Method {
     Post,
 }
 
+/// The stack of minreq's request threads (one per request: see the module doc). They connect,
+/// write a request line and read a small answer; the default 2 MiB costs measurably more to
+/// map and unmap once a second (BENCHMARKS.md, idle cost).
+pub const REQUEST_STACK: usize = 128 * 1024;
+
+/// Makes [`REQUEST_STACK`] the stack of threads spawned without a size (minreq's; ours all
+/// give theirs), unless `RUST_MIN_STACK` is set. Call before any thread starts: the runtime
+/// reads the variable once, at the first spawn.
+pub fn small_default_stacks() {
+    if std::env::var_os("RUST_MIN_STACK").is_none() {
+        std::env::set_var("RUST_MIN_STACK", REQUEST_STACK.to_string());
+    }
+}
+
 /// minreq's timeout is whole seconds: round up, at least one.
 fn whole_seconds(d: Duration) -> u64 {
     let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);

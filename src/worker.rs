@@ -7,6 +7,22 @@ use std::sync::Mutex;
 
 pub type Job = Box<dyn FnOnce() + Send>;
 
+/// The stack of the threads that talk to the Kubernetes API, Slack and webhooks (TLS, JSON):
+/// Rust's usual 2 MiB, given explicitly because the process default is made small for
+/// minreq's request threads ([`crate::metadata::small_default_stacks`]).
+pub const STACK: usize = 2 << 20;
+
+/// `scope.spawn` with a [`STACK`]-sized stack.
+pub fn spawn_scoped<'s, 'e, T: Send + 's>(
+    scope: &'s std::thread::Scope<'s, 'e>,
+    f: impl FnOnce() -> T + Send + 's,
+) -> std::thread::ScopedJoinHandle<'s, T> {
+    std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn_scoped(scope, f)
+        .expect("failed to spawn thread")
+}
+
 pub struct Worker {
     name: &'static str,
     queue: usize,
@@ -29,6 +45,7 @@ impl Worker {
             let (t, rx) = mpsc::sync_channel::<Job>(self.queue);
             let started = std::thread::Builder::new()
                 .name(self.name.to_string())
+                .stack_size(STACK)
                 .spawn(move || rx.into_iter().for_each(|job| job()));
             if started.is_err() {
                 return false;

@@ -282,25 +282,32 @@ pub fn spawn<T: From<Observation> + Send + 'static>(
         // Watchers parse small documents; the default 2 MiB stack is never touched but for a
         // few KiB. Keep the reservation small.
         .stack_size(256 * 1024)
-        .spawn(move || loop {
-            crate::metrics::set_source(w.name());
-            let result = w.poll();
-            crate::metrics::polled(result.is_ok());
-            let pause = if result.is_ok() {
-                w.period()
-            } else {
-                w.retry_period()
-            };
-            let obs = Observation {
-                source: w.name(),
-                result,
-                at: Instant::now(),
-            };
-            if tx.send(T::from(obs)).is_err() {
-                return;
-            }
-            if !pause.is_zero() {
-                std::thread::sleep(pause);
+        .spawn(move || {
+            // The notices of the last successful poll the loop was told of: an answer that
+            // repeats them wakes nobody (failures are always told: the loop counts them).
+            let mut told: Option<Vec<Notice>> = None;
+            loop {
+                crate::metrics::set_source(w.name());
+                let result = w.poll();
+                crate::metrics::polled(result.is_ok());
+                let pause = if result.is_ok() {
+                    w.period()
+                } else {
+                    w.retry_period()
+                };
+                let repeat = matches!((&result, &told), (Ok(n), Some(t)) if n == t);
+                told = result.as_ref().ok().cloned();
+                let obs = Observation {
+                    source: w.name(),
+                    result,
+                    at: Instant::now(),
+                };
+                if !repeat && tx.send(T::from(obs)).is_err() {
+                    return;
+                }
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
             }
         })
         .map(drop)
@@ -309,6 +316,42 @@ pub fn spawn<T: From<Observation> + Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers from a script, then fails until nobody listens.
+    struct Scripted(Vec<Result<Vec<Notice>, String>>);
+
+    impl Watcher for Scripted {
+        fn name(&self) -> &'static str {
+            "scripted"
+        }
+        fn poll(&mut self) -> Result<Vec<Notice>, String> {
+            if self.0.is_empty() {
+                Err("end".into())
+            } else {
+                self.0.remove(0)
+            }
+        }
+        fn period(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    #[test]
+    fn a_repeated_answer_wakes_nobody_and_every_failure_is_told() {
+        let ok = || Ok(Vec::new());
+        let script = vec![ok(), ok(), ok(), Err("refused".into()), ok(), ok()];
+        let (tx, rx) = std::sync::mpsc::channel::<Observation>();
+        spawn(Box::new(Scripted(script)), tx).unwrap();
+        let told: Vec<Result<usize, String>> = rx
+            .iter()
+            .take(5)
+            .map(|o| o.result.map(|n| n.len()))
+            .collect();
+        let want = [Ok(0), Err("refused"), Ok(0), Err("end"), Err("end")];
+        let want: Vec<Result<usize, String>> =
+            want.into_iter().map(|r| r.map_err(String::from)).collect();
+        assert_eq!(told, want);
+    }
 
     #[test]
     fn identity_fills_gaps_only() {
