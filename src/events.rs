@@ -259,15 +259,15 @@ impl Recorder {
         self.shared.lock().written = wanted(holding, acted);
     }
 
-    /// Queues a write of the wanted condition if it is not written yet and no write is queued
-    /// or backing off. Cheap when there is nothing to do (the loop calls it every step).
     /// A condition write failed and waits for its retry.
     pub fn retrying(&self) -> bool {
         self.condition && self.shared.pending.load(Ordering::Relaxed)
     }
 
+    /// Queues a write of the wanted condition if it is not written yet and no write is queued
+    /// or backing off. Cheap when there is nothing to do (the loop calls it every step).
     pub fn retry_condition(&self) {
-        if !self.condition || !self.shared.pending.load(Ordering::Relaxed) {
+        if !self.retrying() {
             return;
         }
         let mut st = self.shared.lock();

@@ -1201,14 +1201,14 @@ fn find_node(client: &Client, ns: &str, pod: &str) -> String {
     }
 }
 
-/// When this machine booted, from its uptime (`/proc/uptime` is not namespaced, so it is the
-/// host's uptime inside a container too). `None`, with a warning, when unreadable.
 /// The loop's wait while nothing is on record: a quarter of `HEALTH_LOOP_TIMEOUT`, so
 /// `/healthz` never sees an idle loop as stuck, between [`TICK`] and [`IDLE_TICK_MAX`].
 fn idle_tick(health_loop_timeout: Duration) -> Duration {
     (health_loop_timeout / 4).clamp(TICK, IDLE_TICK_MAX)
 }
 
+/// When this machine booted, from its uptime (`/proc/uptime` is not namespaced, so it is the
+/// host's uptime inside a container too). `None`, with a warning, when unreadable.
 pub fn boot_time(uptime_file: &std::path::Path, now: SystemTime) -> Option<SystemTime> {
     let read = || -> Option<SystemTime> {
         let text = std::fs::read_to_string(uptime_file).ok()?;
