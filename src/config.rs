@@ -231,9 +231,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         flag: "--surge-blocked",
         env: "SURGE_BLOCKED",
-        value: "BOOL",
+        value: "true|false|budgeted",
         default: "false",
-        meaning: "When a budget allows no eviction and the pod's Deployment can surge with every Ready replica on this node, restart the Deployment (as `kubectl rollout restart`) so a replacement starts elsewhere first; evictions and the forced delete go on. Needs `deployments` get/patch RBAC (README)",
+        meaning: "`true`: when a budget allows no eviction and the pod's Deployment can surge with every Ready replica on this node, restart it (as `kubectl rollout restart`) so a replacement starts elsewhere first; evictions and the forced delete go on. `budgeted`: also, at the drain's start, restart each Deployment under a budget whose rollout keeps every replica Ready (maxSurge > 0, maxUnavailable 0) and hold its pods until the rollout retires them, for at most half the time to the forced deletes. RBAC: README",
     },
     Setting {
         flag: "--uptime-file",
@@ -479,6 +479,8 @@ pub struct Config {
     pub critical_priority: i64,
     pub pod_selector: Option<crate::selector::Selector>,
     pub surge_blocked: bool,
+    /// `SURGE_BLOCKED=budgeted` (`surge_blocked` is then true too).
+    pub surge_budgeted: bool,
     pub uptime_file: PathBuf,
     pub dry_run: bool,
     pub verbose: bool,
@@ -680,6 +682,17 @@ fn boolean(raw: &RawArgs, env: &str, default: bool) -> Result<bool, Error> {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(r.error("true or false (1/0, yes/no, on/off)")),
+    }
+}
+
+/// `SURGE_BLOCKED`: (restart budget-blocked Deployments, hold for rollouts): `budgeted` is both.
+fn surge(raw: &RawArgs) -> Result<(bool, bool), Error> {
+    match raw.get("SURGE_BLOCKED") {
+        Some(r) if r.value.trim().eq_ignore_ascii_case("budgeted") => Ok((true, true)),
+        Some(r) => boolean(raw, "SURGE_BLOCKED", false)
+            .map(|b| (b, false))
+            .map_err(|_| r.error("true, false or budgeted (1/0, yes/no, on/off)")),
+        None => Ok((false, false)),
     }
 }
 
@@ -967,6 +980,7 @@ impl Config {
             None
         };
         let kube_api_url = kube_api_url(raw, env)?;
+        let (surge_blocked, surge_budgeted) = surge(raw)?;
         Ok(Config {
             node_name,
             pod_name,
@@ -1081,7 +1095,8 @@ impl Config {
                     }
                 })?),
             },
-            surge_blocked: boolean(raw, "SURGE_BLOCKED", false)?,
+            surge_blocked,
+            surge_budgeted,
             uptime_file: PathBuf::from(
                 text(raw, "UPTIME_FILE").unwrap_or_else(|| "/proc/uptime".to_string()),
             ),
@@ -1218,7 +1233,14 @@ impl Config {
                     .as_ref()
                     .map_or("(all pods)".to_string(), ToString::to_string),
             ),
-            ("surge_blocked", self.surge_blocked.to_string()),
+            (
+                "surge_blocked",
+                if self.surge_budgeted {
+                    "budgeted".to_string()
+                } else {
+                    self.surge_blocked.to_string()
+                },
+            ),
             ("dry_run", self.dry_run.to_string()),
             ("imds_timeout", format_duration(self.imds_timeout)),
             ("gcp_metadata_url", self.gcp_metadata_url.clone()),
@@ -1785,7 +1807,7 @@ mod tests {
             (&[("CRITICAL_PRIORITY", "3000000000")], "invalid CRITICAL_PRIORITY: expected a 32-bit integer priority, got \"3000000000\""),
             (&[("POD_SELECTOR", "app in web")], "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got \"app in web\" (expected '(' values ')' after \"in\")"),
             (&[("POD_SELECTOR", "a=b,")], "invalid POD_SELECTOR: expected a label selector such as `app=web,tier!=db,env in (a,b),!canary`, got \"a=b,\" (empty requirement)"),
-            (&[("SURGE_BLOCKED", "maybe")], "invalid SURGE_BLOCKED: expected true or false (1/0, yes/no, on/off), got \"maybe\""),
+            (&[("SURGE_BLOCKED", "maybe")], "invalid SURGE_BLOCKED: expected true, false or budgeted (1/0, yes/no, on/off), got \"maybe\""),
         ];
         for (env, want) in cases {
             let e = run(&[], &with(env)).unwrap_err();

@@ -73,7 +73,13 @@
 //! once for 30 s. Budgets and forced deletes apply to critical pods as to any other.
 //!
 //! **Surge** (`SURGE_BLOCKED=true`): a pod whose budget allows no eviction now may get its
-//! Deployment restarted so that a replacement starts elsewhere first; see `surge`.
+//! Deployment restarted so that a replacement starts elsewhere first; see `surge`. With
+//! `SURGE_BLOCKED=budgeted`, also: at the drain's start, each Deployment with pods here that a
+//! PodDisruptionBudget selects and whose rollout never goes below its desired Ready count is
+//! restarted at once, and its pods are *held* (not evicted) until the rollout retires them,
+//! at the latest until [`crate::surge::hold_end`] (halfway to `force_at`); then the pods still
+//! here take the ordinary path (evictions, the forced delete at `force_at`). A held pod the
+//! rollout retired counts as `moved`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -362,6 +368,8 @@ pub enum Fate {
     Forced,
     /// Gone (404) or replaced (new UID: 409 on the UID precondition) before we got to it.
     AlreadyGone,
+    /// Held for its Deployment's rollout (`SURGE_BLOCKED=budgeted`), which retired it.
+    Moved,
     Failed(String),
 }
 
@@ -440,6 +448,8 @@ pub struct Report {
     pub left_alone: Vec<String>,
     /// Deployments restarted by `SURGE_BLOCKED` (`ns/name`).
     pub surged: Vec<String>,
+    /// Held pods their Deployment's rollout retired (`SURGE_BLOCKED=budgeted`).
+    pub moved: usize,
 }
 
 /// What a drain achieved.
@@ -524,6 +534,9 @@ impl Report {
         if !self.surged.is_empty() {
             s.push_str(" surged=");
             s.push_str(&some_names(&self.surged, ","));
+        }
+        if self.moved > 0 {
+            s.push_str(&format!(" moved={}", self.moved));
         }
         if !self.cordoned {
             s.push_str(" cordoned=false");
@@ -654,8 +667,13 @@ pub struct Drainer<'a> {
     pub critical_priority: i64,
     /// `POD_SELECTOR`: only matching pods are drained.
     pub pod_selector: Option<Selector>,
-    /// `SURGE_BLOCKED`.
+    /// `SURGE_BLOCKED` (`true` or `budgeted`).
     pub surge_blocked: bool,
+    /// `SURGE_BLOCKED=budgeted`.
+    pub surge_budgeted: bool,
+    /// When the drain's notice was acted on (a restarted handler resumes the same drain): the
+    /// hold's clock and the test for a restart already made.
+    pub since: Option<SystemTime>,
 }
 
 /// `SURGE_BLOCKED` bookkeeping of one drain.
@@ -761,8 +779,17 @@ impl Drainer<'_> {
             left_alone = report.left_alone.len()
         );
 
+        let start = self.since.map_or(started, |s| {
+            let ago = SystemTime::now().duration_since(s).unwrap_or_default();
+            started.checked_sub(ago).unwrap_or(started)
+        });
+        let held = if self.surge_budgeted {
+            self.hold_for_rollouts(&targets, control, start, &mut report)
+        } else {
+            vec![false; targets.len()]
+        };
         if self.dry_run {
-            self.plan(&targets, &terminating, control, &mut report);
+            self.plan(&targets, &held, &terminating, control, start, &mut report);
             report.seconds = started.elapsed().as_secs_f64();
             return report;
         }
@@ -770,6 +797,8 @@ impl Drainer<'_> {
         let surge = Mutex::new(SurgeState::default());
         if self.surge_blocked {
             let mut st = surge.lock().unwrap_or_else(|p| p.into_inner());
+            // Restarted for a hold: never again in this drain.
+            st.done.extend(report.surged.iter().cloned());
             for t in targets.iter().filter(|t| t.ready) {
                 if let Some(d) = &t.deployment {
                     *st.ready_here
@@ -784,11 +813,13 @@ impl Drainer<'_> {
             .filter(|t| !t.critical)
             .map(|t| t.uid.clone())
             .collect();
-        let fates = self.evict_all(&targets, &before, control, &surge);
-        report.surged = surge
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .restarted;
+        let fates = self.evict_all(&targets, &held, start, &before, control, &surge);
+        report.surged.extend(
+            surge
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .restarted,
+        );
         let mut watch = Watch {
             wait: terminating
                 .iter()
@@ -801,6 +832,12 @@ impl Drainer<'_> {
                 Fate::Evicted => report.evicted += 1,
                 Fate::Forced => report.forced += 1,
                 Fate::AlreadyGone => report.already_gone += 1,
+                Fate::Moved => {
+                    // Retired by its rollout, maybe still stopping: waited for like the rest.
+                    report.moved += 1;
+                    watch.wait.insert(t.uid.clone(), t.key());
+                    terminating.push(t.clone());
+                }
                 Fate::Failed(_) => {
                     report.failed += 1;
                     report.failed_pods.push(t.key());
@@ -824,7 +861,7 @@ impl Drainer<'_> {
     fn target(&self, p: &Pod) -> Target {
         let mut t = Target::from_pod(p);
         t.critical = self.order == EvictionOrder::Tiers && is_critical(p, self.critical_priority);
-        if self.surge_blocked {
+        if self.surge_blocked || self.surge_budgeted {
             t.deployment = crate::surge::deployment_of(p);
             if t.deployment.is_some() {
                 t.labels = p.metadata.labels.clone();
@@ -835,12 +872,18 @@ impl Drainer<'_> {
     }
 
     /// `DRY_RUN`: what the drain would do, and when, one line per pod.
-    fn plan(&self, targets: &[Target], terminating: &[Target], control: &Control, r: &mut Report) {
+    fn plan(
+        &self,
+        targets: &[Target],
+        held: &[bool],
+        terminating: &[Target],
+        control: &Control,
+        start: Instant,
+        r: &mut Report,
+    ) {
         let budget = control.budget();
         let now = Instant::now();
-        let wall = |at: Instant| {
-            format_rfc3339(SystemTime::now() + at.saturating_duration_since(Instant::now()))
-        };
+        let hold_end = crate::surge::hold_end(start, budget.force_at);
         let force = control.force() && budget.force_at < budget.report_at;
         let critical: Vec<i64> = targets
             .iter()
@@ -852,8 +895,15 @@ impl Drainer<'_> {
             budget.report_at,
             tier_need(critical.iter().copied(), budget.grace_cap),
         );
-        for t in targets {
-            if t.critical {
+        for (t, held) in targets.iter().zip(held) {
+            if *held {
+                info!(
+                    "dry run: would hold pod until its Deployment's rollout retires it; if still here then, would evict it",
+                    pod = t.key(),
+                    at = wall(hold_end),
+                    grace_s = budget.grace(t.grace, hold_end)
+                );
+            } else if t.critical {
                 info!(
                     "dry run: would evict critical pod once the others are gone, at the latest",
                     pod = t.key(),
@@ -887,6 +937,129 @@ impl Drainer<'_> {
         }
         r.dry_run = true;
         r.planned = targets.len();
+    }
+
+    /// `SURGE_BLOCKED=budgeted`, at the drain's start (`start`: when its notice was acted on):
+    /// restarts each Deployment of `targets` that a PodDisruptionBudget selects and
+    /// [`crate::surge::verdict`] accepts (unless it was restarted since `start`: a handler
+    /// restarted mid-drain), and returns which targets to hold. Restarted Deployments go to
+    /// `report.surged`. Nothing is held once the hold would already be over (an emergency).
+    fn hold_for_rollouts(
+        &self,
+        targets: &[Target],
+        control: &Control,
+        start: Instant,
+        report: &mut Report,
+    ) -> Vec<bool> {
+        let mut held = vec![false; targets.len()];
+        let budget = control.budget();
+        let end = crate::surge::hold_end(start, budget.force_at);
+        if Instant::now() >= end {
+            return held;
+        }
+        let mut budgets: HashMap<&str, Vec<crate::kube::model::Deployment>> = HashMap::new();
+        let mut judged = HashSet::new();
+        for t in targets {
+            let Some(name) = &t.deployment else {
+                continue;
+            };
+            let key = format!("{}/{name}", t.namespace);
+            if !judged.insert(key.clone()) {
+                continue;
+            }
+            let labels = t.labels.as_ref();
+            let label = |k: &str| labels?.get(k).map(String::as_str);
+            let pdbs = budgets.entry(&t.namespace).or_insert_with(|| {
+                self.client
+                    .list_budgets(&t.namespace, Some(budget.report_at))
+                    .unwrap_or_else(|e| {
+                        warn!(
+                            "could not list the PodDisruptionBudgets; no pod of this namespace is held",
+                            namespace = t.namespace,
+                            error = e
+                        );
+                        Vec::new()
+                    })
+            });
+            if !pdbs.iter().any(|p| crate::surge::budget_selects(p, label)) {
+                continue;
+            }
+            let d = match self
+                .client
+                .get_deployment(&t.namespace, name, Some(budget.report_at))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(
+                        "could not read a Deployment under a budget; evicting its pods as usual",
+                        deployment = key,
+                        error = e
+                    );
+                    continue;
+                }
+            };
+            let max_surge = match crate::surge::verdict(&d, label, None) {
+                Ok(n) => n,
+                Err(why) => {
+                    info!(
+                        "not holding the pods of a Deployment under a budget; evicting them as usual",
+                        deployment = key,
+                        reason = why
+                    );
+                    continue;
+                }
+            };
+            let mine = |u: &Target| u.namespace == t.namespace && u.deployment == t.deployment;
+            let pods = targets.iter().filter(|u| mine(u)).count();
+            if self.dry_run {
+                info!(
+                    "dry run: would restart the Deployment and hold its pods here until its rollout retires them",
+                    deployment = key,
+                    pods = pods,
+                    max_surge = max_surge,
+                    hold_until = wall(end)
+                );
+            } else if self
+                .since
+                .is_some_and(|s| crate::surge::restarted_since(&d, s))
+            {
+                info!(
+                    "the Deployment was restarted for this drain already; holding its pods here until its rollout retires them",
+                    deployment = key,
+                    pods = pods,
+                    hold_until = wall(end)
+                );
+                report.surged.push(key);
+            } else {
+                let stamp = format_rfc3339(SystemTime::now());
+                if let Err(e) = self.client.restart_deployment(
+                    &t.namespace,
+                    name,
+                    &stamp,
+                    Some(budget.report_at),
+                ) {
+                    warn!(
+                        "restarting a Deployment under a budget failed; evicting its pods as usual",
+                        deployment = key,
+                        error = e
+                    );
+                    continue;
+                }
+                info!(
+                    "restarted the Deployment before evicting: holding its pods here until its rollout retires them",
+                    deployment = key,
+                    pods = pods,
+                    max_surge = max_surge,
+                    hold_until = wall(end),
+                    restarted_at = stamp
+                );
+                report.surged.push(key);
+            }
+            for (h, u) in held.iter_mut().zip(targets) {
+                *h |= mine(u);
+            }
+        }
+        held
     }
 
     /// `EVICTION_DELAY`, cut so that every target still gets its own grace before the report
@@ -966,6 +1139,8 @@ impl Drainer<'_> {
     fn evict_all(
         &self,
         targets: &[Target],
+        held: &[bool],
+        start: Instant,
         before: &[String],
         control: &Control,
         surge: &Mutex<SurgeState>,
@@ -975,6 +1150,7 @@ impl Drainer<'_> {
             due: Instant,
             attempts: u32,
             gated: bool,
+            held: bool,
         }
         struct Queue {
             pending: Vec<Task>,
@@ -991,6 +1167,7 @@ impl Drainer<'_> {
                     due: now,
                     attempts: 0,
                     gated: targets[idx].critical,
+                    held: held[idx],
                 })
                 .collect(),
             in_flight: 0,
@@ -1035,12 +1212,65 @@ impl Drainer<'_> {
                     wake.notify_all();
                 });
             }
+            if held.contains(&true) {
+                let (queue, wake) = (&queue, &wake);
+                // The hold: one LIST per second; a held pod gone (or stopping) was retired by
+                // its rollout; at the hold's end the others go to the workers.
+                crate::worker::spawn_scoped(s, move || loop {
+                    let budget = control.budget();
+                    let end = crate::surge::hold_end(start, budget.force_at);
+                    let present = self
+                        .client
+                        .list_pods_on_node(&self.node, Some(budget.report_at))
+                        .map_err(|e| warn!("listing pods failed while holding pods; retrying", error = e))
+                        .ok();
+                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let Queue { pending, fates, .. } = &mut *q;
+                    if let Some(pods) = &present {
+                        pending.retain(|task| {
+                            let t = &targets[task.idx];
+                            let here = pods.iter().any(|p| p.uid() == t.uid && !p.is_terminating());
+                            if !task.held || here {
+                                return true;
+                            }
+                            info!("held pod retired by its Deployment's rollout", pod = t.key());
+                            note_gone(t, surge);
+                            fates[task.idx] = Some(Fate::Moved);
+                            false
+                        });
+                    }
+                    let now = Instant::now();
+                    let left = pending.iter().filter(|t| t.held).count();
+                    let stopped = control.is_cancelled();
+                    if left > 0 && (now >= end || stopped) {
+                        for t in pending.iter_mut().filter(|t| t.held) {
+                            t.held = false;
+                            t.due = now;
+                        }
+                        warn!(
+                            "hold over: evicting the held pods their rollouts have not retired",
+                            pods = left,
+                            reason = if stopped {
+                                "drain stopped"
+                            } else {
+                                "half the time to the forced deletes has passed"
+                            }
+                        );
+                    }
+                    drop(q);
+                    wake.notify_all();
+                    if left == 0 || now >= end || stopped {
+                        return;
+                    }
+                    sleep_until(now + WAIT_POLL_INTERVAL, end);
+                });
+            }
             for _ in 0..workers {
                 crate::worker::spawn_scoped(s, || {
                     let mut q = lock();
                     loop {
                         let Some(pos) = (0..q.pending.len())
-                            .filter(|&i| !q.pending[i].gated)
+                            .filter(|&i| !q.pending[i].gated && !q.pending[i].held)
                             .min_by_key(|&i| q.pending[i].due)
                         else {
                             if q.in_flight == 0 && q.pending.is_empty() {
@@ -1169,7 +1399,7 @@ impl Drainer<'_> {
                 Fate::Evicted | Fate::Forced => {
                     wait.insert(uid.as_str());
                 }
-                Fate::AlreadyGone => {}
+                Fate::AlreadyGone | Fate::Moved => {}
                 // Not evicted: still on the node.
                 Fate::Failed(_) => return false,
             }
@@ -1363,7 +1593,7 @@ impl Drainer<'_> {
             }
         };
         let labels = t.labels.as_ref();
-        match crate::surge::verdict(&d, |k| labels?.get(k).map(String::as_str), ready_here) {
+        match crate::surge::verdict(&d, |k| labels?.get(k).map(String::as_str), Some(ready_here)) {
             Err(why) => info!(
                 "not restarting the Deployment of a budget-blocked pod",
                 deployment = key,
@@ -1544,6 +1774,11 @@ fn note_gone(t: &Target, surge: &Mutex<SurgeState>) {
             *n -= 1;
         }
     }
+}
+
+/// The wall-clock time of `at`, for logs.
+fn wall(at: Instant) -> String {
+    format_rfc3339(SystemTime::now() + at.saturating_duration_since(Instant::now()))
 }
 
 /// Retry at `next` unless that is past the report time.

@@ -927,6 +927,12 @@ impl<'a> Loop<'a> {
                     critical_priority: self.cfg.critical_priority,
                     pod_selector: self.cfg.pod_selector.clone(),
                     surge_blocked: self.cfg.surge_blocked,
+                    surge_budgeted: self.cfg.surge_budgeted,
+                    since: self
+                        .ledger
+                        .iter()
+                        .find(|e| e.id == order.primary)
+                        .map(|e| e.acted.unwrap_or(e.seen)),
                     on_fate: Some(Box::new(move |t: &drain::Target, f: &Fate| {
                         let (reason, action, what, warning) = match f {
                             Fate::Evicted => ("Evicted", "Evict", "evicted", false),
@@ -1055,6 +1061,9 @@ impl<'a> Loop<'a> {
         let surged = drain::some_names(&report.surged, ",");
         if !surged.is_empty() {
             fields.push(("surged", &surged));
+        }
+        if report.moved > 0 {
+            fields.push(("moved", &report.moved));
         }
         fields.push(("cordoned", &report.cordoned));
         fields.push(("seconds", &seconds));

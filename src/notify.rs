@@ -299,8 +299,14 @@ impl Origin {
         }
         if !report.surged.is_empty() {
             text.push_str(&format!(
-                ". Restarted to surge past a blocking budget: {}",
+                ". Restarted so that replacements start elsewhere first: {}",
                 some_names(&report.surged, ", ")
+            ));
+        }
+        if report.moved > 0 {
+            text.push_str(&format!(
+                ". {} pods moved by their rollouts",
+                report.moved
             ));
         }
         if !report.cordoned {

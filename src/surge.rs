@@ -16,7 +16,9 @@
 //! ReplicaSets), and that Deployment's selector matches the pod. Never for StatefulSets, bare
 //! ReplicaSets or any other owner. RBAC: `deployments` `get` and `patch` in `apps` (README).
 
-use crate::kube::model::{Deployment, IntOrString, Pod};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::kube::model::{Deployment, IntOrString, LabelSelector, Pod};
 use crate::selector;
 
 /// The Deployment name a pod belongs to, from its ReplicaSet and `pod-template-hash` label.
@@ -34,35 +36,19 @@ pub fn deployment_of(pod: &Pod) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// `maxSurge` resolved against `replicas` (percentages round up, as upstream does); the API
-/// default 25 % when unset.
-pub fn resolve_max_surge(v: Option<&IntOrString>, replicas: i64) -> Option<i64> {
-    match v {
-        Some(IntOrString::Int(n)) => Some(*n),
-        Some(IntOrString::Str(s)) => {
-            let p: i64 = s.trim().strip_suffix('%')?.trim().parse().ok()?;
-            Some((p * replicas + 99).div_euclid(100))
-        }
-        None => Some((25 * replicas + 99).div_euclid(100)),
-    }
+/// An int-or-percent resolved against `replicas`, as upstream's fenceposts: percentages round
+/// up (`round_up`, maxSurge) or down (maxUnavailable); unset is the API default 25 %.
+pub fn resolve(v: Option<&IntOrString>, replicas: i64, round_up: bool) -> Option<i64> {
+    let p = match v {
+        Some(IntOrString::Int(n)) => return Some(*n),
+        Some(IntOrString::Str(s)) => s.trim().strip_suffix('%')?.trim().parse().ok()?,
+        None => 25,
+    };
+    Some((p * replicas + if round_up { 99 } else { 0 }).div_euclid(100))
 }
 
-/// Whether the blocked pod's Deployment `d` may be restarted: `Ok(maxSurge)` or why not.
-/// `ready_here` is how many of its Ready pods are on this node and not yet evicted.
-/// `label` looks up the pod's labels.
-pub fn verdict<'a>(
-    d: &Deployment,
-    label: impl Fn(&str) -> Option<&'a str>,
-    ready_here: i64,
-) -> Result<i64, &'static str> {
-    let spec = d.spec.as_ref().ok_or("the Deployment has no spec")?;
-    if spec.paused == Some(true) {
-        return Err("the Deployment is paused");
-    }
-    let sel = spec
-        .selector
-        .as_ref()
-        .ok_or("the Deployment has no selector")?;
+/// A label selector of the API as a [`selector::Selector`] (`None`: an unknown operator).
+fn selector_of(sel: &LabelSelector) -> Option<selector::Selector> {
     let labels: Vec<(&str, &str)> = sel
         .match_labels
         .iter()
@@ -81,8 +67,39 @@ pub fn verdict<'a>(
             )
         })
         .collect();
-    let s = selector::from_label_selector(&labels, &exprs)
-        .ok_or("the Deployment's selector has an unknown operator")?;
+    selector::from_label_selector(&labels, &exprs)
+}
+
+/// Whether a PodDisruptionBudget (read as a [`Deployment`], see the model) selects a pod of its
+/// namespace with these labels. policy/v1: an empty selector selects every pod, none selects
+/// none.
+pub fn budget_selects<'a>(pdb: &Deployment, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+    pdb.spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .and_then(selector_of)
+        .is_some_and(|s| s.matches(label))
+}
+
+/// Whether the pod's Deployment `d` may be restarted: `Ok(maxSurge)` or why not. `label` looks
+/// up the pod's labels. `ready_here`: `Some(n)` for a budget-blocked pod (`SURGE_BLOCKED=true`),
+/// `n` being how many of its Ready pods are on this node and not yet evicted, all of them
+/// needed; `None` for `SURGE_BLOCKED=budgeted`, whose rollout must never go below the desired
+/// Ready count (maxUnavailable 0), wherever its replicas run.
+pub fn verdict<'a>(
+    d: &Deployment,
+    label: impl Fn(&str) -> Option<&'a str>,
+    ready_here: Option<i64>,
+) -> Result<i64, &'static str> {
+    let spec = d.spec.as_ref().ok_or("the Deployment has no spec")?;
+    if spec.paused == Some(true) {
+        return Err("the Deployment is paused");
+    }
+    let sel = spec
+        .selector
+        .as_ref()
+        .ok_or("the Deployment has no selector")?;
+    let s = selector_of(sel).ok_or("the Deployment's selector has an unknown operator")?;
     if s.requirements.is_empty() || !s.matches(label) {
         return Err("the Deployment's selector does not match the pod");
     }
@@ -95,17 +112,20 @@ pub fn verdict<'a>(
         return Err("the Deployment's strategy is not RollingUpdate");
     }
     let replicas = spec.replicas.unwrap_or(1);
-    let surge = resolve_max_surge(
-        strategy
-            .rolling_update
-            .as_ref()
-            .and_then(|r| r.max_surge.as_ref()),
-        replicas,
-    )
-    .ok_or("the Deployment's maxSurge is unreadable")?;
+    let ru = strategy.rolling_update.unwrap_or_default();
+    let surge = resolve(ru.max_surge.as_ref(), replicas, true)
+        .ok_or("the Deployment's maxSurge is unreadable")?;
     if surge <= 0 {
         return Err("the Deployment cannot surge (maxSurge 0)");
     }
+    let Some(ready_here) = ready_here else {
+        let unavailable = resolve(ru.max_unavailable.as_ref(), replicas, false)
+            .ok_or("the Deployment's maxUnavailable is unreadable")?;
+        if unavailable > 0 {
+            return Err("its rollout may go below the desired Ready count (maxUnavailable > 0)");
+        }
+        return Ok(surge);
+    };
     let ready = d
         .status
         .as_ref()
@@ -115,6 +135,27 @@ pub fn verdict<'a>(
         return Err("some of its Ready replicas run on other nodes");
     }
     Ok(surge)
+}
+
+/// The Deployment's pod template was restarted at or after `since` (the drain's start): a
+/// handler restarted mid-drain must not restart it again. Whole seconds, as the stamp is.
+pub fn restarted_since(d: &Deployment, since: SystemTime) -> bool {
+    let stamp = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.annotations.as_ref())
+        .and_then(|a| a.restarted_at.as_deref())
+        .and_then(crate::time::parse_rfc3339);
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    stamp.is_some_and(|t| secs(t) >= secs(since))
+}
+
+/// When the hold of `SURGE_BLOCKED=budgeted` ends at the latest: halfway from the drain's
+/// `start` to `force_at`, so that the pods the rollout did not retire by then still get the
+/// ordinary evictions (and the forced delete) in time. Not later than `force_at`.
+pub fn hold_end(start: Instant, force_at: Instant) -> Instant {
+    start + force_at.saturating_duration_since(start) / 2
 }
 
 #[cfg(test)]
@@ -185,7 +226,7 @@ mod tests {
         ];
         for (v, replicas, want) in cases {
             assert_eq!(
-                resolve_max_surge(v.as_ref(), *replicas),
+                resolve(v.as_ref(), *replicas, true),
                 *want,
                 "{v:?} of {replicas}"
             );
@@ -262,7 +303,7 @@ mod tests {
         ];
         for (spec, ready, here, want) in cases {
             assert_eq!(
-                verdict(&deployment(spec, *ready), |k| p.label(k), *here),
+                verdict(&deployment(spec, *ready), |k| p.label(k), Some(*here)),
                 *want,
                 "{spec}"
             );

@@ -528,3 +528,242 @@ fn surge_never_touches_statefulsets_bare_replicasets_or_deployments_that_cannot_
         );
     }
 }
+
+/// `web` ×3 (API default strategy: maxSurge 25 % → 1, maxUnavailable 25 % → 0) under
+/// `minAvailable: 2`, on the node; replacements Ready `ready_after` after they are created.
+fn budgeted_web(deadline: Duration, ready_after: Option<Duration>) -> Scenario {
+    Scenario::new(NODE)
+        .deployment(
+            "shop",
+            "web",
+            3,
+            Strategy::default(),
+            &[("app", "web")],
+            PodSpec::new("shop", "x").shutdown(Duration::from_millis(300)),
+        )
+        .pdb("shop", "web-pdb", &[("app", "web")], Some(2), None)
+        .replacement_ready_after(ready_after)
+        .notice_after(Duration::from_millis(500), "terminate", deadline)
+}
+
+fn web_pods_on_node(sim: &Sim) -> Vec<String> {
+    let mut v: Vec<String> = sim
+        .deployment_pods("shop", "web")
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == NODE)
+        .map(|p| format!("shop/{}", p["metadata"]["name"].as_str().unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn deployment_patches(sim: &Sim) -> usize {
+    apps_requests(sim)
+        .iter()
+        .filter(|r| r.starts_with("PATCH "))
+        .count()
+}
+
+#[test]
+fn budgeted_surge_moves_a_three_replica_deployment_under_min_available_2_with_zero_deficit() {
+    let sim = Sim::start(budgeted_web(
+        Duration::from_secs(120),
+        Some(Duration::from_secs(2)),
+    ))
+    .unwrap();
+    let old = web_pods_on_node(&sim);
+    assert_eq!(old.len(), 3);
+    let h = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
+    let line = h.wait_for("msg=\"drain finished\"", Duration::from_secs(100));
+    let (notice_at, deadline_at) = sim.aws_notice().unwrap();
+    assert!(Instant::now() < deadline_at, "drained before the deadline");
+    record_requests("surge-budgeted--kindness_budgeted", &sim);
+    assert!(
+        line.contains("surged=shop/web") && line.contains("moved=3") && line.contains("forced=0"),
+        "{line}"
+    );
+    assert!(
+        h.logs().iter().any(|l| l.contains("restarted the Deployment before evicting")
+            && l.contains("deployment=shop/web")),
+        "{}",
+        h.dump()
+    );
+    // Its pods were never evicted nor deleted by us: the rollout retired each one.
+    for p in &old {
+        assert!(first_eviction(&sim, p).is_none(), "{p} was evicted");
+        assert!(gone_at(&sim, p).is_some(), "{p} still on the node");
+    }
+    assert!(!sim.api_requests().iter().any(|r| r.method == "DELETE"));
+    assert_eq!(deployment_patches(&sim), 1);
+    // Each old pod began to stop only once a replacement more was Ready elsewhere.
+    let log = sim.workload_log();
+    for p in &old {
+        let name = p.trim_start_matches("shop/");
+        let stops = log
+            .iter()
+            .find(|e| e.name == name && matches!(e.change, Change::PodTerminating { .. }))
+            .expect("retired");
+        assert!(
+            matches!(
+                stops.change,
+                Change::PodTerminating {
+                    by: "replicaset-controller",
+                    ..
+                }
+            ),
+            "{:?}",
+            stops.change
+        );
+    }
+    let ready_new = |at: Instant| {
+        log.iter()
+            .filter(|e| {
+                e.deployment.as_deref() == Some("web")
+                    && e.node.as_deref() != Some(NODE)
+                    && e.change == Change::PodReady
+                    && e.at <= at
+            })
+            .count()
+    };
+    let mut stops: Vec<Instant> = log
+        .iter()
+        .filter(|e| {
+            e.deployment.as_deref() == Some("web")
+                && e.node.as_deref() == Some(NODE)
+                && matches!(e.change, Change::PodTerminating { .. })
+        })
+        .map(|e| e.at)
+        .collect();
+    stops.sort();
+    for (i, at) in stops.iter().enumerate() {
+        assert!(ready_new(*at) > i, "old pod {i} stopped before its replacement was Ready");
+    }
+    let deficit = sim.availability_deficit("shop", "web", notice_at, Instant::now());
+    assert_eq!(deficit, 0.0, "never below three Ready replicas");
+}
+
+#[test]
+fn budgeted_hold_falls_back_to_evictions_at_half_time_when_the_rollout_never_becomes_ready() {
+    // 60 s: force_at = detection + 10 s (W/6), so the hold ends 5 s after detection.
+    let sim = Sim::start(budgeted_web(Duration::from_secs(60), None)).unwrap();
+    let old = web_pods_on_node(&sim);
+    let h = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
+    let line = h.wait_for("msg=\"drain finished\"", LONG);
+    let (notice_at, deadline_at) = sim.aws_notice().unwrap();
+    assert!(Instant::now() < deadline_at, "drained before the deadline");
+    record_requests("surge-budgeted--kindness_budgeted_fallback", &sim);
+    assert!(line.contains("surged=shop/web") && line.contains("still_present=0"), "{line}");
+    assert!(
+        h.logs().iter().any(|l| l.contains("hold over: evicting the held pods")
+            && l.contains("pods=3")
+            && l.contains("half the time")),
+        "{}",
+        h.dump()
+    );
+    // No eviction while held; each pod was evicted (or deleted at force_at) after the hold.
+    let first = old
+        .iter()
+        .filter_map(|p| first_eviction(&sim, p).map(|(at, _)| at))
+        .min()
+        .expect("the held pods were evicted after the hold");
+    let waited = first.duration_since(notice_at);
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(10),
+        "first eviction {waited:?} after the notice"
+    );
+    for p in &old {
+        assert!(gone_at(&sim, p).is_some(), "{p} still on the node");
+    }
+    // Restarted once; the refused evictions after the hold did not restart it again.
+    assert_eq!(deployment_patches(&sim), 1);
+}
+
+#[test]
+fn budgeted_surge_does_not_hold_a_deployment_whose_rollout_may_go_below_desired() {
+    let quick = Duration::from_millis(300);
+    let sim = Sim::start(
+        Scenario::new(NODE)
+            .deployment(
+                "shop",
+                "api",
+                2,
+                Strategy::rolling_update(1, 1),
+                &[("app", "api")],
+                PodSpec::new("shop", "x").shutdown(quick),
+            )
+            .pdb("shop", "api-pdb", &[("app", "api")], None, Some(2))
+            .notice_after(
+                Duration::from_millis(500),
+                "terminate",
+                Duration::from_secs(60),
+            ),
+    )
+    .unwrap();
+    let pods: Vec<String> = sim
+        .deployment_pods("shop", "api")
+        .iter()
+        .map(|p| format!("shop/{}", p["metadata"]["name"].as_str().unwrap()))
+        .collect();
+    let h = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
+    let line = h.wait_for("msg=\"drain finished\"", LONG);
+    record_requests("surge-budgeted--kindness_budgeted_not_held", &sim);
+    let (notice_at, _) = sim.aws_notice().unwrap();
+    assert!(!line.contains("surged=") && !line.contains("moved="), "{line}");
+    assert!(
+        h.logs().iter().any(|l| l.contains("not holding the pods of a Deployment")
+            && l.contains("deployment=shop/api")
+            && l.contains("maxUnavailable > 0")),
+        "{}",
+        h.dump()
+    );
+    assert_eq!(deployment_patches(&sim), 0);
+    // Evicted at once, as without the setting.
+    for p in &pods {
+        let (at, _) = first_eviction(&sim, p).expect("evicted");
+        assert!(at.duration_since(notice_at) < Duration::from_secs(4), "{p}");
+    }
+}
+
+#[test]
+fn budgeted_surge_restarts_a_deployment_once_across_a_handler_restart_mid_hold() {
+    let sim = Sim::start(budgeted_web(
+        Duration::from_secs(120),
+        Some(Duration::from_secs(3)),
+    ))
+    .unwrap();
+    let old = web_pods_on_node(&sim);
+    let mut first = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
+    first.wait_for("restarted the Deployment before evicting", LONG);
+    assert_eq!(deployment_patches(&sim), 1);
+    first.kill(); // SIGKILL mid-hold: the rollout has not retired every old pod yet
+    assert!(!web_pods_on_node(&sim).is_empty(), "still holding");
+    let second = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
+    let line = second.wait_for("msg=\"drain finished\"", Duration::from_secs(100));
+    let (notice_at, deadline_at) = sim.aws_notice().unwrap();
+    assert!(Instant::now() < deadline_at, "drained before the deadline");
+    record_requests("surge-budgeted--kindness_budgeted_restart", &sim);
+    assert!(
+        second
+            .logs()
+            .iter()
+            .any(|l| l.contains("restarted for this drain already") && l.contains("shop/web")),
+        "{}",
+        second.dump()
+    );
+    assert!(
+        !second
+            .logs()
+            .iter()
+            .any(|l| l.contains("restarted the Deployment before evicting")),
+        "{}",
+        second.dump()
+    );
+    assert_eq!(deployment_patches(&sim), 1, "restarted twice");
+    assert!(line.contains("surged=shop/web") && line.contains("forced=0"), "{line}");
+    for p in &old {
+        assert!(first_eviction(&sim, p).is_none(), "{p} was evicted");
+        assert!(gone_at(&sim, p).is_some(), "{p} still on the node");
+    }
+    let deficit = sim.availability_deficit("shop", "web", notice_at, Instant::now());
+    assert_eq!(deficit, 0.0);
+}

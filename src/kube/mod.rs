@@ -424,6 +424,17 @@ impl Client {
         )
     }
 
+    /// The PodDisruptionBudgets of a namespace, each read for its selector only (see
+    /// [`model::BudgetList`]).
+    pub fn list_budgets(&self, ns: &str, deadline: Option<Instant>) -> Result<Vec<Deployment>, Error> {
+        let list: model::BudgetList = self.get(
+            &|| format!("list poddisruptionbudgets in {ns}"),
+            &format!("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"),
+            deadline,
+        )?;
+        Ok(list.items.unwrap_or_default())
+    }
+
     /// What `kubectl rollout restart` does: a strategic merge patch setting the pod template's
     /// `kubectl.kubernetes.io/restartedAt` annotation to `stamp` (RFC 3339).
     pub fn restart_deployment(
