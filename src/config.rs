@@ -231,9 +231,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         flag: "--surge-blocked",
         env: "SURGE_BLOCKED",
-        value: "true|false|budgeted",
+        value: "MODE",
         default: "false",
-        meaning: "`true`: when a budget allows no eviction and the pod's Deployment can surge with every Ready replica on this node, restart it (as `kubectl rollout restart`) so a replacement starts elsewhere first; evictions and the forced delete go on. `budgeted`: also, at the drain's start, restart each Deployment under a budget whose rollout keeps every replica Ready (maxSurge > 0, maxUnavailable 0) and hold its pods until the rollout retires them, for at most half the time to the forced deletes. RBAC: README",
+        meaning: "`true`: when a budget allows no eviction and the pod's Deployment can surge with every Ready replica here, restart it (`kubectl rollout restart`) so a replacement starts elsewhere first. `budgeted`: also restart each Deployment under a budget that rolls with maxUnavailable 0 at once and hold its pods (at most half the time to the forced deletes) until the rollout moves them. RBAC: README",
     },
     Setting {
         flag: "--uptime-file",
@@ -1799,6 +1799,20 @@ mod tests {
             c.pod_selector.unwrap().to_string(),
             "app=web,tier notin (db)"
         );
+        // SURGE_BLOCKED: the boolean words keep their meaning; `budgeted` is the third value.
+        for (v, want) in [
+            ("true", (true, false)),
+            ("off", (false, false)),
+            ("1", (true, false)),
+            ("budgeted", (true, true)),
+            (" Budgeted ", (true, true)),
+        ] {
+            let c = run(&[], &with(&[("SURGE_BLOCKED", v)])).unwrap();
+            assert_eq!((c.surge_blocked, c.surge_budgeted), want, "{v}");
+        }
+        let c = run(&["--surge-blocked", "budgeted"], &with(&[])).unwrap();
+        assert!(c.surge_blocked && c.surge_budgeted);
+        assert!(!run(&[], &with(&[])).unwrap().surge_budgeted);
         let c = run(&["--pod-selector", "!canary"], &with(&[])).unwrap();
         assert_eq!(c.pod_selector.unwrap().to_string(), "!canary");
         let cases: &[(&[(&str, &str)], &str)] = &[

@@ -827,6 +827,7 @@ impl Drainer<'_> {
                 .collect(),
             failed: HashMap::new(),
         };
+        let mut to_shorten: Vec<&Target> = terminating.iter().collect();
         for (t, fate) in targets.iter().zip(&fates) {
             match fate {
                 Fate::Evicted => report.evicted += 1,
@@ -836,7 +837,7 @@ impl Drainer<'_> {
                     // Retired by its rollout, maybe still stopping: waited for like the rest.
                     report.moved += 1;
                     watch.wait.insert(t.uid.clone(), t.key());
-                    terminating.push(t.clone());
+                    to_shorten.push(t);
                 }
                 Fate::Failed(_) => {
                     report.failed += 1;
@@ -848,7 +849,7 @@ impl Drainer<'_> {
                 watch.wait.insert(t.uid.clone(), t.key());
             }
         }
-        let (left, shortened) = self.wait_gone(watch, terminating, control);
+        let (left, shortened) = self.wait_gone(watch, to_shorten, control);
         report.forced += shortened;
         report.still_present = left.len();
         report.still_present_pods = left;
@@ -896,28 +897,25 @@ impl Drainer<'_> {
             tier_need(critical.iter().copied(), budget.grace_cap),
         );
         for (t, held) in targets.iter().zip(held) {
-            if *held {
-                info!(
-                    "dry run: would hold pod until its Deployment's rollout retires it; if still here then, would evict it",
-                    pod = t.key(),
-                    at = wall(hold_end),
-                    grace_s = budget.grace(t.grace, hold_end)
-                );
+            let (msg, at) = if *held {
+                (
+                    "dry run: would hold pod for its rollout, then evict it if still here",
+                    hold_end,
+                )
             } else if t.critical {
-                info!(
+                (
                     "dry run: would evict critical pod once the others are gone, at the latest",
-                    pod = t.key(),
-                    grace_s = budget.grace(t.grace, latest),
-                    at = wall(latest)
-                );
+                    latest,
+                )
             } else {
-                info!(
-                    "dry run: would evict pod",
-                    pod = t.key(),
-                    grace_s = budget.grace(t.grace, now),
-                    at = wall(now)
-                );
-            }
+                ("dry run: would evict pod", now)
+            };
+            info!(
+                msg,
+                pod = t.key(),
+                grace_s = budget.grace(t.grace, at),
+                at = wall(at)
+            );
             if force {
                 info!(
                     "dry run: if its budget refuses, would delete it directly",
@@ -957,106 +955,83 @@ impl Drainer<'_> {
         if Instant::now() >= end {
             return held;
         }
-        let mut budgets: HashMap<&str, Vec<crate::kube::model::Deployment>> = HashMap::new();
-        let mut judged = HashSet::new();
-        for t in targets {
-            let Some(name) = &t.deployment else {
+        let until = Some(budget.report_at);
+        // The drain's start, not now: a handler restarted mid-drain patches the same value,
+        // which changes nothing (no second rollout).
+        let stamp = format_rfc3339(self.since.unwrap_or_else(SystemTime::now));
+        let hold_until = wall(end);
+        let mut budgets: Vec<(&str, Vec<crate::kube::model::Deployment>)> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            let mine = |u: &Target| u.namespace == t.namespace && u.deployment == t.deployment;
+            let Some(name) = t
+                .deployment
+                .as_deref()
+                .filter(|_| !targets.iter().take(i).any(mine))
+            else {
                 continue;
             };
-            let key = format!("{}/{name}", t.namespace);
-            if !judged.insert(key.clone()) {
-                continue;
-            }
+            let ns = t.namespace.as_str();
+            let key = format!("{ns}/{name}");
             let labels = t.labels.as_ref();
             let label = |k: &str| labels?.get(k).map(String::as_str);
-            let pdbs = budgets.entry(&t.namespace).or_insert_with(|| {
-                self.client
-                    .list_budgets(&t.namespace, Some(budget.report_at))
-                    .unwrap_or_else(|e| {
-                        warn!(
-                            "could not list the PodDisruptionBudgets; no pod of this namespace is held",
-                            namespace = t.namespace,
-                            error = e
-                        );
-                        Vec::new()
-                    })
-            });
-            if !pdbs.iter().any(|p| crate::surge::budget_selects(p, label)) {
+            let fail = |e: crate::kube::Error| {
+                warn!(
+                    "not holding a Deployment's pods; evicting them as usual",
+                    deployment = key,
+                    error = e
+                );
+            };
+            if !budgets.iter().any(|(n, _)| *n == ns) {
+                let list = self.client.list_budgets(ns, until).unwrap_or_else(|e| {
+                    fail(e);
+                    Vec::new()
+                });
+                budgets.push((ns, list));
+            }
+            let selected = |(n, l): &(&str, Vec<_>)| {
+                *n == ns && l.iter().any(|p| crate::surge::budget_selects(p, &label))
+            };
+            if !budgets.iter().any(selected) {
                 continue;
             }
-            let d = match self
-                .client
-                .get_deployment(&t.namespace, name, Some(budget.report_at))
-            {
+            let d = match self.client.get_deployment(ns, name, until) {
                 Ok(d) => d,
                 Err(e) => {
-                    warn!(
-                        "could not read a Deployment under a budget; evicting its pods as usual",
-                        deployment = key,
-                        error = e
-                    );
+                    fail(e);
                     continue;
                 }
             };
-            let max_surge = match crate::surge::verdict(&d, label, None) {
+            let max_surge = match crate::surge::verdict(&d, &label, None) {
                 Ok(n) => n,
                 Err(why) => {
                     info!(
-                        "not holding the pods of a Deployment under a budget; evicting them as usual",
+                        "not holding a Deployment's pods; evicting them as usual",
                         deployment = key,
                         reason = why
                     );
                     continue;
                 }
             };
-            let mine = |u: &Target| u.namespace == t.namespace && u.deployment == t.deployment;
-            let pods = targets.iter().filter(|u| mine(u)).count();
-            if self.dry_run {
-                info!(
-                    "dry run: would restart the Deployment and hold its pods here until its rollout retires them",
-                    deployment = key,
-                    pods = pods,
-                    max_surge = max_surge,
-                    hold_until = wall(end)
-                );
-            } else if self
-                .since
-                .is_some_and(|s| crate::surge::restarted_since(&d, s))
-            {
-                info!(
-                    "the Deployment was restarted for this drain already; holding its pods here until its rollout retires them",
-                    deployment = key,
-                    pods = pods,
-                    hold_until = wall(end)
-                );
-                report.surged.push(key);
+            let msg = if self.dry_run {
+                "dry run: would restart the Deployment and hold its pods"
+            } else if let Err(e) = self.client.restart_deployment(ns, name, &stamp, until) {
+                fail(e);
+                continue;
             } else {
-                let stamp = format_rfc3339(SystemTime::now());
-                if let Err(e) = self.client.restart_deployment(
-                    &t.namespace,
-                    name,
-                    &stamp,
-                    Some(budget.report_at),
-                ) {
-                    warn!(
-                        "restarting a Deployment under a budget failed; evicting its pods as usual",
-                        deployment = key,
-                        error = e
-                    );
-                    continue;
-                }
-                info!(
-                    "restarted the Deployment before evicting: holding its pods here until its rollout retires them",
-                    deployment = key,
-                    pods = pods,
-                    max_surge = max_surge,
-                    hold_until = wall(end),
-                    restarted_at = stamp
-                );
-                report.surged.push(key);
-            }
+                "Deployment restarted for this drain; holding its pods"
+            };
             for (h, u) in held.iter_mut().zip(targets) {
                 *h |= mine(u);
+            }
+            info!(
+                msg,
+                deployment = key,
+                pods = targets.iter().filter(|u| mine(u)).count(),
+                max_surge = max_surge,
+                until = hold_until
+            );
+            if !self.dry_run {
+                report.surged.push(key);
             }
         }
         held
@@ -1212,59 +1187,6 @@ impl Drainer<'_> {
                     wake.notify_all();
                 });
             }
-            if held.contains(&true) {
-                let (queue, wake) = (&queue, &wake);
-                // The hold: one LIST per second; a held pod gone (or stopping) was retired by
-                // its rollout; at the hold's end the others go to the workers.
-                crate::worker::spawn_scoped(s, move || loop {
-                    let budget = control.budget();
-                    let end = crate::surge::hold_end(start, budget.force_at);
-                    let present = self
-                        .client
-                        .list_pods_on_node(&self.node, Some(budget.report_at))
-                        .map_err(|e| warn!("listing pods failed while holding pods; retrying", error = e))
-                        .ok();
-                    let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                    let Queue { pending, fates, .. } = &mut *q;
-                    if let Some(pods) = &present {
-                        pending.retain(|task| {
-                            let t = &targets[task.idx];
-                            let here = pods.iter().any(|p| p.uid() == t.uid && !p.is_terminating());
-                            if !task.held || here {
-                                return true;
-                            }
-                            info!("held pod retired by its Deployment's rollout", pod = t.key());
-                            note_gone(t, surge);
-                            fates[task.idx] = Some(Fate::Moved);
-                            false
-                        });
-                    }
-                    let now = Instant::now();
-                    let left = pending.iter().filter(|t| t.held).count();
-                    let stopped = control.is_cancelled();
-                    if left > 0 && (now >= end || stopped) {
-                        for t in pending.iter_mut().filter(|t| t.held) {
-                            t.held = false;
-                            t.due = now;
-                        }
-                        warn!(
-                            "hold over: evicting the held pods their rollouts have not retired",
-                            pods = left,
-                            reason = if stopped {
-                                "drain stopped"
-                            } else {
-                                "half the time to the forced deletes has passed"
-                            }
-                        );
-                    }
-                    drop(q);
-                    wake.notify_all();
-                    if left == 0 || now >= end || stopped {
-                        return;
-                    }
-                    sleep_until(now + WAIT_POLL_INTERVAL, end);
-                });
-            }
             for _ in 0..workers {
                 crate::worker::spawn_scoped(s, || {
                     let mut q = lock();
@@ -1339,6 +1261,56 @@ impl Drainer<'_> {
                         wake.notify_all();
                     }
                 });
+            }
+            // The hold, on this thread: one LIST per second; a held pod gone (or stopping) was
+            // retired by its rollout; at the hold's end the others go to the workers.
+            let mut holding = held.contains(&true);
+            while holding {
+                let budget = control.budget();
+                let end = crate::surge::hold_end(start, budget.force_at);
+                let present = self
+                    .client
+                    .list_pods_on_node(&self.node, Some(budget.report_at))
+                    .map_err(|e| warn!("listing pods failed while waiting; retrying", error = e))
+                    .ok();
+                let mut q = lock();
+                let Queue { pending, fates, .. } = &mut *q;
+                if let Some(pods) = &present {
+                    pending.retain(|task| {
+                        let t = &targets[task.idx];
+                        let here = pods.iter().any(|p| p.uid() == t.uid && !p.is_terminating());
+                        if !task.held || here {
+                            return true;
+                        }
+                        info!("pod moved by its rollout", pod = t.key());
+                        fates[task.idx] = Some(Fate::Moved);
+                        false
+                    });
+                }
+                let now = Instant::now();
+                let left = pending.iter().filter(|t| t.held).count();
+                let stopped = control.is_cancelled();
+                if left > 0 && (now >= end || stopped) {
+                    for t in pending.iter_mut().filter(|t| t.held) {
+                        t.held = false;
+                        t.due = now;
+                    }
+                    warn!(
+                        "hold over: evicting the held pods still here",
+                        pods = left,
+                        reason = if stopped {
+                            "drain stopped"
+                        } else {
+                            "halfway to the forced deletes"
+                        }
+                    );
+                }
+                drop(q);
+                wake.notify_all();
+                holding = left > 0 && now < end && !stopped;
+                if holding {
+                    sleep_until(now + WAIT_POLL_INTERVAL, end);
+                }
             }
         });
         let fates = queue.into_inner().unwrap_or_else(|p| p.into_inner()).fates;
@@ -1593,7 +1565,11 @@ impl Drainer<'_> {
             }
         };
         let labels = t.labels.as_ref();
-        match crate::surge::verdict(&d, |k| labels?.get(k).map(String::as_str), Some(ready_here)) {
+        match crate::surge::verdict(
+            &d,
+            &|k| labels?.get(k).map(String::as_str),
+            Some(ready_here),
+        ) {
             Err(why) => info!(
                 "not restarting the Deployment of a budget-blocked pod",
                 deployment = key,
@@ -1636,11 +1612,10 @@ impl Drainer<'_> {
     fn wait_gone(
         &self,
         mut watch: Watch,
-        terminating: Vec<Target>,
+        mut to_shorten: Vec<&Target>,
         control: &Control,
     ) -> (Vec<String>, usize) {
         let total = watch.wait.len();
-        let mut to_shorten = terminating;
         let mut shortened = 0;
         while !watch.wait.is_empty() && !control.is_cancelled() {
             let now = Instant::now();

@@ -299,15 +299,12 @@ impl Origin {
         }
         if !report.surged.is_empty() {
             text.push_str(&format!(
-                ". Restarted so that replacements start elsewhere first: {}",
+                ". Restarted to surge replacements first: {}",
                 some_names(&report.surged, ", ")
             ));
         }
         if report.moved > 0 {
-            text.push_str(&format!(
-                ". {} pods moved by their rollouts",
-                report.moved
-            ));
+            text.push_str(&format!(". {} pods moved by their rollouts", report.moved));
         }
         if !report.cordoned {
             text.push_str(". The node could not be cordoned");

@@ -16,7 +16,7 @@
 //! ReplicaSets), and that Deployment's selector matches the pod. Never for StatefulSets, bare
 //! ReplicaSets or any other owner. RBAC: `deployments` `get` and `patch` in `apps` (README).
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::kube::model::{Deployment, IntOrString, LabelSelector, Pod};
 use crate::selector;
@@ -73,7 +73,7 @@ fn selector_of(sel: &LabelSelector) -> Option<selector::Selector> {
 /// Whether a PodDisruptionBudget (read as a [`Deployment`], see the model) selects a pod of its
 /// namespace with these labels. policy/v1: an empty selector selects every pod, none selects
 /// none.
-pub fn budget_selects<'a>(pdb: &Deployment, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+pub fn budget_selects<'a>(pdb: &Deployment, label: &dyn Fn(&str) -> Option<&'a str>) -> bool {
     pdb.spec
         .as_ref()
         .and_then(|s| s.selector.as_ref())
@@ -88,7 +88,7 @@ pub fn budget_selects<'a>(pdb: &Deployment, label: impl Fn(&str) -> Option<&'a s
 /// Ready count (maxUnavailable 0), wherever its replicas run.
 pub fn verdict<'a>(
     d: &Deployment,
-    label: impl Fn(&str) -> Option<&'a str>,
+    label: &dyn Fn(&str) -> Option<&'a str>,
     ready_here: Option<i64>,
 ) -> Result<i64, &'static str> {
     let spec = d.spec.as_ref().ok_or("the Deployment has no spec")?;
@@ -103,26 +103,29 @@ pub fn verdict<'a>(
     if s.requirements.is_empty() || !s.matches(label) {
         return Err("the Deployment's selector does not match the pod");
     }
-    let strategy = spec.strategy.clone().unwrap_or_default();
+    let strategy = spec.strategy.as_ref();
     if strategy
-        .kind
-        .as_deref()
+        .and_then(|s| s.kind.as_deref())
         .is_some_and(|k| k != "RollingUpdate")
     {
         return Err("the Deployment's strategy is not RollingUpdate");
     }
     let replicas = spec.replicas.unwrap_or(1);
-    let ru = strategy.rolling_update.unwrap_or_default();
-    let surge = resolve(ru.max_surge.as_ref(), replicas, true)
-        .ok_or("the Deployment's maxSurge is unreadable")?;
+    let ru = strategy.and_then(|s| s.rolling_update.as_ref());
+    let ru = (
+        ru.and_then(|r| r.max_surge.as_ref()),
+        ru.and_then(|r| r.max_unavailable.as_ref()),
+    );
+    let surge =
+        resolve(ru.0, replicas, true).ok_or("the Deployment's rollingUpdate is unreadable")?;
     if surge <= 0 {
         return Err("the Deployment cannot surge (maxSurge 0)");
     }
     let Some(ready_here) = ready_here else {
-        let unavailable = resolve(ru.max_unavailable.as_ref(), replicas, false)
-            .ok_or("the Deployment's maxUnavailable is unreadable")?;
+        let unavailable =
+            resolve(ru.1, replicas, false).ok_or("the Deployment's rollingUpdate is unreadable")?;
         if unavailable > 0 {
-            return Err("its rollout may go below the desired Ready count (maxUnavailable > 0)");
+            return Err("its maxUnavailable is above 0");
         }
         return Ok(surge);
     };
@@ -137,20 +140,6 @@ pub fn verdict<'a>(
     Ok(surge)
 }
 
-/// The Deployment's pod template was restarted at or after `since` (the drain's start): a
-/// handler restarted mid-drain must not restart it again. Whole seconds, as the stamp is.
-pub fn restarted_since(d: &Deployment, since: SystemTime) -> bool {
-    let stamp = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.as_ref())
-        .and_then(|t| t.metadata.annotations.as_ref())
-        .and_then(|a| a.restarted_at.as_deref())
-        .and_then(crate::time::parse_rfc3339);
-    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    stamp.is_some_and(|t| secs(t) >= secs(since))
-}
-
 /// When the hold of `SURGE_BLOCKED=budgeted` ends at the latest: halfway from the drain's
 /// `start` to `force_at`, so that the pods the rollout did not retire by then still get the
 /// ordinary evictions (and the forced delete) in time. Not later than `force_at`.
@@ -162,6 +151,7 @@ pub fn hold_end(start: Instant, force_at: Instant) -> Instant {
 mod tests {
     use super::*;
     use crate::json::parse;
+    use std::time::Duration;
 
     fn pod(rs: &str, hash: &str, app: &str, kind: &str) -> Pod {
         parse(
@@ -205,6 +195,133 @@ mod tests {
         );
         assert_eq!(deployment_of(&pod("web-", "", "web", "ReplicaSet")), None);
         assert_eq!(deployment_of(&pod("-7d", "7d", "web", "ReplicaSet")), None);
+    }
+
+    #[test]
+    fn max_unavailable_rounds_down_like_upstream() {
+        let s = |t: &str| Some(IntOrString::Str(t.to_string()));
+        // (value, replicas, maxUnavailable): the API default 25 % is 0 below 4 replicas.
+        let cases: &[(Option<IntOrString>, i64, Option<i64>)] = &[
+            (None, 1, Some(0)),
+            (None, 3, Some(0)),
+            (None, 4, Some(1)),
+            (None, 7, Some(1)),
+            (s("50%"), 3, Some(1)),
+            (s("33%"), 2, Some(0)),
+            (Some(IntOrString::Int(1)), 1, Some(1)),
+            (s("x%"), 1, None),
+        ];
+        for (v, replicas, want) in cases {
+            assert_eq!(
+                resolve(v.as_ref(), *replicas, false),
+                *want,
+                "{v:?} of {replicas}"
+            );
+        }
+    }
+
+    #[test]
+    fn budgeted_verdict_table() {
+        let p = pod("web-7d4b9c", "7d4b9c", "web", "ReplicaSet");
+        let sel = r#""selector":{"matchLabels":{"app":"web"}}"#;
+        let ru = |n: i64, surge: &str, unavailable: &str| {
+            format!(
+                r#"{{"replicas":{n},{sel},"strategy":{{"type":"RollingUpdate","rollingUpdate":{{"maxSurge":{surge},"maxUnavailable":{unavailable}}}}}}}"#
+            )
+        };
+        let cases: &[(String, Result<i64, &str>)] = &[
+            // The API defaults (25 %/25 %): maxUnavailable rounds down to 0 below 4 replicas.
+            (format!(r#"{{"replicas":3,{sel}}}"#), Ok(1)),
+            (format!(r#"{{"replicas":2,{sel}}}"#), Ok(1)),
+            (
+                format!(r#"{{"replicas":4,{sel}}}"#),
+                Err("its maxUnavailable is above 0"),
+            ),
+            (ru(3, "1", "0"), Ok(1)),
+            (ru(10, r#""20%""#, r#""9%""#), Ok(2)),
+            (ru(2, "1", "1"), Err("its maxUnavailable is above 0")),
+            (
+                ru(3, "0", "1"),
+                Err("the Deployment cannot surge (maxSurge 0)"),
+            ),
+            (
+                ru(3, "1", r#""x""#),
+                Err("the Deployment's rollingUpdate is unreadable"),
+            ),
+            // Replicas elsewhere do not matter here (readyReplicas 9 of 3 on this node).
+            (
+                format!(r#"{{"replicas":3,{sel},"paused":true}}"#),
+                Err("the Deployment is paused"),
+            ),
+            (
+                format!(r#"{{"replicas":3,{sel},"strategy":{{"type":"Recreate"}}}}"#),
+                Err("the Deployment's strategy is not RollingUpdate"),
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(
+                verdict(&deployment(spec, 9), &|k| p.label(k), None),
+                *want,
+                "{spec}"
+            );
+        }
+    }
+
+    #[test]
+    fn budgets_select_like_policy_v1() {
+        let p = pod("web-7d4b9c", "7d4b9c", "web", "ReplicaSet");
+        let pdb = |spec: &str| -> Deployment {
+            parse(format!(r#"{{"metadata":{{"name":"b"}},"spec":{spec}}}"#).as_bytes()).unwrap()
+        };
+        let cases = [
+            (
+                r#"{"minAvailable":2,"selector":{"matchLabels":{"app":"web"}}}"#,
+                true,
+            ),
+            (
+                r#"{"maxUnavailable":1,"selector":{"matchLabels":{"app":"api"}}}"#,
+                false,
+            ),
+            (
+                r#"{"selector":{"matchExpressions":[{"key":"app","operator":"In","values":["web","api"]}]}}"#,
+                true,
+            ),
+            // An empty selector selects every pod of the namespace; none selects none.
+            (r#"{"minAvailable":1,"selector":{}}"#, true),
+            (r#"{"minAvailable":1}"#, false),
+            (
+                r#"{"selector":{"matchExpressions":[{"key":"app","operator":"Near"}]}}"#,
+                false,
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(budget_selects(&pdb(spec), &|k| p.label(k)), want, "{spec}");
+        }
+        // A PodDisruptionBudgetList reads through the same struct.
+        let list: Deployment = parse(br#"{"kind":"PodDisruptionBudgetList","apiVersion":"policy/v1","metadata":{"resourceVersion":"7"},
+            "items":[{"metadata":{"name":"web-pdb","namespace":"shop"},"spec":{"minAvailable":2,"selector":{"matchLabels":{"app":"web"}}},
+              "status":{"currentHealthy":3,"desiredHealthy":2,"disruptionsAllowed":1,"expectedPods":3}}]}"#).unwrap();
+        let items = list.items.unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(budget_selects(&items[0], &|k| p.label(k)));
+    }
+
+    #[test]
+    fn the_hold_ends_halfway_to_force_at() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // (force_at after start, hold end after start): AWS 120 s (force at 100 s), GCP 30 s
+        // (5 s), an emergency (force at once: no hold), a start after force_at (no hold).
+        let cases = [
+            (s(100), s(50)),
+            (s(5), Duration::from_millis(2500)),
+            (s(0), s(0)),
+            (s(61), Duration::from_millis(30_500)),
+        ];
+        for (force, want) in cases {
+            assert_eq!(hold_end(t0, t0 + force), t0 + want, "{force:?}");
+        }
+        assert_eq!(hold_end(t0 + s(10), t0 + s(4)), t0 + s(10));
     }
 
     #[test]
@@ -303,7 +420,7 @@ mod tests {
         ];
         for (spec, ready, here, want) in cases {
             assert_eq!(
-                verdict(&deployment(spec, *ready), |k| p.label(k), Some(*here)),
+                verdict(&deployment(spec, *ready), &|k| p.label(k), Some(*here)),
                 *want,
                 "{spec}"
             );

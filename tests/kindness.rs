@@ -583,8 +583,10 @@ fn budgeted_surge_moves_a_three_replica_deployment_under_min_available_2_with_ze
         "{line}"
     );
     assert!(
-        h.logs().iter().any(|l| l.contains("restarted the Deployment before evicting")
-            && l.contains("deployment=shop/web")),
+        h.logs()
+            .iter()
+            .any(|l| l.contains("Deployment restarted for this drain")
+                && l.contains("deployment=shop/web")),
         "{}",
         h.dump()
     );
@@ -636,7 +638,10 @@ fn budgeted_surge_moves_a_three_replica_deployment_under_min_available_2_with_ze
         .collect();
     stops.sort();
     for (i, at) in stops.iter().enumerate() {
-        assert!(ready_new(*at) > i, "old pod {i} stopped before its replacement was Ready");
+        assert!(
+            ready_new(*at) > i,
+            "old pod {i} stopped before its replacement was Ready"
+        );
     }
     let deficit = sim.availability_deficit("shop", "web", notice_at, Instant::now());
     assert_eq!(deficit, 0.0, "never below three Ready replicas");
@@ -652,11 +657,16 @@ fn budgeted_hold_falls_back_to_evictions_at_half_time_when_the_rollout_never_bec
     let (notice_at, deadline_at) = sim.aws_notice().unwrap();
     assert!(Instant::now() < deadline_at, "drained before the deadline");
     record_requests("surge-budgeted--kindness_budgeted_fallback", &sim);
-    assert!(line.contains("surged=shop/web") && line.contains("still_present=0"), "{line}");
     assert!(
-        h.logs().iter().any(|l| l.contains("hold over: evicting the held pods")
-            && l.contains("pods=3")
-            && l.contains("half the time")),
+        line.contains("surged=shop/web") && line.contains("still_present=0"),
+        "{line}"
+    );
+    assert!(
+        h.logs()
+            .iter()
+            .any(|l| l.contains("hold over: evicting the held pods")
+                && l.contains("pods=3")
+                && l.contains("halfway to the forced deletes")),
         "{}",
         h.dump()
     );
@@ -708,11 +718,16 @@ fn budgeted_surge_does_not_hold_a_deployment_whose_rollout_may_go_below_desired(
     let line = h.wait_for("msg=\"drain finished\"", LONG);
     record_requests("surge-budgeted--kindness_budgeted_not_held", &sim);
     let (notice_at, _) = sim.aws_notice().unwrap();
-    assert!(!line.contains("surged=") && !line.contains("moved="), "{line}");
     assert!(
-        h.logs().iter().any(|l| l.contains("not holding the pods of a Deployment")
-            && l.contains("deployment=shop/api")
-            && l.contains("maxUnavailable > 0")),
+        !line.contains("surged=") && !line.contains("moved="),
+        "{line}"
+    );
+    assert!(
+        h.logs()
+            .iter()
+            .any(|l| l.contains("not holding a Deployment's pods")
+                && l.contains("deployment=shop/api")
+                && l.contains("maxUnavailable is above 0")),
         "{}",
         h.dump()
     );
@@ -732,9 +747,13 @@ fn budgeted_surge_restarts_a_deployment_once_across_a_handler_restart_mid_hold()
     ))
     .unwrap();
     let old = web_pods_on_node(&sim);
+    let generation =
+        |sim: &Sim| sim.deployment("shop", "web").unwrap()["metadata"]["generation"].clone();
+    let before = generation(&sim);
     let mut first = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
-    first.wait_for("restarted the Deployment before evicting", LONG);
-    assert_eq!(deployment_patches(&sim), 1);
+    first.wait_for("Deployment restarted for this drain", LONG);
+    let restarted = generation(&sim);
+    assert_ne!(restarted, before, "the first handler restarted it");
     first.kill(); // SIGKILL mid-hold: the rollout has not retired every old pod yet
     assert!(!web_pods_on_node(&sim).is_empty(), "still holding");
     let second = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
@@ -746,20 +765,28 @@ fn budgeted_surge_restarts_a_deployment_once_across_a_handler_restart_mid_hold()
         second
             .logs()
             .iter()
-            .any(|l| l.contains("restarted for this drain already") && l.contains("shop/web")),
+            .any(|l| l.contains("resuming the drain")),
         "{}",
         second.dump()
     );
+    // The second handler's patch carries the first one's stamp (the drain's start): it changes
+    // nothing, so there is one rollout, not two.
+    let patches: Vec<String> = sim
+        .api_requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/deployments/"))
+        .map(|r| r.body)
+        .collect();
     assert!(
-        !second
-            .logs()
-            .iter()
-            .any(|l| l.contains("restarted the Deployment before evicting")),
-        "{}",
-        second.dump()
+        !patches.is_empty() && patches.iter().all(|b| *b == patches[0]),
+        "{patches:?}"
     );
-    assert_eq!(deployment_patches(&sim), 1, "restarted twice");
-    assert!(line.contains("surged=shop/web") && line.contains("forced=0"), "{line}");
+    assert_eq!(generation(&sim), restarted, "restarted twice");
+    assert_eq!(sim.replicasets_of("shop", "web").len(), 2, "one rollout");
+    assert!(
+        line.contains("surged=shop/web") && line.contains("forced=0"),
+        "{line}"
+    );
     for p in &old {
         assert!(first_eviction(&sim, p).is_none(), "{p} was evicted");
         assert!(gone_at(&sim, p).is_some(), "{p} still on the node");

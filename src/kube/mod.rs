@@ -425,9 +425,13 @@ impl Client {
     }
 
     /// The PodDisruptionBudgets of a namespace, each read for its selector only (see
-    /// [`model::BudgetList`]).
-    pub fn list_budgets(&self, ns: &str, deadline: Option<Instant>) -> Result<Vec<Deployment>, Error> {
-        let list: model::BudgetList = self.get(
+    /// [`Deployment`]).
+    pub fn list_budgets(
+        &self,
+        ns: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Deployment>, Error> {
+        let list: Deployment = self.get(
             &|| format!("list poddisruptionbudgets in {ns}"),
             &format!("/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"),
             deadline,

@@ -19,16 +19,10 @@ pub struct OwnerReference {
 pub struct PodAnnotations {
     #[nserde(rename = "kubernetes.io/config.mirror")]
     pub mirror: Option<String>,
-    /// On a Deployment's pod template: when `kubectl rollout restart` (or `SURGE_BLOCKED`)
-    /// last restarted it.
-    #[nserde(rename = "kubectl.kubernetes.io/restartedAt")]
-    pub restarted_at: Option<String>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct PodMeta {
-    /// Empty in a Deployment's pod template.
-    #[nserde(default)]
     pub name: String,
     pub namespace: Option<String>,
     pub uid: Option<String>,
@@ -211,8 +205,6 @@ pub struct DeploymentSpec {
     pub selector: Option<LabelSelector>,
     pub strategy: Option<DeploymentStrategy>,
     pub paused: Option<bool>,
-    /// The pod template (read for its `restartedAt` annotation).
-    pub template: Option<Pod>,
 }
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
@@ -223,22 +215,21 @@ pub struct DeploymentStatus {
 
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct ObjectMeta {
+    /// Empty in a list's metadata.
+    #[nserde(default)]
     pub name: String,
 }
 
-/// The parts of an apps/v1 Deployment `SURGE_BLOCKED` looks at. A PodDisruptionBudget is read
-/// through it too: its `spec.selector` is the only field of a PDB we need, and a Deployment's
-/// `spec` has one of the same shape (the PDB's other fields are skipped).
+/// The parts of an apps/v1 Deployment `SURGE_BLOCKED` looks at. A PodDisruptionBudgetList is
+/// read through it too (one decoder for both, which keeps the binary small): the list's
+/// `items` are PDBs, whose `spec.selector` (the only field of a PDB we need) has the shape of a
+/// Deployment's; their other fields are skipped.
 #[derive(DeJson, Debug, Clone, Default, PartialEq)]
 pub struct Deployment {
     pub metadata: ObjectMeta,
     pub spec: Option<DeploymentSpec>,
     pub status: Option<DeploymentStatus>,
-}
-
-/// A list of PodDisruptionBudgets, each read as a [`Deployment`] (its selector only).
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct BudgetList {
+    /// Only in a PodDisruptionBudgetList: the PDBs.
     pub items: Option<Vec<Deployment>>,
 }
 

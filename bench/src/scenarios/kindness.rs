@@ -318,15 +318,20 @@ struct AvailRun {
     forced: usize,
 }
 
-fn ours(ctx: &Ctx, surge: bool) -> Result<AvailRun, String> {
+/// The sides of the availability row: ours with each `SURGE_BLOCKED`, then kubectl.
+const SIDES: [(&str, &str); 3] = [
+    ("false", "ours (default)"),
+    ("true", "ours, SURGE_BLOCKED=true"),
+    ("budgeted", "ours, SURGE_BLOCKED=budgeted"),
+];
+const KUBECTL: &str = "`kubectl drain`";
+
+fn ours(ctx: &Ctx, (surge, who): (&'static str, &'static str)) -> Result<AvailRun, String> {
     let sim = Sim::start(availability_scenario(ctx)).map_err(|e| e.to_string())?;
     let mut h = Handler::start(
         &ctx.bin,
         &sim,
-        &[
-            ("POLL_INTERVAL", "200ms"),
-            ("SURGE_BLOCKED", if surge { "true" } else { "false" }),
-        ],
+        &[("POLL_INTERVAL", "200ms"), ("SURGE_BLOCKED", surge)],
     )?;
     let notice = notice_at_random_moment(&sim, POLL, DEADLINE_IN)?;
     let (rows, reclaimed) = through_reclaim(&sim, notice.at, notice.deadline_at)?;
@@ -340,11 +345,7 @@ fn ours(ctx: &Ctx, surge: bool) -> Result<AvailRun, String> {
         .filter(|r| r.method == "DELETE" && r.path.contains("/pods/"))
         .count();
     Ok(AvailRun {
-        who: if surge {
-            "ours, SURGE_BLOCKED=true"
-        } else {
-            "ours (default)"
-        },
+        who,
         rows,
         reclaimed,
         forced,
@@ -394,7 +395,7 @@ fn kubectl(ctx: &Ctx) -> Result<AvailRun, String> {
     let _ = std::fs::remove_dir_all(&dir);
     let (rows, reclaimed) = out?;
     Ok(AvailRun {
-        who: "`kubectl drain`",
+        who: KUBECTL,
         rows,
         reclaimed,
         forced: 0,
@@ -404,11 +405,10 @@ fn kubectl(ctx: &Ctx) -> Result<AvailRun, String> {
 pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
     let mut runs: Vec<AvailRun> = Vec::new();
     for i in 0..ctx.long_reps {
-        for which in 0..3 {
-            let r = match which {
-                0 => ours(ctx, false)?,
-                1 => ours(ctx, true)?,
-                _ => kubectl(ctx)?,
+        for which in 0..=SIDES.len() {
+            let r = match SIDES.get(which) {
+                Some(side) => ours(ctx, *side)?,
+                None => kubectl(ctx)?,
             };
             progress(
                 "availability",
@@ -439,11 +439,7 @@ pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
         READY_AFTER.as_secs(),
         ctx.latency_text()
     ));
-    let whos = [
-        "ours (default)",
-        "ours, SURGE_BLOCKED=true",
-        "`kubectl drain`",
-    ];
+    let whos = [SIDES[0].1, SIDES[1].1, SIDES[2].1, KUBECTL];
     let mut headers: Vec<String> = vec!["Drain".into()];
     for (d, n, pdb) in DEPLOYMENTS {
         headers.push(format!(
@@ -500,12 +496,12 @@ pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
         .filter(|(_, n, p)| *n >= 2 && p.is_some())
         .map(|(d, _, _)| *d)
         .collect();
-    let zero_multi = multi_pdb
-        .iter()
-        .all(|d| of("ours, SURGE_BLOCKED=true", d) == 0.0);
+    let budgeted = SIDES[2].1;
+    let zero_multi = multi_pdb.iter().all(|d| of(budgeted, d) == 0.0);
     let never_worse = DEPLOYMENTS.iter().all(|(d, _, _)| {
-        of("ours, SURGE_BLOCKED=true", d) <= of("`kubectl drain`", d) + 0.05
-            && of("ours (default)", d) <= of("`kubectl drain`", d) + 0.05
+        SIDES
+            .iter()
+            .all(|(_, who)| of(who, d) <= of(KUBECTL, d) + 0.05)
     });
     let targets = vec![
         TargetRow {
@@ -514,10 +510,11 @@ pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
                 .iter()
                 .map(|d| {
                     format!(
-                        "{d}: {} (default), {} (SURGE_BLOCKED), {} (kubectl)",
-                        fmt(of("ours (default)", d), 1),
-                        fmt(of("ours, SURGE_BLOCKED=true", d), 1),
-                        fmt(of("`kubectl drain`", d), 1)
+                        "{d}: {} (default), {} (SURGE_BLOCKED=true), {} (budgeted), {} (kubectl)",
+                        fmt(of(SIDES[0].1, d), 1),
+                        fmt(of(SIDES[1].1, d), 1),
+                        fmt(of(budgeted, d), 1),
+                        fmt(of(KUBECTL, d), 1)
                     )
                 })
                 .collect::<Vec<_>>()
@@ -528,10 +525,11 @@ pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
         TargetRow {
             target: "(goal) never worse than kubectl drain for any Deployment".into(),
             measured: format!(
-                "solo ×1 under minAvailable 1: {} (default), {} (SURGE_BLOCKED), {} (kubectl) replica-s",
-                fmt(of("ours (default)", "solo"), 1),
-                fmt(of("ours, SURGE_BLOCKED=true", "solo"), 1),
-                fmt(of("`kubectl drain`", "solo"), 1)
+                "solo ×1 under minAvailable 1: {} (default), {} (SURGE_BLOCKED=true), {} (budgeted), {} (kubectl) replica-s",
+                fmt(of(SIDES[0].1, "solo"), 1),
+                fmt(of(SIDES[1].1, "solo"), 1),
+                fmt(of(budgeted, "solo"), 1),
+                fmt(of(KUBECTL, "solo"), 1)
             ),
             met: Some(never_worse),
             reproduce: ctx.reproduce("availability"),
