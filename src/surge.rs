@@ -11,6 +11,15 @@
 //! new one is Ready, within its own rules. Evictions keep being retried as before, and the
 //! forced delete at `force_at` stays the last resort.
 //!
+//! `SURGE_BLOCKED=budgeted` (all of the above, and): an eviction a budget allows still stops a
+//! Ready pod before its replacement is Ready. So at the drain's start, each Deployment with pods
+//! to drain here that a PodDisruptionBudget selects ([`budget_selects`]) and whose rollout never
+//! goes below its desired Ready count ([`verdict`] with `None`: RollingUpdate, not paused,
+//! maxSurge > 0, maxUnavailable 0) is restarted, and its pods here are held (not evicted) until
+//! the rollout deletes them, at the latest until [`hold_end`]. The stamp is the drain's start (the
+//! notice record's `acted`), so a handler restarted mid-drain sends the very same patch, which
+//! changes nothing: one rollout. RBAC: also `poddisruptionbudgets` `list` in `policy`.
+//!
 //! The Deployment: the pod's controller is an apps ReplicaSet named `<deployment>-<hash>`,
 //! `hash` being the pod's `pod-template-hash` label (how the deployment controller names its
 //! ReplicaSets), and that Deployment's selector matches the pod. Never for StatefulSets, bare

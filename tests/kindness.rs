@@ -794,3 +794,39 @@ fn budgeted_surge_restarts_a_deployment_once_across_a_handler_restart_mid_hold()
     let deficit = sim.availability_deficit("shop", "web", notice_at, Instant::now());
     assert_eq!(deficit, 0.0);
 }
+
+#[test]
+fn budgeted_surge_in_dry_run_describes_the_restart_and_the_hold_and_writes_nothing() {
+    let sim = Sim::start(budgeted_web(
+        Duration::from_secs(120),
+        Some(Duration::from_secs(2)),
+    ))
+    .unwrap();
+    let old = web_pods_on_node(&sim);
+    let h = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted"), ("DRY_RUN", "true")]);
+    let line = h.wait_for("dry run: drain planned", LONG);
+    record_requests("surge-budgeted--kindness_budgeted_dry_run", &sim);
+    assert!(!line.contains("surged="), "{line}");
+    assert!(
+        h.logs().iter().any(|l| l
+            .contains("dry run: would restart the Deployment and hold its pods")
+            && l.contains("deployment=shop/web")
+            && l.contains("pods=3")
+            && l.contains("until=")),
+        "{}",
+        h.dump()
+    );
+    for p in &old {
+        assert!(
+            h.logs()
+                .iter()
+                .any(|l| l.contains("dry run: would hold pod for its rollout")
+                    && l.contains(&format!("pod={p} "))),
+            "{p}: {}",
+            h.dump()
+        );
+    }
+    assert_eq!(deployment_patches(&sim), 0);
+    assert!(evictions(&sim).is_empty());
+    assert_eq!(web_pods_on_node(&sim), old);
+}

@@ -390,6 +390,14 @@ def check_variants() -> list[tuple[str, dict]]:
        "variant: surgeBlocked: true adds deployments get/patch (apps), nothing else")
     env = lib.container_env(lib.find(lib.rendered_objects(lib.render({"surgeBlocked": True})), "DaemonSet")[0])
     ok(env.get("SURGE_BLOCKED") == "true", "variant: surgeBlocked: true sets SURGE_BLOCKED=true", f"got {env!r}")
+    pdbs = {("policy", "poddisruptionbudgets", "list")}
+    ok(rules({"surgeBlocked": "budgeted"}) == full_rules | surge | pdbs,
+       "variant: surgeBlocked: budgeted adds deployments get/patch (apps) and poddisruptionbudgets list (policy), nothing else")
+    env = lib.container_env(lib.find(lib.rendered_objects(lib.render({"surgeBlocked": "budgeted"})), "DaemonSet")[0])
+    ok(env.get("SURGE_BLOCKED") == "budgeted", "variant: surgeBlocked: budgeted sets SURGE_BLOCKED=budgeted", f"got {env!r}")
+    n = lib.notes(lib.render({"surgeBlocked": "budgeted", "rbac": {"create": False}}))
+    ok("poddisruptionbudgets list (policy)" in n and "deployments get/patch" in n,
+       "variant: NOTES.txt lists the rules surgeBlocked: budgeted needs")
     env = lib.container_env(lib.find(lib.rendered_objects(lib.render({"criticalPriority": "1000"})), "DaemonSet")[0])
     ok(env.get("CRITICAL_PRIORITY") == "1000", "variant: a string criticalPriority is passed on", f"got {env!r}")
     ok("events create/patch" not in lib.notes(lib.render({"events": False, "rbac": {"create": False}})),
@@ -434,6 +442,7 @@ def check_kube_schemas(groups: dict[str, list[tuple[str, dict]]], versions: list
 REJECTED = [
     ("typo at the top level", {"imageTag": "1.32.0-1"}),
     ("surgeBlocked a string", {"surgeBlocked": "true"}),
+    ("surgeBlocked not false, true or budgeted", {"surgeBlocked": "surge"}),
     ("evictionOrder not tiers or parallel", {"evictionOrder": "critical-first"}),
     ("criticalPriority not an integer", {"criticalPriority": "high"}),
     ("criticalPriority beyond 32 bits", {"criticalPriority": 3000000000}),

@@ -17,6 +17,9 @@ They are checked against the roles with the setting on: manifests/clusterrole.ya
 documents between <!-- surge-rbac:start/end -->, and the chart rendered with surgeBlocked: true; every
 permission those roles add must be used by them. All other logs are checked against the default roles, which
 must deny at least one request of the surge-blocked logs (the extra rule is needed, and only with the setting).
+Likewise `surge-budgeted--*.log` (SURGE_BLOCKED=budgeted) against those roles plus README's
+<!-- surge-budgeted-rbac:start/end --> rule, and the chart with surgeBlocked: budgeted; the SURGE_BLOCKED=true
+roles must deny at least one of their requests.
 
 Requests are classified as the API server's RequestInfoFactory does (k8s.io/apiserver/pkg/endpoints/request):
 GET/HEAD on a named object = get, on a collection = list (watch with ?watch=true), POST = create,
@@ -165,26 +168,32 @@ def load_roles() -> list[Role]:
 
 
 SURGE_PREFIX = "surge-blocked--"
+BUDGETED_PREFIX = "surge-budgeted--"
 
 
-def readme_surge_rules() -> list[dict[str, Any]]:
-    """The ClusterRole rule README.md documents for SURGE_BLOCKED with the plain manifests."""
+def readme_surge_rules(block_name: str = "surge-rbac") -> list[dict[str, Any]]:
+    """The ClusterRole rule README.md documents for SURGE_BLOCKED (`surge-budgeted-rbac`: for budgeted) with
+    the plain manifests."""
     text = (lib.ROOT / "README.md").read_text()
-    start, end = text.find("<!-- surge-rbac:start -->"), text.find("<!-- surge-rbac:end -->")
+    start, end = text.find(f"<!-- {block_name}:start -->"), text.find(f"<!-- {block_name}:end -->")
     if start < 0 or end < start:
-        raise SystemExit("rbac-check: README.md has no <!-- surge-rbac:start/end --> block")
+        raise SystemExit(f"rbac-check: README.md has no <!-- {block_name}:start/end --> block")
     block = text[start:end].split("```yaml", 1)[1].split("```", 1)[0]
     rules = yaml.safe_load(block)
     if not isinstance(rules, list) or not rules:
-        raise SystemExit("rbac-check: README.md's surge-rbac block is not a list of rules")
+        raise SystemExit(f"rbac-check: README.md's {block_name} block is not a list of rules")
     return rules
 
 
-def load_surge_roles() -> list[Role]:
+def load_surge_roles(budgeted: bool = False) -> list[Role]:
     plain = load_roles()[0]
-    plain = Role("manifests/clusterrole.yaml + README's SURGE_BLOCKED rule", plain.rules + readme_surge_rules())
-    rendered = [o for _, o in lib.rendered_objects(lib.render({"surgeBlocked": True}))]
-    chart = cluster_role(rendered, "the chart's ClusterRole (surgeBlocked: true)")
+    rules = plain.rules + readme_surge_rules()
+    if budgeted:
+        rules += readme_surge_rules("surge-budgeted-rbac")
+    which = "budgeted" if budgeted else "true"
+    plain = Role(f"manifests/clusterrole.yaml + README's SURGE_BLOCKED={which} rules", rules)
+    rendered = [o for _, o in lib.rendered_objects(lib.render({"surgeBlocked": "budgeted" if budgeted else True}))]
+    chart = cluster_role(rendered, f"the chart's ClusterRole (surgeBlocked: {which})")
     return [plain, chart]
 
 
@@ -207,9 +216,11 @@ def read_logs(log_dir: pathlib.Path) -> tuple[list[tuple[str, int, str, RequestI
     return requests, malformed
 
 
-def check(log_dir: pathlib.Path, roles: list[Role], out=print, surge_roles: list[Role] | None = None) -> int:
+def check(log_dir: pathlib.Path, roles: list[Role], out=print, surge_roles: list[Role] | None = None,
+          budgeted_roles: list[Role] | None = None) -> int:
     """0 when every request is allowed by every role and every permission of every role is used.
-    With `surge_roles`, the surge-blocked logs are checked against those instead (see the module docs)."""
+    With `surge_roles` (and `budgeted_roles`), the surge-blocked (surge-budgeted) logs are checked against those
+    instead (see the module docs)."""
     files = sorted(log_dir.glob("*.log")) if log_dir.is_dir() else []
     if not files:
         out(f"rbac-check: FAIL: no request logs in {log_dir}/*.log: run `make test` first (the integration "
@@ -219,7 +230,8 @@ def check(log_dir: pathlib.Path, roles: list[Role], out=print, surge_roles: list
     failures = list(malformed)
     if surge_roles is not None:
         surge = [r for r in requests if r[0].startswith(SURGE_PREFIX)]
-        plain = [r for r in requests if not r[0].startswith(SURGE_PREFIX)]
+        budgeted = [r for r in requests if r[0].startswith(BUDGETED_PREFIX)]
+        plain = [r for r in requests if not r[0].startswith((SURGE_PREFIX, BUDGETED_PREFIX))]
         if not surge:
             failures.append(f"no {SURGE_PREFIX}*.log: the SURGE_BLOCKED requests were not recorded")
         failures += check_requests(plain, roles, out, "default settings")
@@ -229,12 +241,24 @@ def check(log_dir: pathlib.Path, roles: list[Role], out=print, surge_roles: list
             failures.append("the SURGE_BLOCKED logs need nothing beyond the default roles: the extra rule is unused")
         for fname, n, line, ri in needed:
             out(f"  needs SURGE_BLOCKED's rule: {line}  ({ri.describe()})  at {fname}:{n}")
+        if budgeted_roles is not None:
+            if not budgeted:
+                failures.append(f"no {BUDGETED_PREFIX}*.log: the SURGE_BLOCKED=budgeted requests were not recorded")
+            failures += check_requests(requests, budgeted_roles, out, "SURGE_BLOCKED=budgeted", allowed_from=budgeted)
+            needed = [r for r in budgeted if not all(role.allows(r[3]) for role in surge_roles)]
+            if budgeted and not needed:
+                failures.append("the SURGE_BLOCKED=budgeted logs need nothing beyond the SURGE_BLOCKED=true roles: "
+                                "the extra rule is unused")
+            for fname, n, line, ri in needed:
+                out(f"  needs SURGE_BLOCKED=budgeted's rule: {line}  ({ri.describe()})  at {fname}:{n}")
+        else:
+            budgeted_roles = []
     else:
         failures += check_requests(requests, roles, out, "")
     for f in failures:
         out(f"  {f}")
-    total_roles = len(roles) + len(surge_roles or [])
-    passed = len(requests) * total_roles + sum(len(r.permissions()) for r in roles + (surge_roles or [])) - len(failures)
+    all_roles = roles + (surge_roles or []) + (budgeted_roles or [])
+    passed = len(requests) * len(all_roles) + sum(len(r.permissions()) for r in all_roles) - len(failures)
     out(f"rbac-check: {max(passed, 0)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
@@ -293,6 +317,12 @@ PATCH /api/v1/nodes/node-a/status
 SURGE_LOG = """\
 GET /apis/apps/v1/namespaces/shop/deployments/solo
 PATCH /apis/apps/v1/namespaces/shop/deployments/solo
+"""
+
+BUDGETED_LOG = """\
+GET /apis/policy/v1/namespaces/shop/poddisruptionbudgets
+GET /apis/apps/v1/namespaces/shop/deployments/web
+PATCH /apis/apps/v1/namespaces/shop/deployments/web
 """
 
 REQUEST_INFO_CASES = [
@@ -393,7 +423,30 @@ def self_test() -> int:
         expect(check(d, roles, silent, surge_roles) == 1, "patching a StatefulSet is denied even with SURGE_BLOCKED")
         (d / f"{SURGE_PREFIX}drain.log").unlink()
         expect(check(d, roles, silent, surge_roles) == 1, "no SURGE_BLOCKED log fails")
-    print(f"rbac-check self-test: {len(REQUEST_INFO_CASES) + 15 - len(failures)} passed, {len(failures)} failed")
+    budgeted_roles = load_surge_roles(budgeted=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = pathlib.Path(tmp)
+        silent = lambda *_: None  # noqa: E731
+        (d / "drain.log").write_text(GOOD_LOG)
+        (d / f"{SURGE_PREFIX}drain.log").write_text(GOOD_LOG + SURGE_LOG)
+        (d / f"{BUDGETED_PREFIX}drain.log").write_text(GOOD_LOG + BUDGETED_LOG)
+        report = []
+        expect(check(d, roles, report.append, surge_roles, budgeted_roles) == 0,
+               "a SURGE_BLOCKED=budgeted log passes the roles with both rules")
+        if failures:
+            print("\n".join(report))
+        (d / f"{SURGE_PREFIX}drain.log").write_text(GOOD_LOG + BUDGETED_LOG)
+        report = []
+        expect(check(d, roles, report.append, surge_roles, budgeted_roles) == 1
+               and any("DENIED" in r and "poddisruptionbudgets" in r for r in report),
+               "listing budgets with SURGE_BLOCKED=true is denied: only budgeted has the rule")
+        (d / f"{SURGE_PREFIX}drain.log").write_text(GOOD_LOG + SURGE_LOG)
+        (d / f"{BUDGETED_PREFIX}drain.log").write_text(GOOD_LOG + SURGE_LOG)
+        report = []
+        expect(check(d, roles, report.append, surge_roles, budgeted_roles) == 1
+               and any("UNUSED" in r and "poddisruptionbudgets" in r for r in report),
+               "a budgeted rule no request uses (list poddisruptionbudgets) fails")
+    print(f"rbac-check self-test: {len(REQUEST_INFO_CASES) + 18 - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 
@@ -404,7 +457,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.self_test:
         return self_test()
-    return check(pathlib.Path(args.log_dir), load_roles(), surge_roles=load_surge_roles())
+    return check(pathlib.Path(args.log_dir), load_roles(), surge_roles=load_surge_roles(),
+                 budgeted_roles=load_surge_roles(budgeted=True))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 //!   and without budgets, one of them a one-replica Deployment under `minAvailable: 1`),
 //!   replacements Ready 5 s after they are created on the other node. Per Deployment,
 //!   replica-seconds below its desired Ready count from the notice until every replacement is
-//!   Ready: the handler without and with `SURGE_BLOCKED`, and the real `kubectl drain` on the same
-//!   state. At the deadline the simulator reclaims the node: whatever is still on it disappears.
+//!   Ready: the handler with `SURGE_BLOCKED` false (the default), `true` and `budgeted`, and the
+//!   real `kubectl drain` on the same state. At the deadline the simulator reclaims the node: whatever is still on it disappears.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -435,7 +435,10 @@ pub fn run_availability(ctx: &Ctx) -> Result<Outcome, String> {
          replacements become Ready {} s after they are created on the other node. A 120 s notice; at the deadline the simulator reclaims the node (every pod \
          still on it disappears at once, which is kinder to late movers than a real cluster). Per Deployment: replica-seconds below its desired Ready count \
          from the notice (for kubectl: its start) until every replacement is Ready; median over the runs. `kubectl drain --force --ignore-daemonsets \
-         --delete-emptydir-data` runs alone on the same state, as an operator would run it on the notice. API latency {}.",
+         --delete-emptydir-data` runs alone on the same state, as an operator would run it on the notice. Ours with `SURGE_BLOCKED` false (the default), \
+         `true` (restart a budget-blocked Deployment) and `budgeted` (also restart, at the drain's start, each Deployment under a budget whose rollout keeps \
+         every replica Ready, here web, api and solo (25 % of 3 or fewer replicas rounds down to maxUnavailable 0), and hold its pods until the rollout \
+         moves them). API latency {}.",
         READY_AFTER.as_secs(),
         ctx.latency_text()
     ));

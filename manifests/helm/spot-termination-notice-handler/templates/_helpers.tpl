@@ -104,7 +104,7 @@ given in the values, else the named Secret; "" when neither. Argument: list ctx 
 {{- if include "stnh.isSet" $v.evictionOrder }}{{ $env = append $env (list "EVICTION_ORDER" $v.evictionOrder) }}{{ end }}
 {{- if include "stnh.isSet" $v.criticalPriority }}{{ $env = append $env (list "CRITICAL_PRIORITY" (int64 $v.criticalPriority)) }}{{ end }}
 {{- if include "stnh.isSet" $v.podSelector }}{{ $env = append $env (list "POD_SELECTOR" $v.podSelector) }}{{ end }}
-{{- $env = append $env (list "SURGE_BLOCKED" (eq (toString $v.surgeBlocked) "true")) }}
+{{- $env = append $env (list "SURGE_BLOCKED" (ternary "budgeted" (eq (toString $v.surgeBlocked) "true") (eq (toString $v.surgeBlocked) "budgeted"))) }}
 {{- if include "stnh.isSet" $v.uptimeFile }}{{ $env = append $env (list "UPTIME_FILE" $v.uptimeFile) }}{{ end }}
 {{- if include "stnh.isSet" $v.dryRun }}{{ $env = append $env (list "DRY_RUN" $v.dryRun) }}{{ end }}
 {{- if include "stnh.isSet" $v.metricsAddr }}{{ $env = append $env (list "METRICS_ADDR" $v.metricsAddr) }}{{ end }}
