@@ -672,7 +672,7 @@ pub struct Drainer<'a> {
     /// `SURGE_BLOCKED=budgeted`.
     pub surge_budgeted: bool,
     /// When the drain's notice was acted on (a restarted handler resumes the same drain): the
-    /// hold's clock and the test for a restart already made.
+    /// hold's clock and the restart's stamp.
     pub since: Option<SystemTime>,
 }
 
@@ -939,9 +939,10 @@ impl Drainer<'_> {
 
     /// `SURGE_BLOCKED=budgeted`, at the drain's start (`start`: when its notice was acted on):
     /// restarts each Deployment of `targets` that a PodDisruptionBudget selects and
-    /// [`crate::surge::verdict`] accepts (unless it was restarted since `start`: a handler
-    /// restarted mid-drain), and returns which targets to hold. Restarted Deployments go to
-    /// `report.surged`. Nothing is held once the hold would already be over (an emergency).
+    /// [`crate::surge::verdict`] accepts, and returns which targets to hold. The restart's stamp
+    /// is when the drain began, so a handler restarted mid-drain repeats the very same patch,
+    /// which changes nothing (one rollout). Restarted Deployments go to `report.surged`. Nothing
+    /// is held once the hold would already be over (an emergency).
     fn hold_for_rollouts(
         &self,
         targets: &[Target],
@@ -1295,15 +1296,14 @@ impl Drainer<'_> {
                         t.held = false;
                         t.due = now;
                     }
-                    warn!(
-                        "hold over: evicting the held pods still here",
-                        pods = left,
-                        reason = if stopped {
-                            "drain stopped"
-                        } else {
-                            "halfway to the forced deletes"
-                        }
-                    );
+                    // A stopped drain evicts nothing: its workers end the held pods' tasks.
+                    if !stopped {
+                        warn!(
+                            "hold over: evicting the held pods still here",
+                            pods = left,
+                            reason = "halfway to the forced deletes"
+                        );
+                    }
                 }
                 drop(q);
                 wake.notify_all();
@@ -1606,7 +1606,7 @@ impl Drainer<'_> {
 
     /// Waits, with one LIST per second, until no pod of `watch.wait` (UIDs) is on the node (a
     /// same-name replacement has a new UID, so it counts as gone), but not past `report_at`.
-    /// At `force_at`, each of `terminating` still there whose deletion is due after
+    /// At `force_at`, each of `to_shorten` (pods already terminating, and held pods their rollout is stopping) still there whose deletion is due after
     /// `report_at` gets a DELETE with the rule's grace. Returns the `ns/name` of the watched
     /// pods (failed ones included) still on the node, and how many deletions were shortened.
     fn wait_gone(
