@@ -1606,9 +1606,10 @@ impl Drainer<'_> {
 
     /// Waits, with one LIST per second, until no pod of `watch.wait` (UIDs) is on the node (a
     /// same-name replacement has a new UID, so it counts as gone), but not past `report_at`.
-    /// At `force_at`, each of `to_shorten` (pods already terminating, and held pods their rollout is stopping) still there whose deletion is due after
-    /// `report_at` gets a DELETE with the rule's grace. Returns the `ns/name` of the watched
-    /// pods (failed ones included) still on the node, and how many deletions were shortened.
+    /// At `force_at`, each of `to_shorten` (pods already terminating, and held pods their
+    /// rollout is stopping) still there whose deletion is due after `report_at` gets a DELETE
+    /// with the rule's grace. Returns the `ns/name` of the watched pods (failed ones included)
+    /// still on the node, and how many deletions were shortened.
     fn wait_gone(
         &self,
         mut watch: Watch,
