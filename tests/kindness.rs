@@ -754,7 +754,9 @@ fn budgeted_surge_restarts_a_deployment_once_across_a_handler_restart_mid_hold()
     first.wait_for("Deployment restarted for this drain", LONG);
     let restarted = generation(&sim);
     assert_ne!(restarted, before, "the first handler restarted it");
-    first.kill(); // SIGKILL mid-hold: the rollout has not retired every old pod yet
+    // Seconds later (a restart's stamp has whole seconds), mid-hold: one old pod moved, two left.
+    first.wait_for("pod moved by its rollout", LONG);
+    first.kill(); // SIGKILL
     assert!(!web_pods_on_node(&sim).is_empty(), "still holding");
     let second = Handler::start(&sim, &[("SURGE_BLOCKED", "budgeted")]);
     let line = second.wait_for("msg=\"drain finished\"", Duration::from_secs(100));
