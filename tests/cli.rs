@@ -141,7 +141,7 @@ fn invalid_configuration_exits_2_with_one_line_naming_the_setting() {
         (
             &[],
             &[("SURGE_BLOCKED", "sometimes")],
-            "invalid SURGE_BLOCKED: expected true or false",
+            "invalid SURGE_BLOCKED: expected true, false or budgeted",
         ),
         (&["--unknown-flag", "x"], &[], "invalid command line"),
         (
