@@ -238,6 +238,9 @@ pub fn sleep_unless(stop: &AtomicBool, d: Duration) {
 /// The request handler: called once per request, from the connection's thread.
 pub type Handler = Arc<dyn Fn(&Request, &ConnCtx) -> Response + Send + Sync>;
 
+/// The listen(2) backlog of every simulated server (the kernel caps it at somaxconn).
+const LISTEN_BACKLOG: i32 = 4096;
+
 /// A listening server. Dropping it stops it.
 pub struct Server {
     addr: SocketAddr,
@@ -253,7 +256,14 @@ impl Server {
         handler: Handler,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Server> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        // std listens with a backlog of 128: a burst of new connections (hundreds of handlers
+        // at one notice) overflows it and the kernel drops SYNs, which clients retry only after
+        // a second. kube-apiserver (Go) listens with the kernel's somaxconn (4096 here); so do
+        // we.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        socket.listen(LISTEN_BACKLOG)?;
+        let listener: TcpListener = socket.into();
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(AtomicUsize::new(0));

@@ -159,6 +159,9 @@ struct Side {
     startup_requests: usize,
     max_hwm_kb: u64,
     wall_s: f64,
+    /// Connections the kernel dropped from full listen queues (any socket of the machine) from
+    /// the notice (kubectl: the start) to the end.
+    overflows: Option<u64>,
 }
 
 fn summary_ms(v: &[f64]) -> String {
@@ -331,6 +334,7 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
     progress("mass", &format!("all {n} handlers polling after {startup_s:.1} s ({startup_requests} API requests); the notice in 3 s"));
     std::thread::sleep(Duration::from_secs(1));
     sim.reset_api_concurrency();
+    let overflows0 = listen_overflows();
     // The same notice on every IMDS from the same instant.
     let at = Instant::now() + Duration::from_secs(2);
     let deadline = whole_second(SystemTime::now() + Duration::from_secs(2) + DEADLINE);
@@ -358,6 +362,9 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         }
     }
     let (peak_inflight, peak_demand, throttled) = sim.api_concurrency();
+    let overflows = listen_overflows()
+        .zip(overflows0)
+        .map(|(b, a)| b.saturating_sub(a));
     let mut failures = Vec::new();
     let mut max_hwm_kb = 0;
     let mut problems = 0usize;
@@ -446,6 +453,7 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         startup_requests,
         max_hwm_kb,
         wall_s: wall.elapsed().as_secs_f64(),
+        overflows,
     })
 }
 
@@ -465,6 +473,7 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     sim.reset_api_concurrency();
+    let overflows0 = listen_overflows();
     progress("mass", &format!("{n} kubectl drain processes at once"));
     let start = Instant::now();
     let mut children = Vec::new();
@@ -520,6 +529,9 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         std::thread::sleep(Duration::from_millis(20));
     }
     let (peak_inflight, peak_demand, throttled) = sim.api_concurrency();
+    let overflows = listen_overflows()
+        .zip(overflows0)
+        .map(|(b, a)| b.saturating_sub(a));
     let mut failures = Vec::new();
     let mut done = Vec::new();
     let mut client_throttled = 0;
@@ -590,6 +602,7 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         startup_requests: 0,
         max_hwm_kb,
         wall_s: wall.elapsed().as_secs_f64(),
+        overflows,
     })
 }
 
@@ -604,6 +617,20 @@ struct Floor {
     failures: Vec<String>,
     /// CPU seconds this process (the simulator and these clients) used during the burst.
     cpu_s: f64,
+    /// Connections the kernel dropped from full listen queues during the burst.
+    overflows: Option<u64>,
+}
+
+/// The kernel's count of connections dropped because a listen queue was full (all sockets;
+/// `TcpExtListenOverflows` of /proc/net/netstat), if readable.
+fn listen_overflows() -> Option<u64> {
+    let t = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = t.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 fn server_floor(n: usize, latency: Duration, queue: usize) -> Result<Floor, String> {
@@ -659,6 +686,7 @@ fn server_floor(n: usize, latency: Duration, queue: usize) -> Result<Floor, Stri
             / crate::proc::clock_ticks_per_sec() as f64
     };
     let cpu0 = cpu();
+    let overflows0 = listen_overflows();
     let start = Instant::now();
     barrier.wait();
     let mut floor = Floor {
@@ -666,6 +694,7 @@ fn server_floor(n: usize, latency: Duration, queue: usize) -> Result<Floor, Stri
         throttled: 0,
         failures: Vec::new(),
         cpu_s: 0.0,
+        overflows: None,
     };
     for t in threads {
         let (at, throttled, failure) = t
@@ -678,6 +707,9 @@ fn server_floor(n: usize, latency: Duration, queue: usize) -> Result<Floor, Stri
         floor.failures.extend(failure);
     }
     floor.cpu_s = cpu() - cpu0;
+    floor.overflows = listen_overflows()
+        .zip(overflows0)
+        .map(|(b, a)| b.saturating_sub(a));
     Ok(floor)
 }
 
@@ -888,6 +920,10 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         "Largest process VmHWM (kubectl: sampled every ~0.2 s)",
         &|x, _| crate::report::kib(x.max_hwm_kb),
     );
+    row(
+        "Connections dropped by a full listen queue (kernel, whole machine)",
+        &|x, _| x.overflows.map_or("n/a".into(), thousands),
+    );
     row("Wall time of the part", &|x, _| {
         format!("{:.0} s", x.wall_s)
     });
@@ -895,7 +931,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     s.para(format!(
         "The floor under the first two rows, measured first with no handler on the machine: {n} clients of this driver (a thread and a fresh TLS connection each, \
          as a handler opens at the notice) sent their node's cordon PATCH to a fresh simulator of the same cluster, latency and throttling at the same instant, a 429 retried after \
-         its `Retry-After`: applied {} ms; **{} of {n} within 1 s**; {} throttled{}; {:.2} s of CPU for the simulator and the clients (2 CPUs: {:.2} s of CPU per second of the burst). \
+         its `Retry-After`: applied {} ms; **{} of {n} within 1 s**; {} throttled{}; {} connections dropped by a full listen queue; {:.2} s of CPU for the simulator and the clients (2 CPUs: {:.2} s of CPU per second of the burst). \
          No handler can beat this on this machine and simulator.",
         summary_ms(&floor.applied),
         within(&floor.applied, CORDON_TARGET_MS),
@@ -905,6 +941,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         } else {
             format!("; {} failed ({})", floor.failures.len(), floor.failures[0])
         },
+        floor.overflows.map_or("n/a".into(), thousands),
         floor.cpu_s,
         floor.cpu_s
             / (floor.applied.iter().copied().filter(|x| x.is_finite()).fold(0.0, f64::max) / 1000.0)
