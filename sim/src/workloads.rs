@@ -207,6 +207,9 @@ pub struct WorkloadState {
     pub(crate) log: Vec<WorkloadEvent>,
     /// Pod keys by the `ns/name` of the ReplicaSet that controls them.
     pub(crate) rs_pods: HashMap<String, BTreeSet<String>>,
+    /// Pod keys by `spec.nodeName` (a pod's node never changes): a node's pod list reads these,
+    /// not every pod of the cluster.
+    pub(crate) node_pods: HashMap<String, BTreeSet<String>>,
     /// ReplicaSet keys by their Deployment's `ns/name`.
     pub(crate) deploy_rs: HashMap<String, BTreeSet<String>>,
     /// ReplicaSets and Deployments changed since the controllers last ran.
@@ -339,6 +342,12 @@ impl Store {
 
     /// Notes a new pod object under its ReplicaSet.
     pub(crate) fn index_pod(&mut self, k: &str, pod: &Value) {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        self.workloads
+            .node_pods
+            .entry(node.to_string())
+            .or_default()
+            .insert(k.to_string());
         if let Some(rk) = pod_rs_key(pod) {
             self.workloads
                 .rs_pods
@@ -351,6 +360,10 @@ impl Store {
 
     /// Forgets a removed pod object.
     pub(crate) fn unindex_pod(&mut self, k: &str, pod: &Value) {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        if let Some(set) = self.workloads.node_pods.get_mut(node) {
+            set.remove(k);
+        }
         if let Some(rk) = pod_rs_key(pod) {
             if let Some(set) = self.workloads.rs_pods.get_mut(&rk) {
                 set.remove(k);
