@@ -606,12 +606,9 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
     })
 }
 
-/// The simulated API server alone, with no handler on the machine: `n` clients (a thread and a
-/// fresh TLS connection each, as a handler opens at the notice) send their node's cordon PATCH at
-/// the same instant; a 429 is retried after its `Retry-After`, as the handlers do. The time until
-/// each was applied is the floor this machine and simulator put under the handlers' figure.
+/// What [`server_floor`] measured.
 struct Floor {
-    /// ms from the common start to the cordon's 200 (+ nothing: the client saw the answer).
+    /// Per client: ms from the common start until it had its cordon's 200 (∞: never).
     applied: Vec<f64>,
     throttled: usize,
     failures: Vec<String>,
@@ -633,6 +630,10 @@ fn listen_overflows() -> Option<u64> {
     values.split_whitespace().nth(i)?.parse().ok()
 }
 
+/// The simulated API server alone, with no handler on the machine: `n` clients (a thread and a
+/// fresh TLS connection each, as a handler opens at the notice) send their node's cordon PATCH at
+/// the same instant; a 429 is retried after its `Retry-After`, as the handlers do. The time until
+/// each was applied is the floor this machine and simulator put under the handlers' figure.
 fn server_floor(n: usize, latency: Duration, queue: usize) -> Result<Floor, String> {
     use std::sync::{Arc, Barrier};
     let sim = cluster(n, latency, queue)?;
