@@ -242,6 +242,11 @@ pub struct StoreConfig {
     pub node_controller_delay: Option<Duration>,
 }
 
+/// [`Store::timers`] classes, in the order they are applied at equal instants.
+pub(crate) const GONE: u8 = 0;
+pub(crate) const READY: u8 = 1;
+pub(crate) const NODE_JOB: u8 = 2;
+
 /// A pod plus its simulation-only state.
 #[derive(Debug, Clone)]
 pub struct PodEntry {
@@ -307,7 +312,11 @@ pub struct Store {
     pub replicasets: BTreeMap<String, Value>,
     pub(crate) workloads: crate::workloads::WorkloadState,
     owner_uids: HashMap<String, String>,
-    node_jobs: Vec<(Instant, String)>,
+    /// What falls due, in time order: `(when, class, key)`, class [`GONE`] or [`READY`] for the
+    /// pod `key`, [`NODE_JOB`] for the node `key` (the node controller's taint). A pod's entry
+    /// is stale once its `gone_at`/`ready_at` says another time; [`Store::tick`] skips those.
+    /// Kept so that a tick looks at what is due, not at every pod of the cluster.
+    timers: BTreeSet<(Instant, u8, String)>,
     ip_counter: u32,
 }
 
@@ -458,7 +467,7 @@ impl Store {
             replicasets: BTreeMap::new(),
             workloads: Default::default(),
             owner_uids: HashMap::new(),
-            node_jobs: Vec::new(),
+            timers: BTreeSet::new(),
             ip_counter: 10,
         }
     }
@@ -830,59 +839,32 @@ impl Store {
     /// controller), running the workload controllers after each at that event's instant. So the
     /// state and the availability history do not depend on how often anyone looks.
     pub fn tick(&mut self, now: Instant) {
-        enum Due {
-            Gone(String),
-            Ready(String),
-            Node(String),
+        while let Some((at, class, k)) = self.timers.first().filter(|(t, ..)| *t <= now).cloned() {
+            self.timers.pop_first();
+            let live = match class {
+                GONE => self.pods.get(&k).is_some_and(|e| e.gone_at == Some(at)),
+                READY => self.pods.get(&k).is_some_and(|e| e.ready_at == Some(at)),
+                _ => true,
+            };
+            if !live {
+                continue;
+            }
+            match class {
+                GONE => {
+                    self.remove_pod(&k, at);
+                }
+                READY => self.become_ready(&k, at),
+                _ => self.sync_unschedulable_taint(&k, at),
+            }
+            // A controller that created or retired pods may have scheduled new events at or
+            // before `now`: they join the queue and are taken in their turn.
+            self.reconcile(at);
         }
-        loop {
-            let mut due: Vec<(Instant, u8, Due)> = Vec::new();
-            for (k, e) in &self.pods {
-                if let Some(t) = e.gone_at.filter(|t| *t <= now) {
-                    due.push((t, 0, Due::Gone(k.clone())));
-                }
-                if let Some(t) = e.ready_at.filter(|t| *t <= now) {
-                    due.push((t, 1, Due::Ready(k.clone())));
-                }
-            }
-            for (t, node) in &self.node_jobs {
-                if *t <= now {
-                    due.push((*t, 2, Due::Node(node.clone())));
-                }
-            }
-            if due.is_empty() {
-                return;
-            }
-            due.sort_by_key(|(t, class, _)| (*t, *class));
-            let mut rescan = false;
-            for (at, _, d) in due {
-                match d {
-                    Due::Gone(k) => {
-                        self.remove_pod(&k, at);
-                    }
-                    Due::Ready(k) => self.become_ready(&k, at),
-                    Due::Node(node) => {
-                        if let Some(i) = self
-                            .node_jobs
-                            .iter()
-                            .position(|(t, n)| *t == at && *n == node)
-                        {
-                            self.node_jobs.remove(i);
-                        }
-                        self.sync_unschedulable_taint(&node, at);
-                    }
-                }
-                // A controller that created or retired pods may have scheduled new events at
-                // or before `now`: collect again from here.
-                if self.reconcile(at) {
-                    rescan = true;
-                    break;
-                }
-            }
-            if !rescan {
-                return;
-            }
-        }
+    }
+
+    /// `class` of pod or node `k` falls due at `at` (see [`Store::timers`]).
+    pub(crate) fn schedule(&mut self, at: Instant, class: u8, k: &str) {
+        self.timers.insert((at, class, k.to_string()));
     }
 
     /// A Pending pod starts running and turns Ready.
@@ -990,6 +972,9 @@ impl Store {
         obj["metadata"]["resourceVersion"] = json!(self.next_rv());
         let k = key(meta_str(&obj, "namespace"), meta_str(&obj, "name"));
         let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
+        if let Some(t) = ready_at {
+            self.schedule(t, READY, &k);
+        }
         self.index_pod(&k, &obj);
         self.pods.insert(
             k,
@@ -1080,8 +1065,10 @@ impl Store {
                 ent.obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
                 ent.obj["metadata"]["resourceVersion"] = json!(rv);
                 let cut = now + Duration::from_secs(grace as u64);
-                ent.gone_at = Some(ent.gone_at.map_or(cut, |g| g.min(cut)));
+                let gone = ent.gone_at.map_or(cut, |g| g.min(cut));
+                ent.gone_at = Some(gone);
                 let out = ent.obj.clone();
+                self.schedule(gone, GONE, k);
                 if grace == 0 {
                     self.remove_pod(k, now);
                 }
@@ -1103,8 +1090,10 @@ impl Store {
         ent.obj["metadata"]["deletionTimestamp"] = json!(deadline);
         ent.obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         ent.obj["metadata"]["resourceVersion"] = json!(rv);
-        ent.gone_at = Some(now + e.shutdown.min(Duration::from_secs(grace as u64)));
+        let gone = now + e.shutdown.min(Duration::from_secs(grace as u64));
+        ent.gone_at = Some(gone);
         let out = ent.obj.clone();
+        self.schedule(gone, GONE, k);
         self.touch_pod(&out);
         self.log_pod(
             now,
@@ -1614,7 +1603,7 @@ impl Store {
         self.nodes.insert(name.to_string(), new.clone());
         if flipped {
             if let Some(d) = self.cfg.node_controller_delay {
-                self.node_jobs.push((now + d, name.to_string()));
+                self.schedule(now + d, NODE_JOB, name);
             }
         }
         Ok(new)

@@ -608,6 +608,9 @@ impl Store {
         obj["status"] = pod_status("Pending", false, &host_ip, "", &rfc3339(created));
         let k = key(&spec.namespace, &spec.name);
         let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
+        if let Some(t) = ready_at {
+            self.schedule(t, crate::store::READY, &k);
+        }
         self.log_pod(at, &obj, Change::PodCreated);
         self.index_pod(&k, &obj);
         self.pods.insert(
