@@ -12,11 +12,17 @@
 //! ([`Recorder::set_condition`]), the worker writes it with a strategic-merge PATCH of
 //! `nodes/status` (merged by `type`, so the kubelet's conditions stay), and a failed write is
 //! tried again with backoff (1 s doubling to 60 s) until it holds. `lastTransitionTime` is sent
-//! only when the status flips, so the server keeps the time of the last flip. A restarted
+//! only when the status flips, so the server keeps the time of the last flip.
+//!
+//! The cordon goes first: until it has been applied ([`Recorder::hold`] until
+//! [`Recorder::release`], at most [`HOLD_LIMIT`]), the workers wait with what they were given,
+//! so an Event or the condition never takes the API server seat a cordon needed, nor adds to
+//! the load while the server sheds it (hundreds of nodes reclaimed at once share one priority
+//! level). A restarted
 //! handler takes the condition its notice records imply (on the Node, like the records) as
 //! written, so a restart alone writes nothing; the next change writes it again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +43,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many distinct Events are remembered for series.
 const SERIES_MEMORY: usize = 64;
 const MAX_NOTE: usize = 1000;
+/// The longest Events and condition writes wait for a cordon.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(10);
 
 /// The object an Event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,9 +164,13 @@ struct Shared {
     /// The wanted condition is not written yet (read without the lock: idle steps cost nothing).
     pending: AtomicBool,
     dropped: AtomicU64,
+    /// Load-shedding answers in a row (see [`Shared::send`]).
+    sheds: AtomicU32,
     condition: Mutex<ConditionState>,
     /// Only the worker thread uses these.
     series: Mutex<(Vec<Series>, u64)>,
+    /// Until when the workers hold off for a cordon being tried (`None`: they do not).
+    hold: (Mutex<Option<Instant>>, std::sync::Condvar),
 }
 
 /// The handle the loop and the drain use; every call returns at once.
@@ -186,8 +198,10 @@ impl Recorder {
                 core: AtomicBool::new(core),
                 pending: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
+                sheds: AtomicU32::new(0),
                 condition: Mutex::new(ConditionState::default()),
                 series: Mutex::new((Vec::new(), 0)),
+                hold: (Mutex::new(None), std::sync::Condvar::new()),
             }),
             events,
             condition,
@@ -213,12 +227,38 @@ impl Recorder {
         });
     }
 
+    /// Events and condition writes wait from now until [`Recorder::release`], at most
+    /// [`HOLD_LIMIT`] from the first of these calls (a cordon that keeps failing holds nothing
+    /// after that): the loop is trying a cordon.
+    pub fn hold(&self) {
+        let mut held = self.shared.hold.0.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_none() {
+            *held = Some(Instant::now() + HOLD_LIMIT);
+        }
+    }
+
+    /// The node is cordoned (or needs no cordon): what waits goes out.
+    pub fn release(&self) {
+        let (held, cv) = &self.shared.hold;
+        if held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some()
+        {
+            cv.notify_all();
+        }
+    }
+
     pub fn event(&self, e: Event) {
         if !self.events {
             return;
         }
         let (shared, reason) = (self.shared.clone(), e.reason);
-        if !self.worker.submit(Box::new(move || shared.record(e))) {
+        if !self.worker.submit(Box::new(move || {
+            shared.wait_for_cordon();
+            shared.record(e)
+        })) {
             let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             warn!(
                 "Event queue full; Event dropped",
@@ -282,10 +322,10 @@ impl Recorder {
         st.queued = true;
         drop(st);
         let shared = self.shared.clone();
-        if !self
-            .condition_worker
-            .submit(Box::new(move || shared.write_condition()))
-        {
+        if !self.condition_worker.submit(Box::new(move || {
+            shared.wait_for_cordon();
+            shared.write_condition()
+        })) {
             self.shared.lock().queued = false;
         }
     }
@@ -318,6 +358,22 @@ fn cut(s: &mut String, max: usize) {
 }
 
 impl Shared {
+    /// Returns once no cordon is being tried ([`Recorder::hold`]).
+    fn wait_for_cordon(&self) {
+        let (held, cv) = &self.hold;
+        let mut until = held.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(t) = *until {
+            let left = t.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            until = cv
+                .wait_timeout(until, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ConditionState> {
         self.condition.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -489,7 +545,8 @@ impl Shared {
         }
     }
 
-    /// One request, retried on transport errors, 5xx and 429 (1 s, then 2 s apart).
+    /// One request, retried on transport errors, 5xx and 429 (1 s, then 2 s apart; load
+    /// shedding: its `Retry-After`, doubled for each shed answer in a row, at most 8 times).
     fn send(
         &self,
         method: &str,
@@ -504,14 +561,28 @@ impl Shared {
                 .client
                 .send_json(method, path, body, strategic, Some(deadline))
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sheds.store(0, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(e) => e,
             };
             let retryable = err.code().is_none_or(|c| c == 429 || c >= 500);
             if !retryable || attempt >= ATTEMPTS {
                 return Err(err);
             }
-            std::thread::sleep(Duration::from_secs(u64::from(attempt)));
+            // The server shedding load (API Priority and Fairness): Events are what can wait
+            // most, so their pause doubles with every such answer in a row, across Events.
+            let pause = if err.code() == Some(429) && !err.is_budget_blocked() {
+                let sheds = self.sheds.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::drain::shed_backoff(
+                    err.retry_after().unwrap_or(Duration::from_secs(1)),
+                    sheds,
+                )
+            } else {
+                Duration::from_secs(u64::from(attempt))
+            };
+            std::thread::sleep(pause);
             attempt += 1;
         }
     }

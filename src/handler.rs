@@ -424,6 +424,11 @@ impl<'a> Loop<'a> {
         let configured: Vec<&str> = self.sources.clone();
         let (desired, changes) =
             decision::decide(&mut self.ledger, &observed, &configured, now, self.boot);
+        // The cordon goes first: the Events and the condition wait until it holds (hundreds
+        // of nodes reclaimed at once share the API server; bounded by events::HOLD_LIMIT).
+        if desired.cordon && !self.cordoned() {
+            self.recorder.hold();
+        }
         let mut undone = Vec::new();
         let mut acting = false;
         for c in &changes {
@@ -488,6 +493,9 @@ impl<'a> Loop<'a> {
             self.undone.clear();
         }
         let mut written = self.reconcile(&desired);
+        if !desired.cordon || self.cordoned() {
+            self.recorder.release();
+        }
         if written {
             self.send_seen(&mut seen, now);
         }
@@ -850,6 +858,11 @@ impl<'a> Loop<'a> {
             acted_at: self.ledger.iter().filter_map(|e| e.acted).min(),
             summary: self.last_report.as_ref().map(|(s, _)| s.clone()),
         }
+    }
+
+    /// The node is cordoned as far as this run can tell (a dry run never writes it).
+    fn cordoned(&self) -> bool {
+        self.cfg.dry_run || self.keeper.view().is_some_and(|n| n.unschedulable())
     }
 
     fn record(&mut self) {
