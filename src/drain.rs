@@ -102,13 +102,17 @@ const WAIT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Concurrent evictions. Each worker uses one API connection at a time (kept open between
 /// its requests).
 pub const MAX_WORKERS: usize = 32;
+/// Evictions in flight at a drain's start ([`Pacer`]).
+pub const FIRST_EVICTIONS: usize = 4;
 
-/// The drain's pace when the API server sheds load (a 429 that is not a budget's refusal: API
-/// Priority and Fairness, max-in-flight): every worker holds off until the server's
-/// `Retry-After` (± 20 %) has passed, and the number of evictions in flight is halved; each
-/// other answer lets one more run, back up to the worker count. A node alone never sees a 429
-/// and keeps every worker busy; hundreds of nodes reclaimed at once (an AZ losing its spot
-/// pool) back off together instead of retrying in a storm that starves everyone's cordon.
+/// The drain's pace. It starts with [`FIRST_EVICTIONS`] evictions in flight and each answer
+/// lets one more run, up to the worker count: a slow start, as TCP's, that doubles per round
+/// trip (a node alone has every worker busy after three). When the API server sheds load (a
+/// 429 that is not a budget's refusal: API Priority and Fairness, max-in-flight) every worker
+/// holds off until the server's `Retry-After` (± 20 %, doubled per round shed in a row, see
+/// [`shed_backoff`]) has passed and the number in flight is halved. So hundreds of nodes reclaimed at once (an AZ losing its spot pool) neither open
+/// with thousands of evictions nor retry in a storm that starves the cordons of the nodes that
+/// saw their notice a moment later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacer {
     /// Evictions allowed in flight now.
@@ -116,14 +120,17 @@ pub struct Pacer {
     max: usize,
     /// No new request before this.
     pub hold_until: Option<Instant>,
+    /// Rounds shed in a row: a round is the requests sent after one hold ended.
+    sheds: u32,
 }
 
 impl Pacer {
     pub fn new(max: usize) -> Pacer {
         Pacer {
-            limit: max.max(1),
+            limit: max.clamp(1, FIRST_EVICTIONS),
             max: max.max(1),
             hold_until: None,
+            sheds: 0,
         }
     }
 
@@ -137,17 +144,30 @@ impl Pacer {
         }
     }
 
-    /// The server shed load and asked for `retry_after` (already jittered).
+    /// The server shed load and asked for `retry_after` (already jittered). A round shed
+    /// again after its hold doubles the next hold ([`shed_backoff`]).
     pub fn overloaded(&mut self, now: Instant, retry_after: Duration) {
         self.limit = (self.limit / 2).max(1);
-        let until = now + retry_after;
+        if self.hold_until.is_none_or(|t| t <= now) {
+            self.sheds += 1;
+        }
+        let until = now + shed_backoff(retry_after, self.sheds);
         self.hold_until = Some(self.hold_until.map_or(until, |t| t.max(until)));
     }
 
     /// Any other answer.
     pub fn answered(&mut self) {
         self.limit = (self.limit + 1).min(self.max);
+        self.sheds = 0;
     }
+}
+
+/// How long to hold off after the `sheds`-th load-shedding answer in a row: the server's
+/// `Retry-After`, doubled for each repeat, at most 8 times it. API Priority and Fairness always
+/// says 1 s; hundreds of drains that all came back after exactly that would keep its queues
+/// full, and the cordons still to come (retried at the plain `Retry-After`) would find no room.
+pub fn shed_backoff(retry_after: Duration, sheds: u32) -> Duration {
+    retry_after * (1u32 << sheds.saturating_sub(1).min(3))
 }
 
 /// The server's load shedding: 429 without a budget behind it, and when to come back.
@@ -1618,6 +1638,8 @@ impl Drainer<'_> {
     ) -> (Vec<String>, usize) {
         let total = watch.wait.len();
         let mut shortened = 0;
+        // Lists shed in a row, and the pause before the next one.
+        let (mut sheds, mut pause) = (0, WAIT_POLL_INTERVAL);
         while !watch.wait.is_empty() && !control.is_cancelled() {
             let now = Instant::now();
             let budget = &control.budget();
@@ -1636,6 +1658,7 @@ impl Drainer<'_> {
                 .list_pods_on_node(&self.node, Some(budget.report_at))
             {
                 Ok(pods) => {
+                    sheds = 0;
                     let present: HashMap<&str, &Pod> = pods.iter().map(|p| (p.uid(), p)).collect();
                     watch.wait.retain(|u, _| present.contains_key(u.as_str()));
                     watch.failed.retain(|u, _| present.contains_key(u.as_str()));
@@ -1659,12 +1682,19 @@ impl Drainer<'_> {
                         });
                     }
                 }
-                Err(e) => warn!("listing pods failed while waiting; retrying", error = e),
+                Err(e) => {
+                    warn!("listing pods failed while waiting; retrying", error = e);
+                    if let Some(after) = shed(&e) {
+                        sheds += 1;
+                        pause = shed_backoff(jitter(after, &self.node, sheds), sheds)
+                            .max(WAIT_POLL_INTERVAL);
+                    }
+                }
             }
             if watch.wait.is_empty() {
                 break;
             }
-            let mut next = now + WAIT_POLL_INTERVAL;
+            let mut next = now + std::mem::replace(&mut pause, WAIT_POLL_INTERVAL);
             if !to_shorten.is_empty() && now < budget.force_at {
                 next = next.min(budget.force_at);
             }
@@ -2200,31 +2230,54 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
         let mut p = Pacer::new(32);
-        // No 429 ever: every worker runs, nothing waits.
+        // A slow start: four at first, one more per answer (twice as many per round trip).
         assert_eq!(p.wait(t0, 0), None);
+        assert_eq!(p.wait(t0, 3), None);
+        assert_eq!(p.wait(t0, 4), Some(t0), "at the limit: wait for one to end");
+        for _ in 0..4 {
+            p.answered();
+        }
+        assert_eq!(p.limit, 8);
+        // No 429 ever: soon every worker runs, nothing waits.
+        for _ in 0..100 {
+            p.answered();
+        }
         assert_eq!(p.wait(t0, 31), None);
         assert_eq!(
             p.wait(t0, 32),
             Some(t0),
             "at the limit: wait for one to end"
         );
-        p.answered();
         assert_eq!(p.limit, 32, "never above the worker count");
+        assert_eq!(Pacer::new(2).limit, 2, "never above the worker count");
         // A 429 with Retry-After: 1: everyone holds for it, and half as many run afterwards.
         p.overloaded(t0, s);
         assert_eq!((p.limit, p.hold_until), (16, Some(t0 + s)));
         assert_eq!(p.wait(t0 + s / 2, 0), Some(t0 + s));
         assert_eq!(p.wait(t0 + s, 15), None);
         assert_eq!(p.wait(t0 + s, 16), Some(t0 + s));
-        // Several 429s at once: the limit keeps halving down to one, the hold is the latest.
+        // Several 429s of the same round: the limit keeps halving down to one, the hold is
+        // the latest, and it does not grow.
         for _ in 0..10 {
             p.overloaded(t0 + s / 4, s / 2);
         }
         assert_eq!((p.limit, p.hold_until), (1, Some(t0 + s)));
-        p.overloaded(t0 + s, s * 2);
+        // Shed again after the hold: twice the Retry-After, then 4 and 8 times, no more.
+        p.overloaded(t0 + s, s);
         assert_eq!(p.hold_until, Some(t0 + s * 3));
-        assert_eq!(p.wait(t0 + s * 3, 0), None);
-        assert_eq!(p.wait(t0 + s * 3, 1), Some(t0 + s * 3));
+        p.overloaded(t0 + s * 3, s);
+        assert_eq!(p.hold_until, Some(t0 + s * 7));
+        p.overloaded(t0 + s * 7, s);
+        assert_eq!(p.hold_until, Some(t0 + s * 15));
+        p.overloaded(t0 + s * 15, s);
+        assert_eq!(p.hold_until, Some(t0 + s * 23));
+        assert_eq!(p.wait(t0 + s * 23, 0), None);
+        assert_eq!(p.wait(t0 + s * 23, 1), Some(t0 + s * 23));
+        // One answer ends the streak: the next shed holds for the plain Retry-After.
+        p.answered();
+        p.overloaded(t0 + s * 30, s);
+        assert_eq!(p.hold_until, Some(t0 + s * 31));
+        p.limit = 1;
         // Answers bring the workers back, one each.
         for n in 2..=32 {
             p.answered();
