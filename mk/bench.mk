@@ -10,7 +10,8 @@
 #   make bench BENCH_ONLY=mass                   not in the default set (~3 min, the whole machine): MASS_NODES
 #                                                (500) handlers, each with its own IMDS, against one API server with
 #                                                APF-like throttling, beside MASS_KUBECTL (50) kubectl drains and
-#                                                as many handlers; the handlers' API log goes to target/bench/
+#                                                as many handlers; the handlers' API log goes to target/bench/;
+#                                                MASS_QUEUE (300) waiting seats, MASS_NICE (0) the clients' niceness
 #   make soak                                    mk/soak.mk: SOAK_MINUTES (60) of notices that come and go
 #   make bench BENCH_ONLY=drain,kubectl          several (drain and kubectl alternate their runs: same-run ratios)
 #   make bench BENCH_TRIALS=10                   fewer reaction trials per signal (default 30)

@@ -131,6 +131,20 @@ fn per_node(reqs: &[&ApiRequest], n: usize) -> (Vec<usize>, usize) {
     (v.into_iter().skip(1).collect(), unattributed)
 }
 
+/// The clients' niceness (`MASS_NICE`).
+const NICE: usize = 0;
+
+/// `program` run at `nice` (0: as this driver): the handlers and kubectl processes stand for
+/// clients on nodes of their own, the simulator for an API server on CPUs of its own.
+fn client_command(program: impl AsRef<std::ffi::OsStr>, nice: u32) -> Command {
+    if nice == 0 {
+        return Command::new(program);
+    }
+    let mut c = Command::new("nice");
+    c.arg("-n").arg(nice.to_string()).arg(program);
+    c
+}
+
 /// What one side (handlers or kubectl) measured.
 struct Side {
     nodes: usize,
@@ -269,6 +283,7 @@ fn by_verb(reqs: &[&ApiRequest]) -> BTreeMap<String, usize> {
 }
 
 fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side, String> {
+    let nice = count_env("MASS_NICE", NICE)? as u32;
     let wall = Instant::now();
     let sim = cluster(n, latency, queue)?;
     progress(
@@ -296,7 +311,7 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         let url = m.url();
         let env = sim.handler_env_with(&[("IMDS_URL", &url), ("NODE_NAME", &node)]);
         procs.push(
-            Child::spawn(Command::new(&bin), env, None)
+            Child::spawn(client_command(&bin, nice), env, None)
                 .map_err(|e| format!("cannot start handler {}: {e}", k + 1))?,
         );
         // A DaemonSet rollout does not start every pod in the same millisecond either; this
@@ -458,6 +473,7 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
 }
 
 fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side, String> {
+    let nice = count_env("MASS_NICE", NICE)? as u32;
     let wall = Instant::now();
     let sim = cluster(n, latency, queue)?;
     let dir = ctx.scratch("mass-kubectl")?;
@@ -478,7 +494,7 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
     let start = Instant::now();
     let mut children = Vec::new();
     for (k, home) in homes.iter().enumerate() {
-        let mut c = Command::new(&ctx.kubectl)
+        let mut c = client_command(&ctx.kubectl, nice)
             .env_clear()
             .env("HOME", home)
             .arg("--kubeconfig")
@@ -807,13 +823,14 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
          --delete-emptydir-data` processes started at the same instant against a fresh simulator of {k} such nodes with the same latency and throttling ({}), \
          and {k} handlers the same way, for a like-for-like column. \
          Everything (simulator, {n} handlers or {k} kubectl processes, this driver) shares the machine's {} CPUs, so the handlers are CPU-starved at the notice: the figures \
-         include that. Cordon = the node PATCH applied (its arrival + the latency); times in ms from the notice becoming visible (kubectl: from its start).",
+         include that (the handler and kubectl processes ran at niceness {}, `MASS_NICE`). Cordon = the node PATCH applied (its arrival + the latency); times in ms from the notice becoming visible (kubectl: from its start).",
         n * PODS_PER_NODE,
         DEADLINE.as_secs(),
         latency.as_secs_f64() * 1000.0,
         queue_text,
         kubectl_text,
-        std::thread::available_parallelism().map_or(0, |p| p.get())
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        std::env::var("MASS_NICE").unwrap_or_else(|_| NICE.to_string())
     ));
     // The columns: the handlers at full scale, the handlers at kubectl's scale (like for like),
     // kubectl.
