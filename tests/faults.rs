@@ -417,6 +417,88 @@ fn apf_throttling_429_with_retry_after_is_waited_out() {
 }
 
 #[test]
+fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_back_off() {
+    let sim = Sim::start(mixed_node()).unwrap();
+    let h = Handler::start_idle(&sim, &[]);
+    let node = format!("/api/v1/nodes/{NODE}");
+    // The cordon is throttled once (Retry-After: 2), the pod list too (Retry-After: 3: the
+    // drain outlasts the cordon's retry); then the first Event twice (Retry-After: 1).
+    sim.fault("PATCH", &node, 1, FaultAction::Throttle(2));
+    sim.fault("GET", "/api/v1/pods?", 1, FaultAction::Throttle(3));
+    sim.fault(
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/",
+        2,
+        FaultAction::Throttle(1),
+    );
+    let deadline = deadline_in(90);
+    sim.set_notice("terminate", deadline);
+    assert_drained_in_time(&sim, &h, deadline);
+    let event_posts = || {
+        sim.api_requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/events") && r.status < 300)
+            .count()
+    };
+    eventually("an Event is created after its shed attempts", LONG, || {
+        event_posts() > 0
+    });
+    let reqs = sim.api_requests();
+    let cordons: Vec<_> = reqs
+        .iter()
+        .filter(|r| {
+            r.method == "PATCH" && r.path.starts_with(&node) && !r.path.ends_with("/status")
+        })
+        .filter(|r| r.body.contains("\"unschedulable\":true"))
+        .collect();
+    assert_eq!(
+        cordons.first().map(|r| r.status),
+        Some(429),
+        "the first cordon is the one throttled"
+    );
+    let cordoned = cordons
+        .iter()
+        .find(|r| r.status == 200)
+        .expect("cordoned")
+        .at;
+    // Nothing of the Events or the condition went out between the throttled cordon and the
+    // cordon that held.
+    let reports: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.at >= cordons[0].at)
+        .filter(|r| r.path.contains("/events") || r.path.ends_with("/status"))
+        .collect();
+    assert!(!reports.is_empty(), "Events and the condition are written");
+    for r in &reports {
+        assert!(
+            r.at >= cordoned,
+            "{} {} went out before the cordon held",
+            r.method,
+            r.path
+        );
+    }
+    // The first Event: shed, 1 s, shed again, 2 s (doubled), then created.
+    let events: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/events"))
+        .collect();
+    assert!(events.len() >= 3, "{} Event requests", events.len());
+    assert_eq!((events[0].status, events[1].status), (429, 429));
+    assert!(
+        (200..300).contains(&events[2].status),
+        "{}",
+        events[2].status
+    );
+    let (gap1, gap2) = (events[1].at - events[0].at, events[2].at - events[1].at);
+    assert!(gap1 >= Duration::from_millis(950), "{gap1:?}");
+    assert!(
+        gap2 >= Duration::from_millis(1950),
+        "{gap2:?} after a second shed answer in a row"
+    );
+    assert_alive_and_polling(&sim, &h);
+}
+
+#[test]
 fn answers_slower_than_the_timeout_are_given_up_and_retried() {
     let sim = Sim::start(mixed_node()).unwrap();
     let h = Handler::start_idle(&sim, &[]);
