@@ -110,9 +110,9 @@ pub const FIRST_EVICTIONS: usize = 4;
 /// trip (a node alone has every worker busy after three). When the API server sheds load (a
 /// 429 that is not a budget's refusal: API Priority and Fairness, max-in-flight) every worker
 /// holds off until the server's `Retry-After` (± 20 %, doubled per round shed in a row, see
-/// [`shed_backoff`]) has passed and the number in flight is halved. So hundreds of nodes reclaimed at once (an AZ losing its spot pool) neither open
-/// with thousands of evictions nor retry in a storm that starves the cordons of the nodes that
-/// saw their notice a moment later.
+/// [`shed_backoff`]) has passed and the number in flight is halved. So hundreds of nodes
+/// reclaimed at once (an AZ losing its spot pool) neither open with thousands of evictions nor
+/// retry in a storm that starves the cordons of the nodes that saw their notice a moment later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacer {
     /// Evictions allowed in flight now.

@@ -12,15 +12,15 @@
 //! ([`Recorder::set_condition`]), the worker writes it with a strategic-merge PATCH of
 //! `nodes/status` (merged by `type`, so the kubelet's conditions stay), and a failed write is
 //! tried again with backoff (1 s doubling to 60 s) until it holds. `lastTransitionTime` is sent
-//! only when the status flips, so the server keeps the time of the last flip.
+//! only when the status flips, so the server keeps the time of the last flip. A restarted
+//! handler takes the condition its notice records imply (on the Node, like the records) as
+//! written, so a restart alone writes nothing; the next change writes it again.
 //!
 //! The cordon goes first: until it has been applied ([`Recorder::hold`] until
 //! [`Recorder::release`], at most [`HOLD_LIMIT`]), the workers wait with what they were given,
 //! so an Event or the condition never takes the API server seat a cordon needed, nor adds to
 //! the load while the server sheds it (hundreds of nodes reclaimed at once share one priority
-//! level). A restarted
-//! handler takes the condition its notice records imply (on the Node, like the records) as
-//! written, so a restart alone writes nothing; the next change writes it again.
+//! level).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
