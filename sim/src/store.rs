@@ -971,6 +971,19 @@ impl Store {
     fn insert_replacement(&mut self, mut obj: Value, shutdown: Duration, ip: String, at: Instant) {
         obj["metadata"]["resourceVersion"] = json!(self.next_rv());
         let k = key(meta_str(&obj, "namespace"), meta_str(&obj, "name"));
+        self.insert_pending(k, obj, shutdown, ip, at);
+    }
+
+    /// Stores a Pending pod created at `at` under `k`; it turns Ready
+    /// `replacement_ready_after` later.
+    pub(crate) fn insert_pending(
+        &mut self,
+        k: String,
+        obj: Value,
+        shutdown: Duration,
+        ip: String,
+        at: Instant,
+    ) {
         let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
         if let Some(t) = ready_at {
             self.schedule(t, READY, &k);

@@ -42,8 +42,7 @@ use serde_json::{json, Map, Value};
 
 use crate::status::{self, ApiError, FieldError};
 use crate::store::{
-    controller_of, healthy, is_ready, is_terminating, pod_status, ListQuery, PodEntry, PodSpec,
-    Store,
+    controller_of, healthy, is_ready, is_terminating, pod_status, ListQuery, PodSpec, Store,
 };
 use crate::util::{self, rfc3339};
 use crate::{lock, Scenario, Sim};
@@ -607,22 +606,8 @@ impl Store {
         let host_ip = self.node_ip(&node);
         obj["status"] = pod_status("Pending", false, &host_ip, "", &rfc3339(created));
         let k = key(&spec.namespace, &spec.name);
-        let ready_at = self.cfg.replacement_ready_after.map(|d| at + d);
-        if let Some(t) = ready_at {
-            self.schedule(t, crate::store::READY, &k);
-        }
         self.log_pod(at, &obj, Change::PodCreated);
-        self.index_pod(&k, &obj);
-        self.pods.insert(
-            k,
-            PodEntry {
-                obj,
-                shutdown: spec.shutdown,
-                gone_at: None,
-                ready_at,
-                pending_ip: ip,
-            },
-        );
+        self.insert_pending(k, obj, spec.shutdown, ip, at);
     }
 
     /// Appends a pod change to the workload log.
