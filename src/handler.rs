@@ -765,7 +765,11 @@ impl<'a> Loop<'a> {
                 let e = self.write_errors.note(e.to_string());
                 if let Some((text, consecutive)) = e {
                     warn!(
-                        "cordon failed; will retry",
+                        if desired.cordon && self.cordoned() {
+                            "node cordoned, but writing its taints or our records failed; will retry"
+                        } else {
+                            "cordon failed; will retry"
+                        },
                         node = self.node,
                         error = text,
                         consecutive = consecutive

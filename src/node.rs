@@ -57,6 +57,9 @@ pub struct Keeper<'a> {
     pub before: Option<Before>,
     /// Set when `apply` put the cordon on (taken by the caller, for its Event).
     pub just_cordoned: bool,
+    /// Our annotations as the last patch that carried them wrote them, so a retried `apply`
+    /// (its taints failed) does not send them again.
+    written: Option<Vec<String>>,
 }
 
 /// What happened when the node was given back, for the log and the message.
@@ -77,6 +80,7 @@ impl<'a> Keeper<'a> {
             view: None,
             before: None,
             just_cordoned: false,
+            written: None,
         }
     }
 
@@ -204,10 +208,18 @@ impl<'a> Keeper<'a> {
             );
             return Ok(());
         }
+        let unchanged = spec.is_empty()
+            && meta_labels.is_empty()
+            && self.written.as_ref() == Some(&annotations);
+        if unchanged {
+            // Only the taints are left to do (their patch failed last time).
+            return self.set_taints(&Self::our_taints(desired, ids), deadline);
+        }
         let patch = merge_patch(&meta_labels, &annotations, &spec, None);
         let patched = self.client.patch_node(&self.name, &patch, Some(deadline));
         crate::metrics::node_patched(cordon_on, set_label || drop_label, patched.is_ok());
         self.view = Some(patched?);
+        self.written = Some(annotations);
         if cordon_on {
             self.just_cordoned = true;
             info!(
@@ -345,6 +357,8 @@ impl<'a> Keeper<'a> {
             self.before = None;
             return Ok(outcome);
         }
+        // What we wrote is being cleared: the next `apply` writes all of it again.
+        self.written = None;
         for attempt in 1..=CONFLICT_ATTEMPTS {
             self.refresh(deadline)?;
             let node = self.view.as_ref().expect("refreshed");
@@ -419,8 +433,13 @@ impl<'a> Keeper<'a> {
             return Ok(());
         }
         let annotations = self.annotations(ledger, labels);
+        if self.written.as_ref() == Some(&annotations) {
+            // An `apply` whose taints then failed wrote these already.
+            return Ok(());
+        }
         let patch = merge_patch(&[], &annotations, &[], None);
         self.view = Some(self.client.patch_node(&self.name, &patch, Some(deadline))?);
+        self.written = Some(annotations);
         Ok(())
     }
 

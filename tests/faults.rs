@@ -499,6 +499,58 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
 }
 
 #[test]
+fn a_throttled_taint_patch_is_retried_without_sending_the_same_annotations_again() {
+    let sim = Sim::start(mixed_node()).unwrap();
+    let h = Handler::start_idle(&sim, &[]);
+    let node = format!("/api/v1/nodes/{NODE}");
+    // The cordon holds; the taint patch after it is throttled twice.
+    sim.fault_body("PATCH", &node, "\"taints\"", 2, FaultAction::Throttle(1));
+    let deadline = deadline_in(90);
+    sim.set_notice("terminate", deadline);
+    eventually("our taint is on the node", LONG, || {
+        our_taints(&sim.node(NODE).unwrap()).len() == 1
+    });
+    assert_drained_in_time(&sim, &h, deadline);
+    let patches: Vec<_> = sim
+        .api_requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path == node)
+        .collect();
+    assert!(
+        patches[0].body.contains("\"unschedulable\":true") && patches[0].status == 200,
+        "the cordon came first and held: {}",
+        patches[0].body
+    );
+    let taints: Vec<u16> = patches
+        .iter()
+        .filter(|r| r.body.contains("\"taints\""))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(&taints[..2], &[429, 429], "taint patches");
+    assert_eq!(taints.last(), Some(&200), "taint patches {taints:?}");
+    // The log does not claim the cordon failed: it held.
+    assert_eq!(h.count("cordon failed"), 0, "{}", h.dump());
+    assert!(h.count("node cordoned, but writing its taints or our records failed") >= 1);
+    // Each write of our annotations says something new: none repeats the last one that held.
+    let annotations = |r: &stnh_sim::ApiRequest| {
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v["metadata"]["annotations"].clone()
+    };
+    let mut written = serde_json::Value::Null;
+    for r in patches
+        .iter()
+        .filter(|r| r.body.contains("\"annotations\""))
+    {
+        let a = annotations(r);
+        assert_ne!(a, written, "the same annotations sent again");
+        if r.status == 200 {
+            written = a;
+        }
+    }
+    assert_alive_and_polling(&sim, &h);
+}
+
+#[test]
 fn answers_slower_than_the_timeout_are_given_up_and_retried() {
     let sim = Sim::start(mixed_node()).unwrap();
     let h = Handler::start_idle(&sim, &[]);

@@ -78,14 +78,16 @@ pub enum FaultAction {
     Truncate(crate::http::Cut),
 }
 
-/// A scripted fault: the next `remaining` requests matching `method` (`*` = any) and whose
-/// path+query starts with `prefix`.
+/// A scripted fault: the next `remaining` requests matching `method` (`*` = any), whose
+/// path+query starts with `prefix` and whose body contains `body` (empty: any body).
 #[derive(Debug, Clone)]
 pub struct Fault {
     /// HTTP method or `*`.
     pub method: String,
     /// Path prefix.
     pub prefix: String,
+    /// A substring of the body.
+    pub body: String,
     /// How many more requests it applies to.
     pub remaining: usize,
     /// What to do.
@@ -303,6 +305,8 @@ fn take_fault(sh: &Shared, req: &Request) -> Option<FaultAction> {
                 || f.method.is_empty()
                 || f.method.eq_ignore_ascii_case(&req.method))
             && req.target.starts_with(&f.prefix)
+            && (f.body.is_empty()
+                || std::str::from_utf8(&req.body).is_ok_and(|b| b.contains(&f.body)))
     })?;
     let f = &mut c.faults[i];
     f.remaining -= 1;

@@ -996,12 +996,26 @@ impl Sim {
 
     /// Adds a scripted fault (see [`FaultAction`]).
     pub fn fault(&self, method: &str, path_prefix: &str, n: usize, action: FaultAction) {
+        self.fault_body(method, path_prefix, "", n, action);
+    }
+
+    /// [`Sim::fault`] for requests whose body also contains `body` (e.g. only the node PATCH
+    /// that sets taints).
+    pub fn fault_body(
+        &self,
+        method: &str,
+        path_prefix: &str,
+        body: &str,
+        n: usize,
+        action: FaultAction,
+    ) {
         if n == 0 {
             return;
         }
         lock(&self.shared.api).faults.push(Fault {
             method: method.to_string(),
             prefix: path_prefix.to_string(),
+            body: body.to_string(),
             remaining: n,
             action,
         });
