@@ -223,6 +223,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         sources: names,
         write_errors: SourceErrors::default(),
         write_not_before: None,
+        record_owed: false,
         undone: Vec::new(),
         stale_logged: HashSet::new(),
         drain: None,
@@ -294,6 +295,9 @@ struct Loop<'a> {
     write_errors: SourceErrors,
     /// A throttled node write (429 with `Retry-After`) is not retried before this.
     write_not_before: Option<Instant>,
+    /// The ledger changed while node writes waited for their `Retry-After`: it is recorded
+    /// once they may go (unless a node update carries it first).
+    record_owed: bool,
     /// Notices undone whose "back in service" message waits for the node to be given back
     /// (after a running drain has stopped), with their entries as they were.
     undone: Vec<(Entry, &'static str)>,
@@ -348,6 +352,7 @@ impl<'a> Loop<'a> {
             && self.undone.is_empty()
             && self.drain.is_none()
             && self.write_not_before.is_none()
+            && !self.record_owed
             && self.snapshots.values().all(Vec::is_empty)
             && !self.recorder.retrying();
         if quiet {
@@ -506,8 +511,11 @@ impl<'a> Loop<'a> {
             seen = self.mark_seen(&notices);
             written = false;
         }
-        if self.ledger != before && !written {
-            self.record();
+        // While the API server asked us to wait (a throttled cordon), the record waits too: the
+        // cordon's retry carries it, and a patch now would only be throttled as well.
+        self.record_owed &= !written;
+        if (self.ledger != before || self.record_owed) && !written {
+            self.record_when_allowed();
         }
         // Recorded now, or the API did not take the record within its timeout: people hear
         // of the notice anyway (a restart may then tell them again).
@@ -515,7 +523,7 @@ impl<'a> Loop<'a> {
         let recorded = self.ledger.clone();
         self.acknowledge(&notices);
         if self.ledger != recorded {
-            self.record();
+            self.record_when_allowed();
         }
         // The Node condition follows the ledger (no work while idle with nothing on record).
         if !self.ledger.is_empty() || !before.is_empty() || !self.condition_checked {
@@ -728,7 +736,7 @@ impl<'a> Loop<'a> {
         if self.is_applied(desired) {
             return false;
         }
-        if self.write_not_before.is_some_and(|t| Instant::now() < t) {
+        if self.writes_deferred() {
             // The API server asked us to wait (API Priority and Fairness): the next step retries.
             return false;
         }
@@ -745,6 +753,7 @@ impl<'a> Loop<'a> {
         }
         match result {
             Ok(()) => {
+                self.write_not_before = None;
                 if self.write_errors.consecutive > 0 {
                     info!(
                         "node update succeeded after failures",
@@ -778,6 +787,11 @@ impl<'a> Loop<'a> {
                 false
             }
         }
+    }
+
+    /// A node write was throttled and its `Retry-After` has not passed yet.
+    fn writes_deferred(&self) -> bool {
+        self.write_not_before.is_some_and(|t| Instant::now() < t)
     }
 
     /// The condition's reason and message while a notice holds the node.
@@ -867,6 +881,14 @@ impl<'a> Loop<'a> {
     /// The node is cordoned as far as this run can tell (a dry run never writes it).
     fn cordoned(&self) -> bool {
         self.cfg.dry_run || self.keeper.view().is_some_and(|n| n.unschedulable())
+    }
+
+    /// [`Handler::record`] now, or once a throttled node write's `Retry-After` has passed.
+    fn record_when_allowed(&mut self) {
+        self.record_owed = self.writes_deferred();
+        if !self.record_owed {
+            self.record();
+        }
     }
 
     fn record(&mut self) {

@@ -461,6 +461,15 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
         .find(|r| r.status == 200)
         .expect("cordoned")
         .at;
+    // No other node write went out between them either (our records wait for the cordon's
+    // Retry-After, and its retry carries them).
+    let between: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.starts_with(&node))
+        .filter(|r| r.at > cordons[0].at && r.at < cordoned)
+        .map(|r| r.body.as_str())
+        .collect();
+    assert!(between.is_empty(), "written while throttled: {between:?}");
     // Nothing of the Events or the condition went out between the throttled cordon and the
     // cordon that held.
     let reports: Vec<_> = reqs
