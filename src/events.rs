@@ -45,6 +45,9 @@ const SERIES_MEMORY: usize = 64;
 const MAX_NOTE: usize = 1000;
 /// The longest Events and condition writes wait for a cordon.
 pub const HOLD_LIMIT: Duration = Duration::from_secs(10);
+/// Pod Events are folded into the node's next Event while the API server shed an Event this
+/// recently (see [`Shared::record`]).
+pub const FOLD_AFTER_SHED: Duration = Duration::from_secs(10);
 
 /// The object an Event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +169,10 @@ struct Shared {
     dropped: AtomicU64,
     /// Load-shedding answers in a row (see [`Shared::send`]).
     sheds: AtomicU32,
+    /// When the API server last shed an Event.
+    last_shed: Mutex<Option<Instant>>,
+    /// Pod Events folded since the last node Event (while shedding).
+    folded: AtomicU64,
     condition: Mutex<ConditionState>,
     /// Only the worker thread uses these.
     series: Mutex<(Vec<Series>, u64)>,
@@ -199,6 +206,8 @@ impl Recorder {
                 pending: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
                 sheds: AtomicU32::new(0),
+                last_shed: Mutex::new(None),
+                folded: AtomicU64::new(0),
                 condition: Mutex::new(ConditionState::default()),
                 series: Mutex::new((Vec::new(), 0)),
                 hold: (Mutex::new(None), std::sync::Condvar::new()),
@@ -435,8 +444,37 @@ impl Shared {
         format!("{prefix}/namespaces/{namespace}/events{name}")
     }
 
-    /// Creates the Event, or bumps its series if it was created before.
+    /// The API server shed an Event within [`FOLD_AFTER_SHED`].
+    fn shedding(&self) -> bool {
+        self.last_shed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < FOLD_AFTER_SHED)
+    }
+
+    /// Creates the Event, or bumps its series if it was created before. While the API server
+    /// sheds load, a pod's Event is not sent: the node's next Event says how many were folded
+    /// into it (hundreds of nodes drained at once would otherwise send one per pod, a third of
+    /// all their requests, to a server that is turning requests away).
     fn record(&self, mut e: Event) {
+        if e.regarding.kind == "Pod" && self.shedding() {
+            if self.folded.fetch_add(1, Ordering::Relaxed) == 0 {
+                info!(
+                    "the API server is shedding load; pod Events are folded into the node's next Event",
+                    reason = e.reason
+                );
+            }
+            return;
+        }
+        if e.regarding.kind == "Node" {
+            let folded = self.folded.swap(0, Ordering::Relaxed);
+            if folded > 0 {
+                e.note.push_str(&format!(
+                    " ({folded} pod Event{} not recorded while the API server shed load)",
+                    if folded == 1 { "" } else { "s" }
+                ));
+            }
+        }
         let mut guard = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let (series, last_nanos) = &mut *guard;
         cut(&mut e.note, MAX_NOTE);
@@ -545,8 +583,10 @@ impl Shared {
         }
     }
 
-    /// One request, retried on transport errors, 5xx and 429 (1 s, then 2 s apart; load
-    /// shedding: its `Retry-After`, doubled for each shed answer in a row, at most 8 times).
+    /// One request, retried on transport errors, 5xx and 429 (1 s, then 2 s apart). An Event's
+    /// load-shedding answer waits its `Retry-After`, doubled for each shed answer in a row
+    /// across Events, at most 8 times; the condition (`strategic`, its own worker and backoff)
+    /// neither counts nor resets that run.
     fn send(
         &self,
         method: &str,
@@ -554,6 +594,7 @@ impl Shared {
         body: &str,
         strategic: bool,
     ) -> Result<(), crate::kube::Error> {
+        let event = !strategic;
         let mut attempt = 1;
         loop {
             let deadline = Instant::now() + WRITE_TIMEOUT;
@@ -562,7 +603,9 @@ impl Shared {
                 .send_json(method, path, body, strategic, Some(deadline))
             {
                 Ok(()) => {
-                    self.sheds.store(0, Ordering::Relaxed);
+                    if event {
+                        self.sheds.store(0, Ordering::Relaxed);
+                    }
                     return Ok(());
                 }
                 Err(e) => e,
@@ -573,7 +616,8 @@ impl Shared {
             }
             // The server shedding load (API Priority and Fairness): Events are what can wait
             // most, so their pause doubles with every such answer in a row, across Events.
-            let pause = if err.code() == Some(429) && !err.is_budget_blocked() {
+            let pause = if event && err.code() == Some(429) && !err.is_budget_blocked() {
+                *self.last_shed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
                 let sheds = self.sheds.fetch_add(1, Ordering::Relaxed) + 1;
                 crate::drain::shed_backoff(
                     err.retry_after().unwrap_or(Duration::from_secs(1)),

@@ -14,6 +14,8 @@ use support::*;
 
 const LONG: Duration = Duration::from_secs(30);
 const CONTROLLER: &str = "spot-termination-notice-handler";
+/// kube-apiserver's answer when API Priority and Fairness sheds a request (`http.Error`).
+const SHED: &str = "Too many requests, please try again later.\n";
 
 fn node_events(sim: &Sim) -> Vec<EventRecord> {
     sim.events_regarding("Node", "", NODE)
@@ -720,5 +722,62 @@ fn a_drain_resumed_after_a_restart_is_not_started_twice() {
     assert!(
         sim.events().iter().all(|e| e["series"].is_null()),
         "no repeats"
+    );
+}
+
+#[test]
+fn while_the_api_server_sheds_events_pod_events_are_folded_into_the_nodes_next_event() {
+    let sim = Sim::start(mixed_node().notice_after(
+        Duration::from_millis(500),
+        "terminate",
+        Duration::from_secs(60),
+    ))
+    .unwrap();
+    // The first Event is shed twice (API Priority and Fairness: a plain-text 429 with
+    // Retry-After: 1): the Events queued behind it are sent within seconds of a shed.
+    sim.fault(
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/",
+        2,
+        stnh_sim::FaultAction::Status(429, SHED.into()),
+    );
+    let h = Handler::start(&sim, &[]);
+    h.wait_for("msg=\"drain finished\"", LONG);
+    eventually("the Drained Event", LONG, || {
+        reasons(&node_events(&sim)).contains(&"Drained")
+    });
+    settled(&sim);
+    // No Event on any evicted pod ...
+    for p in MIXED_EVICTABLE {
+        let (ns, name) = p.split_once('/').unwrap();
+        let on_pod = sim.events_regarding("Pod", ns, name);
+        assert!(on_pod.is_empty(), "{p}: {on_pod:?}");
+    }
+    // ... the node's Events say how many were folded into them, all of them in all, and the
+    // phases are all there.
+    let ev = node_events(&sim);
+    assert_eq!(
+        reasons(&ev),
+        ["SpotInterruption", "Cordoned", "DrainStarted", "Drained"]
+    );
+    let folded: usize = ev
+        .iter()
+        .filter_map(|e| {
+            let (_, tail) = e.note.rsplit_once(" (")?;
+            let n =
+                tail.strip_suffix(" pod Events not recorded while the API server shed load)")?;
+            n.parse::<usize>().ok()
+        })
+        .sum();
+    assert_eq!(
+        folded,
+        MIXED_EVICTABLE.len(),
+        "{:?}",
+        ev.iter().map(|e| &e.note).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        h.count("pod Events are folded into the node's next Event"),
+        1,
+        "logged once"
     );
 }

@@ -422,14 +422,15 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
     let h = Handler::start_idle(&sim, &[]);
     let node = format!("/api/v1/nodes/{NODE}");
     // The cordon is throttled once (Retry-After: 2), the pod list too (Retry-After: 3: the
-    // drain outlasts the cordon's retry); then the first Event twice (Retry-After: 1).
+    // drain outlasts the cordon's retry); then the first Event is shed twice (the plain-text
+    // 429 of API Priority and Fairness, Retry-After: 1).
     sim.fault("PATCH", &node, 1, FaultAction::Throttle(2));
     sim.fault("GET", "/api/v1/pods?", 1, FaultAction::Throttle(3));
     sim.fault(
         "POST",
         "/apis/events.k8s.io/v1/namespaces/",
         2,
-        FaultAction::Throttle(1),
+        FaultAction::Status(429, "Too many requests, please try again later.\n".into()),
     );
     let deadline = deadline_in(90);
     sim.set_notice("terminate", deadline);
