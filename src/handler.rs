@@ -774,10 +774,10 @@ impl<'a> Loop<'a> {
                 let e = self.write_errors.note(e.to_string());
                 if let Some((text, consecutive)) = e {
                     warn!(
-                        if desired.cordon && self.cordoned() {
-                            "node cordoned, but writing its taints or our records failed; will retry"
-                        } else {
-                            "cordon failed; will retry"
+                        match (desired.cordon, self.cordoned()) {
+                            (true, false) => "cordon failed; will retry",
+                            (true, true) => "node cordoned, but writing its taints or our records failed; will retry",
+                            (false, _) => "writing the node's taints or our records failed; will retry",
                         },
                         node = self.node,
                         error = text,
@@ -883,7 +883,7 @@ impl<'a> Loop<'a> {
         self.cfg.dry_run || self.keeper.view().is_some_and(|n| n.unschedulable())
     }
 
-    /// [`Handler::record`] now, or once a throttled node write's `Retry-After` has passed.
+    /// [`Loop::record`] now, or once a throttled node write's `Retry-After` has passed.
     fn record_when_allowed(&mut self) {
         self.record_owed = self.writes_deferred();
         if !self.record_owed {
