@@ -14,8 +14,6 @@ use support::*;
 
 const LONG: Duration = Duration::from_secs(30);
 const CONTROLLER: &str = "spot-termination-notice-handler";
-/// kube-apiserver's answer when API Priority and Fairness sheds a request (`http.Error`).
-const SHED: &str = "Too many requests, please try again later.\n";
 
 fn node_events(sim: &Sim) -> Vec<EventRecord> {
     sim.events_regarding("Node", "", NODE)
@@ -739,7 +737,7 @@ fn while_the_api_server_sheds_events_pod_events_are_folded_into_the_nodes_next_e
         "POST",
         "/apis/events.k8s.io/v1/namespaces/",
         2,
-        stnh_sim::FaultAction::Status(429, SHED.into()),
+        stnh_sim::FaultAction::shed(),
     );
     let h = Handler::start(&sim, &[]);
     h.wait_for("msg=\"drain finished\"", LONG);

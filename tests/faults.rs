@@ -430,7 +430,7 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
         "POST",
         "/apis/events.k8s.io/v1/namespaces/",
         2,
-        FaultAction::Status(429, "Too many requests, please try again later.\n".into()),
+        FaultAction::shed(),
     );
     let deadline = deadline_in(90);
     sim.set_notice("terminate", deadline);

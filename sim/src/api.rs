@@ -197,17 +197,25 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     log_request(sh, req, ctx, at, time, resp)
 }
 
+/// The body of kube-apiserver's load-shedding 429 (see [`too_many_requests`]).
+pub const SHED_BODY: &str = "Too many requests, please try again later.\n";
+
+impl FaultAction {
+    /// API Priority and Fairness shedding the request: the plain-text 429 of
+    /// [`too_many_requests`] with `Retry-After: 1` (unlike [`FaultAction::Throttle`], whose
+    /// Status body is what a client reads as a budget's refusal).
+    pub fn shed() -> FaultAction {
+        FaultAction::Status(429, SHED_BODY.to_string())
+    }
+}
+
 /// What kube-apiserver answers when API Priority and Fairness (or the max-in-flight filter) has
 /// no seat: `tooManyRequests` in k8s.io/apiserver's filters, i.e. Go's `http.Error` with
 /// `Retry-After` — a text/plain body, not a Status object.
 fn too_many_requests(retry_after: u64) -> Response {
-    Response::with_body(
-        429,
-        "text/plain; charset=utf-8",
-        "Too many requests, please try again later.\n",
-    )
-    .header("X-Content-Type-Options", "nosniff")
-    .header("Retry-After", &retry_after.to_string())
+    Response::with_body(429, "text/plain; charset=utf-8", SHED_BODY)
+        .header("X-Content-Type-Options", "nosniff")
+        .header("Retry-After", &retry_after.to_string())
 }
 
 fn serve_admitted(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
