@@ -1094,6 +1094,7 @@ impl Drainer<'_> {
 
     /// Lists the node's pods, retrying every second until the report time.
     fn list_pods(&self, control: &Control) -> Option<Vec<Pod>> {
+        let mut sheds = 0;
         loop {
             let budget = control.budget();
             if control.is_cancelled() {
@@ -1105,9 +1106,14 @@ impl Drainer<'_> {
             {
                 Ok(p) => return Some(p),
                 Err(e) => {
-                    // A throttled list (429) waits what the server asked, within bounds.
-                    let wait = match e.code() {
-                        Some(429) => e
+                    // A throttled list (429) waits what the server asked, within bounds, and
+                    // longer when throttled again ([`shed_backoff`], as the evictions do).
+                    let wait = match (e.code(), shed(&e)) {
+                        (_, Some(after)) => {
+                            sheds += 1;
+                            no_sooner(shed_backoff(after, sheds), &self.node, sheds)
+                        }
+                        (Some(429), None) => e
                             .retry_after()
                             .unwrap_or(ERROR_RETRY_INTERVAL)
                             .min(Duration::from_secs(30)),
@@ -1801,6 +1807,11 @@ fn retry(next: Instant, budget: &Budget, pod: &str, why: &str) -> Step {
     }
 }
 
+/// `d` to 1.2 `d` (see [`jitter`]): a server's `Retry-After`, never sooner.
+pub fn no_sooner(d: Duration, key: &str, attempt: u32) -> Duration {
+    (jitter(d, key, attempt) + d) / 2 + d / 10
+}
+
 /// `d` ± 20 %, varying by pod and attempt (no RNG needed: this only breaks lock-step).
 fn jitter(d: Duration, pod: &str, attempt: u32) -> Duration {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -2297,6 +2308,11 @@ mod tests {
             assert!(
                 j >= Duration::from_secs(4) && j <= Duration::from_secs(6),
                 "{j:?}"
+            );
+            let later = no_sooner(Duration::from_secs(5), &format!("node-{attempt}"), attempt);
+            assert!(
+                later >= Duration::from_secs(5) && later <= Duration::from_secs(6),
+                "{later:?}"
             );
         }
     }

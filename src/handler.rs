@@ -35,6 +35,8 @@ const STARTUP_MAX_BACKOFF: Duration = Duration::from_secs(30);
 const NODE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` a failed node write honours before it is retried.
 const MAX_WRITE_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The longest a drain waits for a throttled cordon's retry ([`Loop::drain_waits_for_cordon`]).
+const CORDON_FIRST_LIMIT: Duration = Duration::from_secs(5);
 /// The loop re-decides at least this often (time-based steps: leads, TTLs).
 const TICK: Duration = Duration::from_secs(1);
 /// With nothing on record, live or being retried, no decision depends on the time: the loop
@@ -224,6 +226,7 @@ pub fn run(cfg: Config) -> Result<(), config::Error> {
         write_errors: SourceErrors::default(),
         write_not_before: None,
         record_owed: false,
+        drain_held: None,
         undone: Vec::new(),
         stale_logged: HashSet::new(),
         drain: None,
@@ -295,6 +298,8 @@ struct Loop<'a> {
     write_errors: SourceErrors,
     /// A throttled node write (429 with `Retry-After`) is not retried before this.
     write_not_before: Option<Instant>,
+    /// Until when the drain waits for a throttled cordon's retry.
+    drain_held: Option<Instant>,
     /// The ledger changed while node writes waited for their `Retry-After`: it is recorded
     /// once they may go (unless a node update carries it first).
     record_owed: bool,
@@ -358,7 +363,10 @@ impl<'a> Loop<'a> {
         if quiet {
             idle_tick(self.cfg.health_loop_timeout)
         } else {
-            TICK
+            // A throttled node write is retried the moment its Retry-After has passed.
+            self.write_not_before
+                .map_or(TICK, |t| t.saturating_duration_since(Instant::now()))
+                .clamp(Duration::from_millis(10), TICK)
         }
     }
 
@@ -766,12 +774,22 @@ impl<'a> Loop<'a> {
                 true
             }
             Err(e) => {
-                // Honour a throttled answer's Retry-After, within bounds (the drain must not
-                // wait long on it).
-                self.write_not_before = e
-                    .retry_after()
-                    .map(|d| Instant::now() + d.min(MAX_WRITE_RETRY_AFTER));
-                let e = self.write_errors.note(e.to_string());
+                let cordoned = self.cordoned();
+                let e2 = self.write_errors.note(e.to_string());
+                // Honour a throttled answer's Retry-After (up to 20 % more: hundreds of nodes
+                // throttled at once do not all come back together), within bounds: the drain
+                // must not wait long on it. Once the cordon holds, what is left (taints,
+                // records) backs off as the drain does, so the cordons of other nodes find room.
+                let repeats = if cordoned {
+                    self.write_errors.consecutive
+                } else {
+                    1
+                } as u32;
+                self.write_not_before = e.retry_after().map(|d| {
+                    let d = crate::drain::shed_backoff(d, repeats).min(MAX_WRITE_RETRY_AFTER);
+                    Instant::now() + crate::drain::no_sooner(d, &self.node, repeats)
+                });
+                let e = e2;
                 if let Some((text, consecutive)) = e {
                     warn!(
                         match (desired.cordon, self.cordoned()) {
@@ -908,8 +926,15 @@ impl<'a> Loop<'a> {
     where
         'a: 's,
     {
+        let wait = self.drain.is_none()
+            && desired
+                .drain
+                .as_ref()
+                .is_some_and(|o| self.drain_waits_for_cordon(desired, o.deadline));
         match (&desired.drain, &self.drain) {
+            _ if wait => {}
             (Some(order), None) => {
+                self.drain_held = None;
                 let control = Arc::new(drain::Control::new(
                     order.deadline,
                     order.force && self.cfg.force_delete,
@@ -1024,6 +1049,23 @@ impl<'a> Loop<'a> {
             }
             (None, None) => {}
         }
+    }
+
+    /// A throttled cordon is retried before the drain starts: the API server asked us to wait,
+    /// and evictions sent meanwhile would be throttled too, crowding out the cordons of other
+    /// nodes reclaimed at the same time. At most [`CORDON_FIRST_LIMIT`], or a tenth of the time
+    /// left before the deadline if that is less.
+    fn drain_waits_for_cordon(&mut self, desired: &Desired, deadline: Option<SystemTime>) -> bool {
+        if !desired.cordon || self.cordoned() || !self.writes_deferred() {
+            return false;
+        }
+        let now = Instant::now();
+        let left = deadline.map_or(CORDON_FIRST_LIMIT, |d| {
+            d.duration_since(SystemTime::now()).unwrap_or_default() / 10
+        });
+        now < *self
+            .drain_held
+            .get_or_insert(now + left.min(CORDON_FIRST_LIMIT))
     }
 
     fn drained(&mut self, mut report: Report) {

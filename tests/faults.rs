@@ -421,9 +421,9 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
     let sim = Sim::start(mixed_node()).unwrap();
     let h = Handler::start_idle(&sim, &[]);
     let node = format!("/api/v1/nodes/{NODE}");
-    // The cordon is throttled once (Retry-After: 2), the pod list too (Retry-After: 3: the
-    // drain outlasts the cordon's retry); then the first Event is shed twice (the plain-text
-    // 429 of API Priority and Fairness, Retry-After: 1).
+    // The cordon is throttled once (Retry-After: 2), the pod list too (Retry-After: 3); then
+    // the first Event is shed twice (the plain-text 429 of API Priority and Fairness,
+    // Retry-After: 1).
     sim.fault("PATCH", &node, 1, FaultAction::Throttle(2));
     sim.fault("GET", "/api/v1/pods?", 1, FaultAction::Throttle(3));
     sim.fault(
@@ -471,6 +471,14 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
         .map(|r| r.body.as_str())
         .collect();
     assert!(between.is_empty(), "written while throttled: {between:?}");
+    // The drain waited for the cordon's retry: no pod was listed or evicted before it held.
+    let drained_early: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/pods?") || r.path.ends_with("/eviction"))
+        .filter(|r| r.at < cordoned)
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(drained_early.is_empty(), "before the cordon: {drained_early:?}");
     // Nothing of the Events or the condition went out between the throttled cordon and the
     // cordon that held.
     let reports: Vec<_> = reqs
@@ -505,6 +513,48 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
         gap2 >= Duration::from_millis(1950),
         "{gap2:?} after a second shed answer in a row"
     );
+    assert_alive_and_polling(&sim, &h);
+}
+
+#[test]
+fn a_cordon_throttled_again_and_again_holds_the_drain_back_no_longer_than_five_seconds() {
+    let sim = Sim::start(mixed_node()).unwrap();
+    let h = Handler::start_idle(&sim, &[]);
+    let node = format!("/api/v1/nodes/{NODE}");
+    // API Priority and Fairness sheds the cordon 8 times (Retry-After: 1 each).
+    sim.fault_body("PATCH", &node, "\"unschedulable\":true", 8, FaultAction::shed());
+    let deadline = deadline_in(90);
+    sim.set_notice("terminate", deadline);
+    eventually("the ninth cordon holds", LONG, || {
+        sim.node(NODE).unwrap()["spec"]["unschedulable"] == true
+    });
+    assert_drained_in_time(&sim, &h, deadline);
+    let reqs = sim.api_requests();
+    let cordons: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path == node)
+        .filter(|r| r.body.contains("\"unschedulable\":true"))
+        .collect();
+    assert_eq!(cordons.len(), 9, "8 shed, then the one that held");
+    assert!(cordons[..8].iter().all(|r| r.status == 429));
+    assert_eq!(cordons[8].status, 200);
+    // Each retry waited the Retry-After, never less.
+    for w in cordons.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(gap >= Duration::from_millis(990), "cordon retried after {gap:?}");
+    }
+    // The drain waited for the first retries, then went on without the cordon: its first
+    // pod list came after the first shed answer, and at most 5 s (the limit) and a step later.
+    let first_list = reqs
+        .iter()
+        .find(|r| r.path.starts_with("/api/v1/pods?"))
+        .expect("pods listed")
+        .at;
+    let held = first_list - cordons[0].at;
+    assert!(held >= Duration::from_millis(990), "{held:?}");
+    assert!(held < Duration::from_millis(6500), "{held:?}");
+    assert!(first_list < cordons[8].at, "the drain did not wait for the cordon forever");
+    h.wait_for("could not cordon the node; draining anyway", LONG);
     assert_alive_and_polling(&sim, &h);
 }
 
