@@ -478,7 +478,10 @@ fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_
         .filter(|r| r.at < cordoned)
         .map(|r| r.path.as_str())
         .collect();
-    assert!(drained_early.is_empty(), "before the cordon: {drained_early:?}");
+    assert!(
+        drained_early.is_empty(),
+        "before the cordon: {drained_early:?}"
+    );
     // Nothing of the Events or the condition went out between the throttled cordon and the
     // cordon that held.
     let reports: Vec<_> = reqs
@@ -522,7 +525,13 @@ fn a_cordon_throttled_again_and_again_holds_the_drain_back_no_longer_than_five_s
     let h = Handler::start_idle(&sim, &[]);
     let node = format!("/api/v1/nodes/{NODE}");
     // API Priority and Fairness sheds the cordon 8 times (Retry-After: 1 each).
-    sim.fault_body("PATCH", &node, "\"unschedulable\":true", 8, FaultAction::shed());
+    sim.fault_body(
+        "PATCH",
+        &node,
+        "\"unschedulable\":true",
+        8,
+        FaultAction::shed(),
+    );
     let deadline = deadline_in(90);
     sim.set_notice("terminate", deadline);
     eventually("the ninth cordon holds", LONG, || {
@@ -541,7 +550,10 @@ fn a_cordon_throttled_again_and_again_holds_the_drain_back_no_longer_than_five_s
     // Each retry waited the Retry-After, never less.
     for w in cordons.windows(2) {
         let gap = w[1].at - w[0].at;
-        assert!(gap >= Duration::from_millis(990), "cordon retried after {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(990),
+            "cordon retried after {gap:?}"
+        );
     }
     // The drain waited for the first retries, then went on without the cordon: its first
     // pod list came after the first shed answer, and at most 5 s (the limit) and a step later.
@@ -553,7 +565,10 @@ fn a_cordon_throttled_again_and_again_holds_the_drain_back_no_longer_than_five_s
     let held = first_list - cordons[0].at;
     assert!(held >= Duration::from_millis(990), "{held:?}");
     assert!(held < Duration::from_millis(6500), "{held:?}");
-    assert!(first_list < cordons[8].at, "the drain did not wait for the cordon forever");
+    assert!(
+        first_list < cordons[8].at,
+        "the drain did not wait for the cordon forever"
+    );
     h.wait_for("could not cordon the node; draining anyway", LONG);
     assert_alive_and_polling(&sim, &h);
 }
