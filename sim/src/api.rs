@@ -67,8 +67,10 @@ pub enum FaultAction {
     Drop,
     /// Never answer (the socket is held for at most 30 s).
     Hang,
-    /// API Priority and Fairness rejecting the request: 429 with `Retry-After: N`, the
-    /// `X-Kubernetes-PF-*` headers and a `TooManyRequests` Status with `retryAfterSeconds`.
+    /// A throttled request answered with a Status object: 429 with `Retry-After: N`, the
+    /// `X-Kubernetes-PF-*` headers and a `TooManyRequests` Status with `retryAfterSeconds` (the
+    /// form of a 429 that passed through the API machinery). kube-apiserver's API Priority
+    /// and Fairness filter itself sheds load in plain text: [`FaultAction::shed`].
     Throttle(u64),
     /// Serve the request (a write is applied), but answer only after this long: slower than the
     /// client's timeout.

@@ -176,6 +176,79 @@ struct Side {
     /// Connections the kernel dropped from full listen queues (any socket of the machine) from
     /// the notice (kubectl: the start) to the end.
     overflows: Option<u64>,
+    /// CPU used in the first [`BURST`] after the notice (handlers only).
+    burst: Option<BurstCpu>,
+    /// Requests that arrived in the first second after the notice (kubectl: the start): all,
+    /// and those served (not answered 429).
+    first_second: (usize, usize),
+}
+
+/// [`Side::first_second`] of requests from `from` on.
+fn first_second(reqs: &[&ApiRequest], from: Instant) -> (usize, usize) {
+    let first: Vec<&&ApiRequest> = reqs
+        .iter()
+        .filter(|r| r.at >= from && r.at < from + Duration::from_secs(1))
+        .collect();
+    (
+        first.len(),
+        first.iter().filter(|r| r.status != 429).count(),
+    )
+}
+
+/// The window after the notice whose CPU use [`BurstCpu`] gives.
+const BURST: Duration = Duration::from_secs(2);
+
+/// CPU seconds used in [`BURST`]: by this process (the simulator and the driver) and by the
+/// handler processes (`/proc/PID/stat`), and by the whole machine as the kernel's ticks count it
+/// (`/proc/stat`, sampled at each tick, so short wake-ups at tick time count whole: busy, of
+/// which interrupts and softirqs; and steal, the time the hypervisor gave to others), of
+/// `capacity` (CPUs × window).
+#[derive(Debug, Clone, Copy)]
+struct BurstCpu {
+    sim_s: f64,
+    handlers_s: f64,
+    machine_s: f64,
+    irq_s: f64,
+    steal_s: f64,
+    capacity_s: f64,
+}
+
+/// This process's CPU ticks, the handlers' CPU ticks, and the machine's `/proc/stat` ticks:
+/// busy (not idle, iowait or steal), irq + softirq, steal, total.
+type CpuSnapshot = (u64, u64, [u64; 4]);
+
+fn cpu_snapshot(pids: &[u32]) -> Option<CpuSnapshot> {
+    let own = crate::proc::cpu_ticks(std::process::id())?;
+    let handlers = pids.iter().filter_map(|p| crate::proc::cpu_ticks(*p)).sum();
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let f = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    let total: u64 = (0..8).map(f).sum();
+    let steal = f(7);
+    let busy = total - f(3) - f(4) - steal;
+    Some((own, handlers, [busy, f(5) + f(6), steal, total]))
+}
+
+fn burst_cpu(a: CpuSnapshot, b: CpuSnapshot, window: Duration) -> BurstCpu {
+    let tck = crate::proc::clock_ticks_per_sec() as f64;
+    let d = |x: u64, y: u64| y.saturating_sub(x) as f64 / tck;
+    // Total ticks of all CPUs over the window: the CPU count the kernel accounted.
+    let cpus = (d(a.2[3], b.2[3]) / window.as_secs_f64()).round().max(1.0);
+    BurstCpu {
+        sim_s: d(a.0, b.0),
+        handlers_s: d(a.1, b.1),
+        machine_s: d(a.2[0], b.2[0]),
+        irq_s: d(a.2[1], b.2[1]),
+        steal_s: d(a.2[2], b.2[2]),
+        capacity_s: cpus * window.as_secs_f64(),
+    }
 }
 
 fn summary_ms(v: &[f64]) -> String {
@@ -361,6 +434,15 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
             .duration_since(SystemTime::now() + Duration::from_secs(2))
             .unwrap_or_default();
     let deadline_ms = ms(at, deadline_at);
+    // The CPU of the burst: from the notice becoming visible, for BURST.
+    let pids: Vec<u32> = procs.iter().map(Child::pid).collect();
+    std::thread::sleep(at.saturating_duration_since(Instant::now()));
+    let cpu0 = cpu_snapshot(&pids);
+    let burst_start = Instant::now();
+    std::thread::sleep(BURST);
+    let burst = cpu0
+        .zip(cpu_snapshot(&pids))
+        .map(|(a, b)| burst_cpu(a, b, burst_start.elapsed()));
     // Until every handler has said `drain finished` (or the deadline + 5 s).
     let mut done: Vec<Option<Instant>> = vec![None; n];
     let stop_at = deadline_at + Duration::from_secs(5);
@@ -469,6 +551,8 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         max_hwm_kb,
         wall_s: wall.elapsed().as_secs_f64(),
         overflows,
+        burst,
+        first_second: first_second(&after, at),
     })
 }
 
@@ -619,6 +703,8 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         max_hwm_kb,
         wall_s: wall.elapsed().as_secs_f64(),
         overflows,
+        burst: None,
+        first_second: first_second(&after, start),
     })
 }
 
@@ -859,7 +945,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     });
     row("Poll that saw the notice → cordoned (ms)", &|x, h| {
         if h {
-            summary_ms(&x.detect_to_cordon)
+            format!(
+                "{}; within 1 s: {} of {}",
+                summary_ms(&x.detect_to_cordon),
+                within(&x.detect_to_cordon, CORDON_TARGET_MS),
+                x.nodes
+            )
         } else {
             "n/a".into()
         }
@@ -906,6 +997,16 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         &|x, _| format!("{} / {}", x.peak_inflight, x.peak_demand),
     );
     row(
+        "Server: requests that arrived in the first second / of them served (not 429)",
+        &|x, _| {
+            format!(
+                "{} / {}",
+                thousands(x.first_second.0 as u64),
+                thousands(x.first_second.1 as u64)
+            )
+        },
+    );
+    row(
         "Server: most requests waiting for a seat / served after waiting",
         &|x, _| format!("{} / {}", x.queue.0, thousands(x.queue.1 as u64)),
     );
@@ -937,6 +1038,25 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     row(
         "Largest process VmHWM (kubectl: sampled every ~0.2 s)",
         &|x, _| crate::report::kib(x.max_hwm_kb),
+    );
+    row(
+        &format!(
+            "CPU used in the first {} s after the notice (s of CPU)",
+            BURST.as_secs()
+        ),
+        &|x, _| {
+            x.burst.map_or("n/a".into(), |b| {
+                format!(
+                    "simulator and driver {:.2}, handlers {:.2} (their own accounting); the kernel's tick count: {:.0} % of {:.2} CPU-seconds busy (interrupts and softirqs {:.2}), steal {:.2}",
+                    b.sim_s,
+                    b.handlers_s,
+                    100.0 * b.machine_s / b.capacity_s,
+                    b.capacity_s,
+                    b.irq_s,
+                    b.steal_s
+                )
+            })
+        },
     );
     row(
         "Connections dropped by a full listen queue (kernel, whole machine)",
@@ -1081,5 +1201,26 @@ mod tests {
             percentile(&(1..=100).map(f64::from).collect::<Vec<_>>(), 0.99),
             99.0
         );
+    }
+
+    #[test]
+    fn burst_cpu_takes_the_differences_and_counts_the_cpus() {
+        let tck = crate::proc::clock_ticks_per_sec();
+        // 2 CPUs over 2 s: 4 s of ticks in all; 3 s busy, of which 0.5 s interrupts.
+        let a = (10, 20, [100, 5, 0, 1000]);
+        let b = (
+            10 + tck,
+            20 + tck / 2,
+            [100 + 3 * tck, 5 + tck / 2, 0, 1000 + 4 * tck],
+        );
+        let c = burst_cpu(a, b, Duration::from_secs(2));
+        assert_eq!(c.sim_s, 1.0);
+        assert_eq!(c.handlers_s, 0.5);
+        assert_eq!(c.machine_s, 3.0);
+        assert_eq!(c.irq_s, 0.5);
+        assert_eq!(c.steal_s, 0.0);
+        assert_eq!(c.capacity_s, 4.0);
+        // A counter that went backwards (a handler restarted) counts as nothing, not a wrap.
+        assert_eq!(burst_cpu(b, a, Duration::from_secs(2)).sim_s, 0.0);
     }
 }
