@@ -170,8 +170,9 @@ pub fn shed_backoff(retry_after: Duration, sheds: u32) -> Duration {
     retry_after * (1u32 << sheds.saturating_sub(1).min(3))
 }
 
-/// The server's load shedding: 429 without a budget behind it, and when to come back.
-fn shed(e: &crate::kube::Error) -> Option<Duration> {
+/// The server's load shedding: 429 without a budget behind it, and when to come back (its
+/// `Retry-After`, else 1 s; at most 30 s).
+pub fn shed(e: &crate::kube::Error) -> Option<Duration> {
     (e.code() == Some(429) && !e.is_budget_blocked()).then(|| {
         e.retry_after()
             .unwrap_or(ERROR_RETRY_INTERVAL)

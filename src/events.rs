@@ -616,15 +616,14 @@ impl Shared {
             }
             // The server shedding load (API Priority and Fairness): Events are what can wait
             // most, so their pause doubles with every such answer in a row, across Events.
-            let pause = if event && err.code() == Some(429) && !err.is_budget_blocked() {
-                *self.last_shed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-                let sheds = self.sheds.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::drain::shed_backoff(
-                    err.retry_after().unwrap_or(Duration::from_secs(1)),
-                    sheds,
-                )
-            } else {
-                Duration::from_secs(u64::from(attempt))
+            let pause = match crate::drain::shed(&err) {
+                Some(after) if event => {
+                    *self.last_shed.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Instant::now());
+                    let sheds = self.sheds.fetch_add(1, Ordering::Relaxed) + 1;
+                    crate::drain::shed_backoff(after, sheds)
+                }
+                _ => Duration::from_secs(u64::from(attempt)),
             };
             std::thread::sleep(pause);
             attempt += 1;
