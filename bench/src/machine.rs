@@ -66,18 +66,25 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The share of all CPUs busy (anything but idle and iowait) over `window`, from `/proc/stat`:
-/// a quietness check before measuring.
-pub fn cpu_busy(window: std::time::Duration) -> Option<f64> {
-    fn sample() -> Option<(u64, u64)> {
-        let text = std::fs::read_to_string("/proc/stat").ok()?;
-        let v: Vec<u64> = text
-            .lines()
+/// The machine's CPU time by state, in clock ticks summed over all CPUs: the first line of
+/// `/proc/stat` (user nice system idle iowait irq softirq steal …).
+pub fn cpu_states() -> Option<Vec<u64>> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    Some(
+        text.lines()
             .next()?
             .split_whitespace()
             .skip(1)
             .filter_map(|x| x.parse().ok())
-            .collect();
+            .collect(),
+    )
+}
+
+/// The share of all CPUs busy (anything but idle and iowait) over `window`, from `/proc/stat`:
+/// a quietness check before measuring.
+pub fn cpu_busy(window: std::time::Duration) -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let v = cpu_states()?;
         let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
         Some((v.iter().sum(), idle))
     }

@@ -220,15 +220,7 @@ type CpuSnapshot = (u64, u64, [u64; 4]);
 fn cpu_snapshot(pids: &[u32]) -> Option<CpuSnapshot> {
     let own = crate::proc::cpu_ticks(std::process::id())?;
     let handlers = pids.iter().filter_map(|p| crate::proc::cpu_ticks(*p)).sum();
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal …
+    let cpu = crate::machine::cpu_states()?;
     let f = |i: usize| cpu.get(i).copied().unwrap_or(0);
     let total: u64 = (0..8).map(f).sum();
     let steal = f(7);
