@@ -213,9 +213,17 @@ struct BurstCpu {
     capacity_s: f64,
 }
 
-/// This process's CPU ticks, the handlers' CPU ticks, and the machine's `/proc/stat` ticks:
-/// busy (not idle, iowait or steal), irq + softirq, steal, total.
-type CpuSnapshot = (u64, u64, [u64; 4]);
+/// CPU ticks at one instant: this process's, the handlers' (summed), and the machine's from
+/// `/proc/stat` (busy: not idle, iowait or steal; irq + softirq; steal; total).
+#[derive(Debug, Clone, Copy)]
+struct CpuSnapshot {
+    own: u64,
+    handlers: u64,
+    busy: u64,
+    irq: u64,
+    steal: u64,
+    total: u64,
+}
 
 fn cpu_snapshot(pids: &[u32]) -> Option<CpuSnapshot> {
     let own = crate::proc::cpu_ticks(std::process::id())?;
@@ -224,21 +232,29 @@ fn cpu_snapshot(pids: &[u32]) -> Option<CpuSnapshot> {
     let f = |i: usize| cpu.get(i).copied().unwrap_or(0);
     let total: u64 = (0..8).map(f).sum();
     let steal = f(7);
-    let busy = total - f(3) - f(4) - steal;
-    Some((own, handlers, [busy, f(5) + f(6), steal, total]))
+    Some(CpuSnapshot {
+        own,
+        handlers,
+        busy: total - f(3) - f(4) - steal,
+        irq: f(5) + f(6),
+        steal,
+        total,
+    })
 }
 
 fn burst_cpu(a: CpuSnapshot, b: CpuSnapshot, window: Duration) -> BurstCpu {
     let tck = crate::proc::clock_ticks_per_sec() as f64;
     let d = |x: u64, y: u64| y.saturating_sub(x) as f64 / tck;
     // Total ticks of all CPUs over the window: the CPU count the kernel accounted.
-    let cpus = (d(a.2[3], b.2[3]) / window.as_secs_f64()).round().max(1.0);
+    let cpus = (d(a.total, b.total) / window.as_secs_f64())
+        .round()
+        .max(1.0);
     BurstCpu {
-        sim_s: d(a.0, b.0),
-        handlers_s: d(a.1, b.1),
-        machine_s: d(a.2[0], b.2[0]),
-        irq_s: d(a.2[1], b.2[1]),
-        steal_s: d(a.2[2], b.2[2]),
+        sim_s: d(a.own, b.own),
+        handlers_s: d(a.handlers, b.handlers),
+        machine_s: d(a.busy, b.busy),
+        irq_s: d(a.irq, b.irq),
+        steal_s: d(a.steal, b.steal),
         capacity_s: cpus * window.as_secs_f64(),
     }
 }
@@ -1199,12 +1215,22 @@ mod tests {
     fn burst_cpu_takes_the_differences_and_counts_the_cpus() {
         let tck = crate::proc::clock_ticks_per_sec();
         // 2 CPUs over 2 s: 4 s of ticks in all; 3 s busy, of which 0.5 s interrupts.
-        let a = (10, 20, [100, 5, 0, 1000]);
-        let b = (
-            10 + tck,
-            20 + tck / 2,
-            [100 + 3 * tck, 5 + tck / 2, 0, 1000 + 4 * tck],
-        );
+        let a = CpuSnapshot {
+            own: 10,
+            handlers: 20,
+            busy: 100,
+            irq: 5,
+            steal: 0,
+            total: 1000,
+        };
+        let b = CpuSnapshot {
+            own: 10 + tck,
+            handlers: 20 + tck / 2,
+            busy: 100 + 3 * tck,
+            irq: 5 + tck / 2,
+            steal: 0,
+            total: 1000 + 4 * tck,
+        };
         let c = burst_cpu(a, b, Duration::from_secs(2));
         assert_eq!(c.sim_s, 1.0);
         assert_eq!(c.handlers_s, 0.5);
@@ -1212,7 +1238,8 @@ mod tests {
         assert_eq!(c.irq_s, 0.5);
         assert_eq!(c.steal_s, 0.0);
         assert_eq!(c.capacity_s, 4.0);
-        // A counter that went backwards (a handler restarted) counts as nothing, not a wrap.
+        // A sum that went down (a handler exited, its ticks left the sum) counts as nothing,
+        // not a wrap.
         assert_eq!(burst_cpu(b, a, Duration::from_secs(2)).sim_s, 0.0);
     }
 }
