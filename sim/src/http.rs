@@ -1,4 +1,5 @@
-//! A tiny blocking HTTP/1.1 server: one thread per connection, plain TCP or rustls.
+//! A tiny blocking HTTP/1.1 server: one thread per connection (taken from a process-wide pool of
+//! idle ones), plain TCP or rustls.
 //!
 //! What it does: keep-alive (and `Connection: close`), `Content-Length` and chunked request
 //! bodies, `Expect: 100-continue`, and responses framed like Go's net/http (which is what the
@@ -9,7 +10,7 @@
 //! within ~100 ms, an idle keep-alive connection is closed after [`IDLE_LIMIT`], a started request
 //! must arrive in full within [`REQUEST_LIMIT`], writes time out after [`WRITE_LIMIT`], and a
 //! "hang" response holds the socket for at most its own bound. Dropping the [`Server`] stops the
-//! accept loop and joins every connection thread.
+//! accept loop and waits for every connection to end.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -289,8 +290,8 @@ impl Server {
         self.conns.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting, closes every connection and joins all threads (bounded: each connection
-    /// thread notices the stop flag within ~100 ms unless blocked in a write, which times out).
+    /// Stops accepting, closes every connection and waits for them to end (bounded: each
+    /// connection notices the stop flag within ~100 ms unless blocked in a write, which times out).
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.accept.take() {
@@ -314,7 +315,7 @@ fn accept_loop(
     stop: Arc<AtomicBool>,
     conns: Arc<AtomicUsize>,
 ) {
-    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    let live = Arc::new(Live::default());
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             break;
@@ -323,46 +324,159 @@ fn accept_loop(
             thread::sleep(Duration::from_millis(10));
             continue;
         };
-        workers.retain(|h| !h.is_finished());
-        if workers.len() >= MAX_CONNS {
+        if live.count() >= MAX_CONNS {
             let _ = stream.shutdown(Shutdown::Both);
             continue;
         }
         let id = conns.fetch_add(1, Ordering::SeqCst) + 1;
         let (handler, tls, stop) = (handler.clone(), tls.clone(), stop.clone());
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .spawn(move || {
-                let _ = stream.set_nodelay(true);
-                let _ = stream.set_read_timeout(Some(POLL));
-                let _ = stream.set_write_timeout(Some(WRITE_LIMIT));
-                let ctx = ConnCtx { id, stop: &stop };
-                match tls {
-                    Some(cfg) => {
-                        let Ok(conn) = rustls::ServerConnection::new(cfg) else {
-                            return;
-                        };
-                        let mut s = rustls::StreamOwned::new(conn, stream);
-                        let close = serve(&mut s, &handler, &ctx);
-                        if close {
-                            s.conn.send_close_notify();
-                            let _ = s.flush();
-                        }
-                        let _ = s.sock.shutdown(Shutdown::Both);
+        let guard = live.enter();
+        pool::run(Box::new(move || {
+            let _guard = guard;
+            let _ = stream.set_nodelay(true);
+            let _ = stream.set_read_timeout(Some(POLL));
+            let _ = stream.set_write_timeout(Some(WRITE_LIMIT));
+            let ctx = ConnCtx { id, stop: &stop };
+            match tls {
+                Some(cfg) => {
+                    let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                        return;
+                    };
+                    let mut s = rustls::StreamOwned::new(conn, stream);
+                    let close = serve(&mut s, &handler, &ctx);
+                    if close {
+                        s.conn.send_close_notify();
+                        let _ = s.flush();
                     }
-                    None => {
-                        let mut s = stream;
-                        serve(&mut s, &handler, &ctx);
-                        let _ = s.shutdown(Shutdown::Both);
-                    }
+                    let _ = s.sock.shutdown(Shutdown::Both);
                 }
-            });
-        if let Ok(h) = spawned {
-            workers.push(h);
+                None => {
+                    let mut s = stream;
+                    serve(&mut s, &handler, &ctx);
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+            }
+        }));
+    }
+    live.wait_idle();
+}
+
+/// The connections a server is serving now, so that stopping it can wait for them to end.
+#[derive(Default)]
+struct Live {
+    count: std::sync::Mutex<usize>,
+    ended: std::sync::Condvar,
+}
+
+/// Counts one connection as live until dropped (also when its job panics).
+struct LiveGuard(Arc<Live>);
+
+impl Live {
+    fn count(&self) -> usize {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(self: &Arc<Live>) -> LiveGuard {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        LiveGuard(self.clone())
+    }
+
+    /// Waits until no connection is live (each notices the stop flag within [`POLL`] unless
+    /// blocked in a write, which fails after [`WRITE_LIMIT`], or in a hang, which checks the
+    /// flag too).
+    fn wait_idle(&self) {
+        let mut n = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            n = self.ended.wait(n).unwrap_or_else(|e| e.into_inner());
         }
     }
-    for h in workers {
-        let _ = h.join();
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.ended.notify_all();
+    }
+}
+
+/// The threads that serve connections, shared by every server of the process. A finished
+/// connection's thread waits for the next one instead of exiting: the mass-reclaim benchmark
+/// runs 500 metadata servers and one API server in one process, and creating and tearing down
+/// a thread per connection (stack mappings, TLB shootdowns on every core) was most of their
+/// CPU, which the handlers being measured then did not get.
+mod pool {
+    use std::collections::VecDeque;
+    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::time::Duration;
+
+    pub(super) type Job = Box<dyn FnOnce() + Send>;
+
+    /// An idle thread exits after this long without work.
+    const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+    #[derive(Default)]
+    struct Pool {
+        state: Mutex<State>,
+        work: Condvar,
+    }
+
+    #[derive(Default)]
+    struct State {
+        jobs: VecDeque<Job>,
+        /// Threads waiting for a job.
+        idle: usize,
+    }
+
+    fn pool() -> &'static Pool {
+        static POOL: OnceLock<Pool> = OnceLock::new();
+        POOL.get_or_init(Pool::default)
+    }
+
+    /// Runs `job` on an idle pool thread, or on a new one when none is idle (every connection
+    /// gets a thread at once, as before).
+    pub(super) fn run(job: Job) {
+        let p = pool();
+        let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.idle > st.jobs.len() {
+            st.jobs.push_back(job);
+            drop(st);
+            p.work.notify_one();
+            return;
+        }
+        drop(st);
+        let spawned = std::thread::Builder::new()
+            .name("sim-conn".into())
+            .spawn(move || worker(job));
+        // Without a thread the job (and its connection) is dropped, as a failed spawn was.
+        drop(spawned);
+    }
+
+    fn worker(first: Job) {
+        let p = pool();
+        let mut job = Some(first);
+        loop {
+            if let Some(j) = job.take() {
+                // A panic in one connection must not take the thread's later connections down.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(j));
+            }
+            let mut st = p.state.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(j) = st.jobs.pop_front() {
+                    job = Some(j);
+                    break;
+                }
+                st.idle += 1;
+                let (next, timeout) = p
+                    .work
+                    .wait_timeout(st, IDLE_EXIT)
+                    .unwrap_or_else(|e| e.into_inner());
+                st = next;
+                st.idle -= 1;
+                if timeout.timed_out() && st.jobs.is_empty() {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -59,12 +59,17 @@ pub fn server_config(cert: ServerCert) -> std::io::Result<Arc<rustls::ServerConf
         .collect::<Result<_, _>>()
         .map_err(std::io::Error::other)?;
     let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(std::io::Error::other)?;
-    let cfg = rustls::ServerConfig::builder_with_provider(provider())
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(std::io::Error::other)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(std::io::Error::other)?;
+    // Stateless session tickets, as Go's crypto/tls (kube-apiserver) issues by default: a
+    // client's later connections resume without a certificate exchange. rustls' default is a
+    // stateful cache of 256 sessions, which hundreds of handlers opening connections at one
+    // notice overflow, so that almost every handshake was a full one.
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(std::io::Error::other)?;
     Ok(Arc::new(cfg))
 }
 
