@@ -109,8 +109,19 @@ pub struct ApiControl {
     pub deny: Vec<(String, String)>,
     /// Request log.
     pub log: Vec<ApiRequest>,
-    /// APF-like throttling: at most this many requests in flight (0: no limit); one more gets
-    /// 429 with `Retry-After` at once (kube-apiserver's plain-text answer).
+    /// The requests no FlowSchema of [`ApiControl::levels`] selects (`workload-high`, where
+    /// kube-system's service accounts land).
+    pub seats: Seats,
+    /// Priority levels of their own for the requests a FlowSchema selects (the lowest
+    /// `matchingPrecedence` that matches wins, as in the API server).
+    pub levels: Vec<Level>,
+}
+
+/// One priority level's seats and queue (APF-like), and what happened there.
+#[derive(Debug, Default, Clone)]
+pub struct Seats {
+    /// At most this many requests in flight (0: no limit); one more gets 429 with
+    /// `Retry-After` at once (kube-apiserver's plain-text answer).
     pub max_inflight: usize,
     /// `Retry-After` seconds of those 429s.
     pub retry_after_s: u64,
@@ -133,6 +144,46 @@ pub struct ApiControl {
     pub peak_queued: usize,
     /// Requests that got a seat after waiting.
     pub admitted_after_wait: usize,
+    /// Requests that got a seat (at once or after waiting).
+    pub admitted: usize,
+}
+
+/// A priority level of its own and the FlowSchema that sends requests to it.
+#[derive(Debug)]
+pub struct Level {
+    /// Which requests it serves.
+    pub schema: crate::flow::FlowSchema,
+    /// Its seats and queue.
+    pub seats: Seats,
+    /// Signalled when one of its seats frees.
+    pub(crate) free: std::sync::Arc<std::sync::Condvar>,
+}
+
+impl ApiControl {
+    /// The level a request of `user` goes to: the index into [`ApiControl::levels`] of the
+    /// matching FlowSchema with the lowest precedence (then name), `None` for the default one.
+    fn classify(&self, user: &str, req: &Request) -> Option<usize> {
+        if self.levels.is_empty() {
+            return None;
+        }
+        let watch = matches!(req.query_param("watch"), Some("true") | Some("1"));
+        let info = crate::flow::request_info(&req.method, &req.path, watch)?;
+        self.levels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.schema.matches(user, &info))
+            .min_by(|(_, a), (_, b)| {
+                (a.schema.precedence, &a.schema.name).cmp(&(b.schema.precedence, &b.schema.name))
+            })
+            .map(|(i, _)| i)
+    }
+
+    fn seats_mut(&mut self, level: Option<usize>) -> &mut Seats {
+        match level {
+            Some(i) => &mut self.levels[i].seats,
+            None => &mut self.seats,
+        }
+    }
 }
 
 enum User {
@@ -144,47 +195,61 @@ enum User {
 pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
     let at = Instant::now();
     let time = SystemTime::now();
-    // A seat (maybe after waiting in the queue), or the `Retry-After` of a rejection.
-    let (latency, rejected) = {
+    // A seat of the request's priority level (maybe after waiting in its queue), or the
+    // `Retry-After` of a rejection.
+    let (latency, rejected, level, free) = {
         let mut c = lock(&sh.api);
-        let free = |c: &ApiControl| c.max_inflight == 0 || c.inflight < c.max_inflight;
+        let user = match bearer(req) {
+            Some(t) if t == c.token => sh.user.as_str(),
+            _ => "system:anonymous",
+        };
+        let level = c.classify(user, req);
+        let free_cv = match level {
+            Some(i) => c.levels[i].free.clone(),
+            None => sh.seat_free.clone(),
+        };
+        let free = |s: &Seats| s.max_inflight == 0 || s.inflight < s.max_inflight;
         // Those already waiting go first.
-        let mut admitted = free(&c) && c.queued == 0;
-        if !admitted && c.queued < c.queue_limit {
-            if free(&c) {
-                sh.seat_free.notify_one();
+        let s = c.seats_mut(level);
+        let mut admitted = free(s) && s.queued == 0;
+        if !admitted && s.queued < s.queue_limit {
+            if free(s) {
+                free_cv.notify_one();
             }
-            c.queued += 1;
-            c.peak_queued = c.peak_queued.max(c.queued);
-            c.peak_demand = c.peak_demand.max(c.inflight + c.queued);
-            let until = Instant::now() + c.max_wait;
+            s.queued += 1;
+            s.peak_queued = s.peak_queued.max(s.queued);
+            s.peak_demand = s.peak_demand.max(s.inflight + s.queued);
+            let until = Instant::now() + s.max_wait;
             loop {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() || ctx.stop.load(std::sync::atomic::Ordering::Relaxed) {
                     break;
                 }
-                c = sh
-                    .seat_free
+                c = free_cv
                     .wait_timeout(c, left.min(Duration::from_millis(100)))
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
-                if free(&c) {
+                let s = c.seats_mut(level);
+                if free(s) {
                     admitted = true;
-                    c.admitted_after_wait += 1;
+                    s.admitted_after_wait += 1;
                     break;
                 }
             }
-            c.queued -= 1;
+            c.seats_mut(level).queued -= 1;
         }
+        let latency = c.latency;
+        let s = c.seats_mut(level);
         if admitted {
-            c.inflight += 1;
-            c.peak_inflight = c.peak_inflight.max(c.inflight);
-            c.peak_demand = c.peak_demand.max(c.inflight + c.queued);
-            (c.latency, None)
+            s.inflight += 1;
+            s.admitted += 1;
+            s.peak_inflight = s.peak_inflight.max(s.inflight);
+            s.peak_demand = s.peak_demand.max(s.inflight + s.queued);
+            (latency, None, level, free_cv)
         } else {
-            c.throttled += 1;
-            c.peak_demand = c.peak_demand.max(c.inflight + c.queued + 1);
-            (c.latency, Some(c.retry_after_s.max(1)))
+            s.throttled += 1;
+            s.peak_demand = s.peak_demand.max(s.inflight + s.queued + 1);
+            (latency, Some(s.retry_after_s.max(1)), level, free_cv)
         }
     };
     if let Some(retry_after) = rejected {
@@ -194,8 +259,8 @@ pub fn handle(sh: &Shared, req: &Request, ctx: &ConnCtx) -> Response {
         ctx.sleep(latency);
     }
     let resp = serve_admitted(sh, req, ctx);
-    lock(&sh.api).inflight -= 1;
-    sh.seat_free.notify_one();
+    lock(&sh.api).seats_mut(level).inflight -= 1;
+    free.notify_one();
     log_request(sh, req, ctx, at, time, resp)
 }
 

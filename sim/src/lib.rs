@@ -31,6 +31,7 @@ pub mod canary;
 pub mod child;
 pub mod discovery;
 pub mod events;
+pub mod flow;
 pub mod hostile;
 pub mod http;
 pub mod imds;
@@ -118,7 +119,7 @@ pub struct Shared {
     store: Mutex<Store>,
     pub(crate) api: Mutex<ApiControl>,
     /// Signalled when an API seat frees up (APF-like queueing, see `api::handle`).
-    pub(crate) seat_free: std::sync::Condvar,
+    pub(crate) seat_free: std::sync::Arc<std::sync::Condvar>,
     pub(crate) imds: Mutex<ImdsState>,
     pub(crate) slack: Mutex<SlackState>,
     pub(crate) versions: Versions,
@@ -599,7 +600,7 @@ impl Sim {
                 deny: s.deny.clone(),
                 ..ApiControl::default()
             }),
-            seat_free: std::sync::Condvar::new(),
+            seat_free: std::sync::Arc::new(std::sync::Condvar::new()),
             imds: Mutex::new(imds),
             slack: Mutex::new(SlackState {
                 mode: s.slack_mode.clone(),
@@ -1049,11 +1050,12 @@ impl Sim {
     /// (0: no limit); one more gets 429 with `Retry-After: retry_after_s` at once and
     /// kube-apiserver's plain-text body (`Too many requests, please try again later.`), as its
     /// API Priority and Fairness filter does when a priority level has no seat and no room in
-    /// its queues.
+    /// its queues. This is the level every request goes to that no FlowSchema of
+    /// [`Sim::add_api_priority_level`] selects.
     pub fn set_api_throttle(&self, max_inflight: usize, retry_after_s: u64) {
         let mut c = lock(&self.shared.api);
-        c.max_inflight = max_inflight;
-        c.retry_after_s = retry_after_s;
+        c.seats.max_inflight = max_inflight;
+        c.seats.retry_after_s = retry_after_s;
     }
 
     /// Queueing in front of [`Sim::set_api_throttle`]'s seats, as APF's queues: a request that
@@ -1062,33 +1064,84 @@ impl Sim {
     /// default: rejected at once).
     pub fn set_api_queue(&self, queue_limit: usize, max_wait: Duration) {
         let mut c = lock(&self.shared.api);
-        c.queue_limit = queue_limit;
-        c.max_wait = max_wait;
+        c.seats.queue_limit = queue_limit;
+        c.seats.max_wait = max_wait;
     }
 
-    /// The API server's concurrency so far: (most requests served at once, most requests that
-    /// wanted a seat at once (served + queued + the one turned away), requests throttled with
-    /// 429).
+    /// A priority level of its own, with the seats, `Retry-After` and queue of
+    /// [`Sim::set_api_throttle`] and [`Sim::set_api_queue`], for the requests `schema` (a
+    /// FlowSchema object) selects; the authenticated user is the handler's service account
+    /// ([`SA_NAME`] in the scenario's namespace). Errors name the field of the schema that is
+    /// wrong.
+    pub fn add_api_priority_level(
+        &self,
+        schema: &serde_json::Value,
+        max_inflight: usize,
+        retry_after_s: u64,
+        queue_limit: usize,
+        max_wait: Duration,
+    ) -> Result<(), String> {
+        let schema = flow::FlowSchema::from_json(schema)?;
+        lock(&self.shared.api).levels.push(api::Level {
+            schema,
+            seats: api::Seats {
+                max_inflight,
+                retry_after_s,
+                queue_limit,
+                max_wait,
+                ..Default::default()
+            },
+            free: std::sync::Arc::new(std::sync::Condvar::new()),
+        });
+        Ok(())
+    }
+
+    /// What happened at a priority level so far: `None` for the default one, else the
+    /// FlowSchema's name (`None` in the answer: no such level).
+    pub fn api_seats(&self, schema: Option<&str>) -> Option<api::Seats> {
+        let c = lock(&self.shared.api);
+        match schema {
+            None => Some(c.seats.clone()),
+            Some(name) => c
+                .levels
+                .iter()
+                .find(|l| l.schema.name == name)
+                .map(|l| l.seats.clone()),
+        }
+    }
+
+    /// The default level's concurrency so far: (most requests served at once, most requests
+    /// that wanted a seat at once (served + queued + the one turned away), requests throttled
+    /// with 429).
     pub fn api_concurrency(&self) -> (usize, usize, usize) {
         let c = lock(&self.shared.api);
-        (c.peak_inflight, c.peak_demand, c.throttled)
+        (
+            c.seats.peak_inflight,
+            c.seats.peak_demand,
+            c.seats.throttled,
+        )
     }
 
-    /// The most requests waiting in the APF-like queue at once, and how many were admitted
-    /// after waiting there.
+    /// The most requests waiting in the default level's queue at once, and how many were
+    /// admitted after waiting there.
     pub fn api_queue_stats(&self) -> (usize, usize) {
         let c = lock(&self.shared.api);
-        (c.peak_queued, c.admitted_after_wait)
+        (c.seats.peak_queued, c.seats.admitted_after_wait)
     }
 
-    /// Starts counting [`Sim::api_concurrency`] afresh from now (e.g. after a start-up phase).
+    /// Starts counting [`Sim::api_concurrency`] and [`Sim::api_seats`] afresh from now (e.g.
+    /// after a start-up phase), at every level.
     pub fn reset_api_concurrency(&self) {
         let mut c = lock(&self.shared.api);
-        c.peak_inflight = c.inflight;
-        c.peak_demand = c.inflight + c.queued;
-        c.peak_queued = c.queued;
-        c.admitted_after_wait = 0;
-        c.throttled = 0;
+        let c = &mut *c;
+        for s in std::iter::once(&mut c.seats).chain(c.levels.iter_mut().map(|l| &mut l.seats)) {
+            s.peak_inflight = s.inflight;
+            s.peak_demand = s.inflight + s.queued;
+            s.peak_queued = s.queued;
+            s.admitted_after_wait = 0;
+            s.admitted = 0;
+            s.throttled = 0;
+        }
     }
 
     /// Changes the per-request API latency.

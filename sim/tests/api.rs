@@ -1337,3 +1337,90 @@ fn apf_like_queueing_makes_requests_wait_for_a_seat_before_turning_any_away() {
     assert_eq!(demand, 4);
     assert_eq!(sim.api_queue_stats(), (2, 2));
 }
+
+#[test]
+fn a_flowschema_gives_the_requests_it_selects_a_priority_level_of_their_own() {
+    let sim = Sim::start(Scenario::new(NODE).latency(Duration::from_secs(1))).unwrap();
+    // The default level: one seat, no queue. The node writes of the handler's service account
+    // get a level of their own with one seat as well.
+    sim.set_api_throttle(1, 1);
+    let schema = serde_json::json!({
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1", "kind": "FlowSchema",
+        "metadata": {"name": "node-writes"},
+        "spec": {"priorityLevelConfiguration": {"name": "node-high"}, "matchingPrecedence": 800,
+            "rules": [{"subjects": [{"kind": "ServiceAccount",
+                    "serviceAccount": {"name": stnh_sim::SA_NAME, "namespace": "kube-system"}}],
+                "resourceRules": [{"verbs": ["patch"], "apiGroups": [""],
+                    "resources": ["nodes"], "clusterScope": true}]}]}});
+    sim.add_api_priority_level(&schema, 1, 2, 0, Duration::ZERO)
+        .unwrap();
+    let bad = serde_json::json!({"kind": "FlowSchema", "metadata": {"name": "x"}, "spec": {}});
+    let e = sim
+        .add_api_priority_level(&bad, 1, 1, 0, Duration::ZERO)
+        .unwrap_err();
+    assert!(e.contains("priorityLevelConfiguration"), "{e}");
+    let token = sim.token();
+    // Two lists and two cordons at once: one of each is served, the other of each is turned
+    // away by its own level (Retry-After 1 for the list, 2 for the cordon).
+    let calls = [
+        ("GET", "/api/v1/pods".to_string(), ""),
+        ("GET", "/api/v1/pods".to_string(), ""),
+        (
+            "PATCH",
+            format!("/api/v1/nodes/{NODE}"),
+            r#"{"spec":{"unschedulable":true}}"#,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/nodes/{NODE}"),
+            r#"{"spec":{"unschedulable":true}}"#,
+        ),
+    ];
+    let clients: Vec<Client> = (0..calls.len())
+        .map(|_| Client::api(&sim).unwrap())
+        .collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .zip(calls)
+        .map(|(mut c, (method, path, body))| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                let ct = if body.is_empty() {
+                    None
+                } else {
+                    Some("application/merge-patch+json")
+                };
+                let r = c.call(method, &path, &token, ct, body).unwrap();
+                (
+                    method,
+                    r.status,
+                    r.header("retry-after").map(str::to_string),
+                )
+            })
+        })
+        .collect();
+    let mut answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        vec![
+            ("GET", 200, None),
+            ("GET", 429, Some("1".to_string())),
+            ("PATCH", 200, None),
+            ("PATCH", 429, Some("2".to_string())),
+        ]
+    );
+    let default = sim.api_seats(None).unwrap();
+    let own = sim.api_seats(Some("node-writes")).unwrap();
+    assert_eq!(
+        (default.peak_inflight, default.admitted, default.throttled),
+        (1, 1, 1)
+    );
+    assert_eq!((own.peak_inflight, own.admitted, own.throttled), (1, 1, 1));
+    assert!(sim.api_seats(Some("nope")).is_none());
+    // A request the schema does not select from the same account stays in the default level.
+    let r = get(&sim, &format!("/api/v1/nodes/{NODE}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(sim.api_seats(None).unwrap().admitted, 2);
+    assert_eq!(sim.api_seats(Some("node-writes")).unwrap().admitted, 1);
+}
