@@ -15,6 +15,9 @@
 7. Metrics and health: METRICS_ADDR, the metrics containerPort and the liveness probe by default; the optional
    PodMonitor / Service + ServiceMonitor select the pods and name the port (the monitoring.coreos.com kinds
    are checked structurally: kubernetes-validate has no schema for CRDs).
+8. manifests/optional/flowschema.json (not applied by `kubectl apply -f manifests/`): a valid FlowSchema for
+   the newest version (its flowcontrol v1 exists from 1.29 on), whose subject is the ServiceAccount of
+   manifests/ and whose rules select only what the ClusterRole grants on Nodes.
 """
 
 from __future__ import annotations
@@ -437,6 +440,42 @@ def check_kube_schemas(groups: dict[str, list[tuple[str, dict]]], versions: list
             ok(not errors, f"{group}: {len(objects)} objects valid for Kubernetes {v} (strict)", "\n      ".join(errors))
 
 
+# --- 8. the optional FlowSchema ----------------------------------------------------------------------------
+
+
+def check_optional_flowschema(plain: list[tuple[str, dict]], newest: str) -> None:
+    import json
+
+    from kubernetes_validate import utils
+
+    path = lib.MANIFESTS / "optional" / "flowschema.json"
+    fs = json.loads(path.read_text())
+    try:
+        utils.validate(fs, newest, strict=True)
+        ok(True, f"optional/flowschema.json valid for Kubernetes {newest} (strict)")
+    except utils.ValidationError as e:
+        ok(False, f"optional/flowschema.json valid for Kubernetes {newest} (strict)",
+           ".".join(str(p) for p in e.path) + ": " + e.message)
+    sa = lib.find(plain, "ServiceAccount")[0]["metadata"]
+    subjects = [s for r in fs["spec"]["rules"] for s in r["subjects"]]
+    ok(subjects == [{"kind": "ServiceAccount",
+                     "serviceAccount": {"name": sa["name"], "namespace": sa["namespace"]}}],
+       "optional/flowschema.json selects the ServiceAccount of manifests/", json.dumps(subjects))
+    granted = set()
+    for rule in lib.find(plain, "ClusterRole")[0]["rules"]:
+        for g in rule.get("apiGroups", []):
+            for res in rule.get("resources", []):
+                for verb in rule.get("verbs", []):
+                    granted.add((g, res, verb))
+    wanted = {(g, res, verb) for r in fs["spec"]["rules"] for rr in r["resourceRules"]
+              for g in rr["apiGroups"] for res in rr["resources"] for verb in rr["verbs"]}
+    ok(wanted and wanted <= granted and all(res.startswith("nodes") for _, res, _ in wanted),
+       "optional/flowschema.json selects only Node requests the ClusterRole grants",
+       f"not granted: {sorted(wanted - granted)}")
+    ok(fs["spec"]["matchingPrecedence"] < 900,
+       "optional/flowschema.json comes before kube-system-service-accounts (precedence 900)")
+
+
 # --- 5. values.schema.json ---------------------------------------------------------------------------------
 
 REJECTED = [
@@ -590,6 +629,7 @@ def main() -> int:
         steps = {"manifests/": plain, "chart default values": default, "chart seed.yaml": seed,
                  "chart all-switches.yaml": everything, "chart variants": variants}
         check_kube_schemas(steps, versions)
+        check_optional_flowschema(plain, versions[-1])
         check_values_schema()
         check_key_coverage()
     except Exception:  # noqa: BLE001  (a crash is a failure with its traceback, not a silent pass)
