@@ -40,6 +40,10 @@ const MIN_LATENCY: Duration = Duration::from_millis(10);
 const DEADLINE: Duration = Duration::from_secs(120);
 const CORDON_TARGET_MS: f64 = 1000.0;
 const INSTANCE_ACTION: &str = "/latest/meta-data/spot/instance-action";
+/// The optional FlowSchema the manifests ship: the handler's Node reads and writes go to the
+/// `node-high` priority level. Its seats here: [`SEATS`] again (a default kube-apiserver gives
+/// `node-high` and `workload-high` the same share), with the same queue.
+const FLOWSCHEMA: &str = include_str!("../../../manifests/optional/flowschema.json");
 
 fn count_env(name: &str, default: usize) -> Result<usize, String> {
     match std::env::var(name) {
@@ -64,7 +68,7 @@ fn namespace(i: usize) -> String {
 
 /// A simulator with `n` spot nodes (`spot-0001` …) of 20 ReplicaSet pods each (namespace
 /// `n0001` …; grace 10/30/60 s, app shutdown 0.2–3.0 s, as the `bench` mix).
-fn cluster(n: usize, latency: Duration, queue: usize) -> Result<Sim, String> {
+fn cluster(n: usize, latency: Duration, queue: usize, flowschema: bool) -> Result<Sim, String> {
     // The scenario's own node stays empty: the reclaimed nodes are added beside it.
     let sim = Sim::start(Scenario::new("ip-10-0-1-23.ec2.internal").latency(latency))
         .map_err(|e| e.to_string())?;
@@ -91,6 +95,12 @@ fn cluster(n: usize, latency: Duration, queue: usize) -> Result<Sim, String> {
     sim.add_pods(&pods);
     sim.set_api_throttle(SEATS, RETRY_AFTER_S);
     sim.set_api_queue(queue, MAX_WAIT);
+    if flowschema {
+        let fs: serde_json::Value = serde_json::from_str(FLOWSCHEMA)
+            .map_err(|e| format!("manifests/optional/flowschema.json: {e}"))?;
+        sim.add_api_priority_level(&fs, SEATS, RETRY_AFTER_S, queue, MAX_WAIT)
+            .map_err(|e| format!("manifests/optional/flowschema.json: {e}"))?;
+    }
     Ok(sim)
 }
 
@@ -181,6 +191,8 @@ struct Side {
     /// Requests that arrived in the first second after the notice (kubectl: the start): all,
     /// and those served (not answered 429).
     first_second: (usize, usize),
+    /// The FlowSchema's own priority level, when the run had it.
+    own_level: Option<stnh_sim::api::Seats>,
 }
 
 /// [`Side::first_second`] of requests from `from` on.
@@ -363,10 +375,16 @@ fn by_verb(reqs: &[&ApiRequest]) -> BTreeMap<String, usize> {
     m
 }
 
-fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side, String> {
+fn handlers(
+    ctx: &Ctx,
+    n: usize,
+    latency: Duration,
+    queue: usize,
+    flowschema: bool,
+) -> Result<Side, String> {
     let nice = count_env("MASS_NICE", NICE)? as u32;
     let wall = Instant::now();
-    let sim = cluster(n, latency, queue)?;
+    let sim = cluster(n, latency, queue, flowschema)?;
     progress(
         "mass",
         &format!(
@@ -467,6 +485,16 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         }
     }
     let (peak_inflight, peak_demand, throttled) = sim.api_concurrency();
+    let own_level = if flowschema {
+        let name = serde_json::from_str::<serde_json::Value>(FLOWSCHEMA)
+            .ok()
+            .and_then(|v| v["metadata"]["name"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        sim.api_seats(Some(&name))
+    } else {
+        None
+    };
+    let throttled = throttled + own_level.as_ref().map_or(0, |l| l.throttled);
     let overflows = listen_overflows()
         .zip(overflows0)
         .map(|(b, a)| b.saturating_sub(a));
@@ -561,13 +589,14 @@ fn handlers(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         overflows,
         burst,
         first_second: first_second(&after, at),
+        own_level,
     })
 }
 
 fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side, String> {
     let nice = count_env("MASS_NICE", NICE)? as u32;
     let wall = Instant::now();
-    let sim = cluster(n, latency, queue)?;
+    let sim = cluster(n, latency, queue, false)?;
     let dir = ctx.scratch("mass-kubectl")?;
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)
@@ -713,6 +742,7 @@ fn kubectls(ctx: &Ctx, n: usize, latency: Duration, queue: usize) -> Result<Side
         overflows,
         burst: None,
         first_second: first_second(&after, start),
+        own_level: None,
     })
 }
 
@@ -746,7 +776,7 @@ fn listen_overflows() -> Option<u64> {
 /// each was applied is the floor this machine and simulator put under the handlers' figure.
 fn server_floor(n: usize, latency: Duration, queue: usize) -> Result<Floor, String> {
     use std::sync::{Arc, Barrier};
-    let sim = cluster(n, latency, queue)?;
+    let sim = cluster(n, latency, queue, false)?;
     let token = sim.token();
     let barrier = Arc::new(Barrier::new(n + 1));
     let sim = Arc::new(sim);
@@ -851,7 +881,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             floor.cpu_s
         ),
     );
-    let ours = handlers(ctx, n, latency, queue)?;
+    let ours = handlers(ctx, n, latency, queue, false)?;
     progress(
         "mass",
         &format!(
@@ -863,8 +893,19 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             ours.peak_inflight
         ),
     );
+    let ours_fs = handlers(ctx, n, latency, queue, true)?;
+    progress(
+        "mass",
+        &format!(
+            "handlers with the optional FlowSchema: cordon {}; drained {} of {n} before the deadline; {} requests, {} throttled",
+            summary_ms(&ours_fs.cordon),
+            within(&ours_fs.drained, ours_fs.deadline_ms),
+            ours_fs.requests,
+            ours_fs.throttled,
+        ),
+    );
     let ours_small = if k < n {
-        Some(handlers(ctx, k, latency, queue)?)
+        Some(handlers(ctx, k, latency, queue, false)?)
     } else {
         None
     };
@@ -917,7 +958,10 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
          --delete-emptydir-data` processes started at the same instant against a fresh simulator of {k} such nodes with the same latency and throttling ({}), \
          and {k} handlers the same way, for a like-for-like column. \
          Everything (simulator, {n} handlers or {k} kubectl processes, this driver) shares the machine's {} CPUs, so the handlers are CPU-starved at the notice: the figures \
-         include that (the handler and kubectl processes ran at niceness {}, `MASS_NICE`). Cordon = the node PATCH applied (its arrival + the latency); times in ms from the notice becoming visible (kubectl: from its start).",
+         include that (the handler and kubectl processes ran at niceness {}, `MASS_NICE`). Cordon = the node PATCH applied (its arrival + the latency); times in ms from the notice becoming visible (kubectl: from its start). \
+         The second column is the same run with the FlowSchema of `manifests/optional/flowschema.json` read by the simulator: the handlers' Node gets and patches \
+         (cordon, taints, records, condition) go to a priority level of their own (`node-high`: {SEATS} seats and the same queue, as a default kube-apiserver gives it the share of `workload-high`), \
+         everything else stays in `workload-high`.",
         n * PODS_PER_NODE,
         DEADLINE.as_secs(),
         latency.as_secs_f64() * 1000.0,
@@ -928,7 +972,10 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     ));
     // The columns: the handlers at full scale, the handlers at kubectl's scale (like for like),
     // kubectl.
-    let mut sides: Vec<(String, &Side, bool)> = vec![(format!("{n} handlers"), &ours, true)];
+    let mut sides: Vec<(String, &Side, bool)> = vec![
+        (format!("{n} handlers"), &ours, true),
+        (format!("{n} handlers, optional FlowSchema"), &ours_fs, true),
+    ];
     if let Some(small) = &ours_small {
         sides.push((format!("{k} handlers"), small, true));
     }
@@ -1001,7 +1048,20 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     });
     row("Throttled (429)", &|x, _| thousands(x.throttled as u64));
     row(
-        "Server: most requests in flight (admitted) / wanting a seat",
+        "The FlowSchema's level (`node-high`): requests admitted / throttled / most in flight",
+        &|x, _| {
+            x.own_level.as_ref().map_or("n/a".into(), |l| {
+                format!(
+                    "{} / {} / {}",
+                    thousands(l.admitted as u64),
+                    thousands(l.throttled as u64),
+                    l.peak_inflight
+                )
+            })
+        },
+    );
+    row(
+        "Server: most requests in flight (admitted) / wanting a seat (`workload-high`)",
         &|x, _| format!("{} / {}", x.peak_inflight, x.peak_demand),
     );
     row(
@@ -1015,7 +1075,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         },
     );
     row(
-        "Server: most requests waiting for a seat / served after waiting",
+        "Server: most requests waiting for a seat / served after waiting (`workload-high`)",
         &|x, _| format!("{} / {}", x.queue.0, thousands(x.queue.1 as u64)),
     );
     row("Requests by kind", &|x, _| {
@@ -1098,6 +1158,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         .iter()
         .map(|f| format!("{n} handlers: {f}"))
         .collect();
+    notes.extend(
+        ours_fs
+            .failures
+            .iter()
+            .map(|f| format!("{n} handlers, optional FlowSchema: {f}")),
+    );
     if let Some(small) = &ours_small {
         notes.extend(small.failures.iter().map(|f| format!("{k} handlers: {f}")));
     }
@@ -1123,8 +1189,23 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             within(&floor.applied, CORDON_TARGET_MS)
         ),
         met: Some(cordon_ok == n && drained_ok == n),
-        reproduce,
+        reproduce: reproduce.clone(),
     }];
+    let fs_cordon_ok = within(&ours_fs.cordon, CORDON_TARGET_MS);
+    let fs_detect_ok = within(&ours_fs.detect_to_cordon, CORDON_TARGET_MS);
+    let fs_drained_ok = within(&ours_fs.drained, ours_fs.deadline_ms);
+    let mut targets = targets;
+    targets.push(TargetRow {
+        target: format!("The same {n} nodes with manifests/optional/flowschema.json (the handler's Node requests at the `node-high` priority level)"),
+        measured: format!(
+            "cordoned within 1 s of the notice: {fs_cordon_ok} of {n} (max {:.0} ms); within 1 s of the poll that saw it: {fs_detect_ok} of {n}; drained before the deadline: {fs_drained_ok} of {n}; {} API requests, {} throttled",
+            ours_fs.cordon.iter().copied().filter(|x| x.is_finite()).fold(f64::NAN, f64::max),
+            thousands(ours_fs.requests as u64),
+            thousands(ours_fs.throttled as u64),
+        ),
+        met: Some(fs_cordon_ok == n && fs_drained_ok == n),
+        reproduce,
+    });
     let side = |x: &Side| {
         json!({"nodes": x.nodes, "cordon_ms": x.cordon, "detect_to_cordon_ms": x.detect_to_cordon,
             "drained_ms": x.drained, "done_ms": x.done, "deadline_ms": x.deadline_ms,
@@ -1138,7 +1219,8 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         section: s,
         targets,
         raw: json!({"latency_ms": latency.as_secs_f64() * 1000.0, "seats": SEATS,
-            "handlers": side(&ours), "handlers_at_kubectl_scale": small, "kubectl": side(&theirs)}),
+            "handlers": side(&ours), "handlers_flowschema": side(&ours_fs),
+            "handlers_at_kubectl_scale": small, "kubectl": side(&theirs)}),
     })
 }
 
