@@ -17,7 +17,8 @@
    are checked structurally: kubernetes-validate has no schema for CRDs).
 8. manifests/optional/flowschema.json (not applied by `kubectl apply -f manifests/`): a valid FlowSchema for
    the newest version (its flowcontrol v1 exists from 1.29 on), whose subject is the ServiceAccount of
-   manifests/ and whose rules select only what the ClusterRole grants on Nodes.
+   manifests/ and whose rules select only what the ClusterRole grants on Nodes. The chart's
+   flowSchema.create renders the same object; its subject, rules and apiVersion follow the values.
 """
 
 from __future__ import annotations
@@ -474,6 +475,60 @@ def check_optional_flowschema(plain: list[tuple[str, dict]], newest: str) -> Non
        f"not granted: {sorted(wanted - granted)}")
     ok(fs["spec"]["matchingPrecedence"] < 900,
        "optional/flowschema.json comes before kube-system-service-accounts (precedence 900)")
+    check_chart_flowschema(fs)
+
+
+def node_rules(objs) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of a FlowSchema's resourceRules, or of a ClusterRole's rules."""
+    out = set()
+    for o in objs:
+        rules = [rr for r in o["spec"]["rules"] for rr in r["resourceRules"]] if o["kind"] == "FlowSchema" \
+            else o["rules"]
+        out |= {(g, res, verb) for rr in rules for g in rr["apiGroups"] for res in rr["resources"]
+                for verb in rr["verbs"]}
+    return out
+
+
+def check_chart_flowschema(plain_fs: dict) -> None:
+    """flowSchema.create renders the optional FlowSchema: the same object at default names, its subject and
+    rules following the chart's service account and nodeCondition, its apiVersion valid where it is served."""
+    from kubernetes_validate import utils
+
+    ok(not [o for o in lib.find(lib.rendered_objects(lib.render(None)), "FlowSchema")],
+       "chart: no FlowSchema by default")
+    fs = lib.find(lib.rendered_objects(lib.render({"flowSchema": {"create": True}})), "FlowSchema")
+    want = {k: v for k, v in plain_fs.items()}
+    want["metadata"] = {k: v for k, v in plain_fs["metadata"].items() if k != "annotations"}
+    ok(len(fs) == 1 and lib.normalize(fs[0]) == want,
+       "chart: flowSchema.create renders manifests/optional/flowschema.json (annotations aside)",
+       diff(want, lib.normalize(fs[0]) if fs else {}, "optional/flowschema.json", "chart"))
+    values = {"flowSchema": {"create": True, "priorityLevel": "spot-drains"}, "nodeCondition": False,
+              "serviceAccount": {"name": "drainer"}}
+    objs = lib.rendered_objects(lib.render(values, name="stnh", namespace="ops"))
+    fs = lib.find(objs, "FlowSchema")
+    subjects = [s for r in fs[0]["spec"]["rules"] for s in r["subjects"]] if fs else []
+    ok(subjects == [{"kind": "ServiceAccount", "serviceAccount": {"name": "drainer", "namespace": "ops"}}]
+       and fs[0]["metadata"]["name"] == "stnh-spot-termination-notice-handler-node-writes"
+       and fs[0]["spec"]["priorityLevelConfiguration"] == {"name": "spot-drains"},
+       "chart variant: the FlowSchema names the chart's service account, release namespace and priorityLevel",
+       dump(fs))
+    role = node_rules(lib.find(objs, "ClusterRole"))
+    ok(fs and node_rules(fs) == {r for r in role if r[1].startswith("nodes")},
+       "chart variant: nodeCondition false: the FlowSchema selects exactly the ClusterRole's Node rules",
+       f"{sorted(node_rules(fs))} vs {sorted(role)}")
+    # Each apiVersion, set explicitly (`helm template` knows no cluster), valid where Kubernetes serves it.
+    for api, kube in [("v1", "1.29"), ("v1", "1.37"), ("v1beta3", "1.26"), ("v1beta3", "1.28"),
+                      ("v1beta2", "1.25")]:
+        full = f"flowcontrol.apiserver.k8s.io/{api}"
+        fs = lib.find(lib.rendered_objects(lib.render({"flowSchema": {"create": True, "apiVersion": full}})),
+                      "FlowSchema")
+        try:
+            utils.validate(fs[0], kube, strict=True)
+            ok(fs[0]["apiVersion"] == full, f"chart: flowSchema.apiVersion {api} renders a FlowSchema valid for "
+               f"Kubernetes {kube} (strict)")
+        except (utils.ValidationError, utils.SchemaNotFoundError) as e:
+            ok(False, f"chart: flowSchema.apiVersion {api} renders a FlowSchema valid for Kubernetes {kube} (strict)",
+               getattr(e, "message", str(e)))
 
 
 # --- 5. values.schema.json ---------------------------------------------------------------------------------
@@ -540,6 +595,10 @@ REJECTED = [
     ("typo in webhookUrlSecret", {"webhookUrlSecret": {"nmae": "x"}}),
     ("webhookUrl not a URL", {"webhookUrl": "hooks.example/x"}),
     ("events a word", {"events": "maybe"}),
+    ("typo in flowSchema", {"flowSchema": {"enabled": True}}),
+    ("flowSchema.create a string", {"flowSchema": {"create": "true"}}),
+    ("flowSchema.apiVersion not a flowcontrol version", {"flowSchema": {"apiVersion": "flowcontrol.apiserver.k8s.io/v1beta1"}}),
+    ("flowSchema.priorityLevel not a name", {"flowSchema": {"priorityLevel": "Node High"}}),
     ("logLevel unknown", {"logLevel": "loud"}),
     ("logFormat unknown", {"logFormat": "xml"}),
 ]
