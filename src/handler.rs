@@ -363,9 +363,10 @@ impl<'a> Loop<'a> {
         if quiet {
             idle_tick(self.cfg.health_loop_timeout)
         } else {
-            // A throttled node write is retried the moment its Retry-After has passed.
-            self.write_not_before
-                .map_or(TICK, |t| t.saturating_duration_since(Instant::now()))
+            // A throttled node write is retried the moment its Retry-After has passed, and a
+            // cordon's taints go the moment they are due.
+            let due = self.write_not_before.or(self.keeper.taints_due());
+            due.map_or(TICK, |t| t.saturating_duration_since(Instant::now()))
                 .clamp(Duration::from_millis(10), TICK)
         }
     }
@@ -506,7 +507,9 @@ impl<'a> Loop<'a> {
             self.undone.clear();
         }
         let mut written = self.reconcile(&desired);
-        if !desired.cordon || self.cordoned() {
+        // Released once the taints have gone too (node::TAINT_DELAY after the cordon): one
+        // wave of node writes at a time when hundreds of nodes are reclaimed together.
+        if !desired.cordon || (self.cordoned() && self.keeper.taints_due().is_none()) {
             self.recorder.release();
         }
         if written {

@@ -13,10 +13,14 @@
 //! no precondition, so nothing can make it wait. Taints are a list that a merge patch replaces
 //! whole, so they go in a second merge patch carrying the `resourceVersion` the first one
 //! returned: a concurrent change to the node makes it fail with 409, and we read the node again
-//! and retry (a few times, within the deadline). Giving the node back is not urgent: one patch
-//! with the precondition, re-read on conflict.
+//! and retry (a few times, within the deadline). The taints of a cordon just put on wait
+//! [`TAINT_DELAY`] and then read the node first (the node controller has added its own
+//! `node.kubernetes.io/unschedulable` taint by then): the cordon alone keeps new pods off, and
+//! when hundreds of nodes are reclaimed at once the API server's priority level for node writes
+//! carries their cordons first (docs/mass-reclaim.md). Giving the node back is not urgent: one
+//! patch with the precondition, re-read on conflict.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::decision::{Desired, Ledger};
 use crate::json::escape;
@@ -29,6 +33,9 @@ use crate::{info, warn};
 
 /// Attempts of a patch that carries a `resourceVersion` precondition.
 const CONFLICT_ATTEMPTS: usize = 4;
+
+/// How long the taints of a cordon just put on wait (the cordon alone keeps new pods off).
+pub const TAINT_DELAY: Duration = Duration::from_secs(1);
 
 /// The human-readable annotations, besides the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +67,8 @@ pub struct Keeper<'a> {
     /// Our annotations as the last patch that carried them wrote them, so a retried `apply`
     /// (its taints failed) does not send them again.
     written: Option<Vec<String>>,
+    /// The taints of the cordon this run put on wait until then ([`TAINT_DELAY`]).
+    taints_due: Option<Instant>,
 }
 
 /// What happened when the node was given back, for the log and the message.
@@ -81,11 +90,17 @@ impl<'a> Keeper<'a> {
             before: None,
             just_cordoned: false,
             written: None,
+            taints_due: None,
         }
     }
 
     pub fn view(&self) -> Option<&Node> {
         self.view.as_ref()
+    }
+
+    /// When the taints of the cordon just put on are due, while they wait.
+    pub fn taints_due(&self) -> Option<Instant> {
+        self.taints_due
     }
 
     /// Reads the node: our ledger and `before` record, and the node itself.
@@ -208,34 +223,47 @@ impl<'a> Keeper<'a> {
             );
             return Ok(());
         }
+        let ours = Self::our_taints(desired, ids);
         let unchanged = spec.is_empty()
             && meta_labels.is_empty()
             && self.written.as_ref() == Some(&annotations);
-        if unchanged {
-            // Only the taints are left to do (their patch failed last time).
-            return self.set_taints(&Self::our_taints(desired, ids), deadline);
+        // Else only the taints are left to do (they wait for the cordon, or failed last time).
+        if !unchanged {
+            let patch = merge_patch(&meta_labels, &annotations, &spec, None);
+            let patched = self.client.patch_node(&self.name, &patch, Some(deadline));
+            crate::metrics::node_patched(cordon_on, set_label || drop_label, patched.is_ok());
+            self.view = Some(patched?);
+            self.written = Some(annotations);
+            if cordon_on {
+                self.just_cordoned = true;
+                if !ours.is_empty() {
+                    self.taints_due = Some(Instant::now() + TAINT_DELAY);
+                }
+                info!(
+                    "cordoned node",
+                    node = self.name,
+                    reasons = reason_list(&desired.reasons)
+                );
+            }
+            if set_label {
+                info!(
+                    "labelled node out of external load balancers",
+                    node = self.name,
+                    label = LB_LABEL
+                );
+            }
         }
-        let patch = merge_patch(&meta_labels, &annotations, &spec, None);
-        let patched = self.client.patch_node(&self.name, &patch, Some(deadline));
-        crate::metrics::node_patched(cordon_on, set_label || drop_label, patched.is_ok());
-        self.view = Some(patched?);
-        self.written = Some(annotations);
-        if cordon_on {
-            self.just_cordoned = true;
-            info!(
-                "cordoned node",
-                node = self.name,
-                reasons = reason_list(&desired.reasons)
-            );
+        match self.taints_due {
+            Some(due) if Instant::now() < due => return Ok(()),
+            Some(_) => {
+                // The node controller has written the node since the cordon: read it first
+                // rather than have the taints' precondition fail.
+                self.taints_due = None;
+                self.refresh(deadline)?;
+            }
+            None => {}
         }
-        if set_label {
-            info!(
-                "labelled node out of external load balancers",
-                node = self.name,
-                label = LB_LABEL
-            );
-        }
-        self.set_taints(&Self::our_taints(desired, ids), deadline)
+        self.set_taints(&ours, deadline)
     }
 
     /// Dry run: the node as the writes would have left it, in memory only.
@@ -334,6 +362,7 @@ impl<'a> Keeper<'a> {
             uncordoned: false,
             left_cordoned: None,
         };
+        self.taints_due = None;
         if self.dry_run {
             let cordoned = self.unschedulable() == Some(true);
             let verdict = uncordon_verdict(self.before.as_ref());

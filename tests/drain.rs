@@ -55,15 +55,39 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         all.iter().all(|r| (200..300).contains(&r.status)),
         "{all:#?}"
     );
-    // Events and the Node condition come from a background worker (tests/events.rs); the
-    // rest is exactly this sequence.
-    let reqs = action_requests(&sim);
-
-    // Start-up, cordon, taint, list; then one eviction per selected pod; then waiting LISTs;
-    // then the record.
+    // Events and the Node condition come from a background worker (tests/events.rs). The
+    // taints come a second after the cordon, with a read of the node first, among the
+    // evictions or the waiting LISTs; the rest is exactly this sequence.
+    let taint_patch = assert_taints_follow_the_cordon(&sim);
+    let node_path = format!("/api/v1/nodes/{NODE}");
     let line = |r: &stnh_sim::ApiRequest| format!("{} {}", r.method, r.path);
+    let mut reqs = action_requests(&sim);
+    let cordon_at = reqs
+        .iter()
+        .position(|r| r.method == "PATCH" && r.path == node_path)
+        .unwrap();
+    let taints_step = |r: &stnh_sim::ApiRequest| {
+        r.path == node_path && (r.method == "GET" || r.body.contains("\"taints\""))
+    };
+    let taints: Vec<String> = reqs[cordon_at + 1..]
+        .iter()
+        .filter(|r| taints_step(r))
+        .map(line)
+        .collect();
+    assert_eq!(
+        taints,
+        [format!("GET {node_path}"), format!("PATCH {node_path}")]
+    );
+    let mut i = 0;
+    reqs.retain(|r| {
+        i += 1;
+        i <= cordon_at + 1 || !taints_step(r)
+    });
+
+    // Start-up, cordon, list; then one eviction per selected pod; then waiting LISTs; then
+    // the record.
     let list = format!("GET /api/v1/pods?fieldSelector=spec.nodeName%3D{NODE}&limit=500");
-    let head: Vec<String> = reqs.iter().take(6).map(line).collect();
+    let head: Vec<String> = reqs.iter().take(5).map(line).collect();
     assert_eq!(
         head,
         [
@@ -71,11 +95,10 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
             format!("GET /api/v1/nodes/{NODE}"),
             "GET /api/v1".to_string(),
             format!("PATCH /api/v1/nodes/{NODE}"),
-            format!("PATCH /api/v1/nodes/{NODE}"),
             list.clone(),
         ]
     );
-    let evictions: Vec<_> = reqs[6..6 + MIXED_EVICTABLE.len()].iter().collect();
+    let evictions: Vec<_> = reqs[5..5 + MIXED_EVICTABLE.len()].iter().collect();
     let evicted: BTreeSet<String> = evictions
         .iter()
         .map(|r| {
@@ -90,7 +113,7 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
             .map(|s| s.to_string())
             .collect::<BTreeSet<_>>()
     );
-    let tail = &reqs[6 + MIXED_EVICTABLE.len()..];
+    let tail = &reqs[5 + MIXED_EVICTABLE.len()..];
     let (last, waits) = tail.split_last().unwrap();
     assert!(
         !waits.is_empty() && waits.iter().all(|r| line(r) == list),
@@ -100,7 +123,7 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
     assert_eq!(line(last), format!("PATCH /api/v1/nodes/{NODE}"));
 
     // The cordon: one merge patch without precondition, with the load-balancer label and our
-    // annotations; then the taint, with the resourceVersion the first patch returned.
+    // annotations; then the taint, with the resourceVersion of the node as read before it.
     let cordon = &reqs[3];
     assert_eq!(
         cordon.content_type.as_deref(),
@@ -125,13 +148,24 @@ fn notice_cordons_drains_and_reports_with_exactly_the_expected_requests() {
         patch["metadata"]["annotations"]["spot-termination-notice-handler/before"],
         r#"{"unschedulable":false,"lbLabel":null}"#
     );
-    let taint: serde_json::Value = serde_json::from_str(&reqs[4].body).unwrap();
+    let taint: serde_json::Value = serde_json::from_str(&taint_patch.body).unwrap();
     assert!(taint["metadata"]["resourceVersion"].is_string(), "{taint}");
+    // The node controller's taint for the cordon was there by then: kept, ours added.
+    let keys: Vec<&str> = taint["spec"]["taints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        taint["spec"]["taints"][0]["key"],
-        "spot-termination-notice-handler/spot-interruption"
+        keys,
+        [
+            "node.kubernetes.io/unschedulable",
+            "spot-termination-notice-handler/spot-interruption"
+        ],
+        "{taint}"
     );
-    assert!(taint["spec"]["taints"][0]["value"]
+    assert!(taint["spec"]["taints"][1]["value"]
         .as_str()
         .unwrap()
         .starts_with("aws-spot.terminate.20"));

@@ -271,6 +271,11 @@ fn assert_drained_in_time(sim: &Sim, h: &Handler, deadline: SystemTime) {
     });
     let at = drained_at(sim).unwrap();
     assert!(at < deadline, "drained at {at:?}, after the deadline");
+    // Our taint follows the cordon a second later (node::TAINT_DELAY): a drain that went on
+    // without a throttled cordon can be done before it.
+    eventually("our taint is on the node", LONG, || {
+        our_taints(&sim.node(NODE).unwrap()).len() == 1
+    });
     let node = sim.node(NODE).unwrap();
     assert_held(&node, "spot-interruption", "drained");
     let left: Vec<String> = sim

@@ -501,12 +501,12 @@ pub fn cordon_patches(sim: &Sim) -> Vec<stnh_sim::ApiRequest> {
 }
 
 /// The API requests from start-up to the first pod list, reports aside: read the node,
-/// discovery, then (on the notice) the cordon patch and the taint patch, and the list of the
-/// node's pods.
+/// discovery, then (on the notice) the cordon patch alone and the list of the node's pods. The
+/// taints follow the cordon ([`assert_taints_follow_the_cordon`]).
 pub fn assert_api_head(sim: &Sim) {
     let head: Vec<String> = action_requests(sim)
         .iter()
-        .take(5)
+        .take(4)
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     assert_eq!(
@@ -515,8 +515,58 @@ pub fn assert_api_head(sim: &Sim) {
             format!("GET /api/v1/nodes/{NODE}"),
             "GET /api/v1".to_string(),
             format!("PATCH /api/v1/nodes/{NODE}"),
-            format!("PATCH /api/v1/nodes/{NODE}"),
             format!("GET /api/v1/pods?fieldSelector=spec.nodeName%3D{NODE}&limit=500"),
         ]
     );
+    assert_taints_follow_the_cordon(sim);
+}
+
+/// The first patch of our taints comes a second after the cordon (node::TAINT_DELAY, never
+/// sooner), right after a read of the node, and carries the resourceVersion that read returned;
+/// the node's Events and its condition wait for it. Returns that patch.
+pub fn assert_taints_follow_the_cordon(sim: &Sim) -> stnh_sim::ApiRequest {
+    let reqs = sim.api_requests();
+    let node = format!("/api/v1/nodes/{NODE}");
+    let cordon = reqs
+        .iter()
+        .position(|r| {
+            r.method == "PATCH"
+                && r.path == node
+                && r.status == 200
+                && r.body.contains("\"unschedulable\":true")
+        })
+        .expect("a cordon patch that held");
+    let taints = reqs
+        .iter()
+        .position(|r| {
+            r.method == "PATCH"
+                && r.path == node
+                && r.body.contains("\"taints\"")
+                && r.body.contains("spot-termination-notice-handler/")
+        })
+        .expect("a patch of our taints");
+    let (c, t) = (&reqs[cordon], &reqs[taints]);
+    assert!(
+        t.at - c.at >= Duration::from_millis(990),
+        "taints {:?} after the cordon",
+        t.at - c.at
+    );
+    let read = reqs[cordon + 1..taints]
+        .iter()
+        .rev()
+        .find(|r| r.path == node)
+        .expect("a read of the node before the taints");
+    assert_eq!(read.method, "GET");
+    let body: serde_json::Value = serde_json::from_str(&t.body).unwrap();
+    assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
+    let reports: Vec<String> = reqs[cordon + 1..taints]
+        .iter()
+        .filter(|r| is_report(r))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        reports.is_empty(),
+        "Events or the condition before the taints: {reports:?}"
+    );
+    t.clone()
 }
