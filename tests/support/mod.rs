@@ -425,18 +425,24 @@ pub fn annotation(node: &serde_json::Value, key: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// Keys of our taints on a node.
-pub fn our_taints(node: &serde_json::Value) -> Vec<String> {
+/// Keys of the taints in `spec.taints` of a node (or of a patch of it), in order.
+pub fn taint_keys(node: &serde_json::Value) -> Vec<String> {
     node["spec"]["taints"]
         .as_array()
         .map(|ts| {
             ts.iter()
                 .filter_map(|t| t["key"].as_str())
-                .filter(|k| k.starts_with("spot-termination-notice-handler/"))
                 .map(String::from)
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Keys of our taints on a node.
+pub fn our_taints(node: &serde_json::Value) -> Vec<String> {
+    let mut keys = taint_keys(node);
+    keys.retain(|k| k.starts_with("spot-termination-notice-handler/"));
+    keys
 }
 
 pub const LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
