@@ -86,7 +86,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::kube::model::Pod;
+use crate::kube::model::{Labels, Pod};
 use crate::kube::{Client, EvictionVersion};
 use crate::selector::Selector;
 use crate::time::format_rfc3339;
@@ -192,7 +192,7 @@ pub enum Selection {
 /// kubectl drain's filters with `--force --ignore-daemonsets --delete-emptydir-data`, plus our
 /// own pod. Pure.
 pub fn select(pod: &Pod, own_pod: Option<(&str, &str)>) -> Selection {
-    if own_pod == Some((pod.namespace(), pod.metadata.name.as_str())) {
+    if own_pod == Some((pod.namespace(), pod.name.as_str())) {
         return Selection::Skip("the handler's own pod");
     }
     let finished = matches!(pod.phase(), "Succeeded" | "Failed");
@@ -413,7 +413,7 @@ pub struct Target {
     /// With `SURGE_BLOCKED`: the Deployment the pod belongs to, its labels, and whether it
     /// was Ready when listed.
     pub deployment: Option<String>,
-    pub labels: Option<HashMap<String, String>>,
+    pub labels: Option<Labels>,
     pub ready: bool,
 }
 
@@ -421,7 +421,7 @@ impl Target {
     fn from_pod(p: &Pod) -> Target {
         Target {
             namespace: p.namespace().to_string(),
-            name: p.metadata.name.clone(),
+            name: p.name.clone(),
             uid: p.uid().to_string(),
             grace: p.grace_seconds(),
             critical: false,
@@ -760,7 +760,7 @@ impl Drainer<'_> {
             if matches!(selection, Selection::Evict | Selection::Wait) {
                 if let Some(sel) = &self.pod_selector {
                     if !sel.matches(|k| p.label(k)) {
-                        let key = format!("{}/{}", p.namespace(), p.metadata.name);
+                        let key = format!("{}/{}", p.namespace(), p.name);
                         info!(
                             "leaving pod alone: POD_SELECTOR does not match it",
                             pod = key
@@ -775,14 +775,14 @@ impl Drainer<'_> {
                 Selection::Wait => {
                     info!(
                         "pod already terminating; waiting for it",
-                        pod = format!("{}/{}", p.namespace(), p.metadata.name)
+                        pod = format!("{}/{}", p.namespace(), p.name)
                     );
                     terminating.push(self.target(p));
                 }
                 Selection::Skip(why) => {
                     info!(
                         "skipping pod",
-                        pod = format!("{}/{}", p.namespace(), p.metadata.name),
+                        pod = format!("{}/{}", p.namespace(), p.name),
                         reason = why
                     );
                     report.skipped += 1;
@@ -886,7 +886,7 @@ impl Drainer<'_> {
         if self.surge_blocked || self.surge_budgeted {
             t.deployment = crate::surge::deployment_of(p);
             if t.deployment.is_some() {
-                t.labels = p.metadata.labels.clone();
+                t.labels = Some(p.labels.clone());
                 t.ready = p.is_ready() && !p.is_terminating();
             }
         }
@@ -995,7 +995,7 @@ impl Drainer<'_> {
             let ns = t.namespace.as_str();
             let key = format!("{ns}/{name}");
             let labels = t.labels.as_ref();
-            let label = |k: &str| labels?.get(k).map(String::as_str);
+            let label = |k: &str| labels?.get(k);
             let fail = |e: crate::kube::Error| {
                 warn!(
                     "not holding a Deployment's pods; evicting them as usual",
@@ -1592,11 +1592,7 @@ impl Drainer<'_> {
             }
         };
         let labels = t.labels.as_ref();
-        match crate::surge::verdict(
-            &d,
-            &|k| labels?.get(k).map(String::as_str),
-            Some(ready_here),
-        ) {
+        match crate::surge::verdict(&d, &|k| labels?.get(k), Some(ready_here)) {
             Err(why) => info!(
                 "not restarting the Deployment of a budget-blocked pod",
                 deployment = key,
@@ -1769,7 +1765,6 @@ enum Shortened {
 fn deletion_outlasts(pod: &Pod, report_at: Instant, now: Instant) -> bool {
     let report_wall = SystemTime::now() + report_at.saturating_duration_since(now);
     match pod
-        .metadata
         .deletion_timestamp
         .as_deref()
         .and_then(crate::time::parse_rfc3339)

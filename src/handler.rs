@@ -1268,7 +1268,7 @@ fn find_node(client: &Client, ns: &str, pod: &str) -> String {
     let mut backoff = Duration::from_secs(1);
     loop {
         match client.get_pod(ns, pod, Some(Instant::now() + STARTUP_CALL_TIMEOUT)) {
-            Ok(p) => match p.spec.and_then(|s| s.node_name).filter(|n| !n.is_empty()) {
+            Ok(p) => match p.node_name.filter(|n| !n.is_empty()) {
                 Some(n) => {
                     info!(
                         "found this pod's node",

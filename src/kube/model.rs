@@ -15,136 +15,209 @@ pub struct OwnerReference {
     pub controller: Option<bool>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct PodAnnotations {
+// The wire shape of a pod: parsed one list item at a time and folded at once into [`Pod`].
+#[derive(DeJson, Default)]
+struct PodAnnotations {
     #[nserde(rename = "kubernetes.io/config.mirror")]
-    pub mirror: Option<String>,
+    mirror: Option<String>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct PodMeta {
-    pub name: String,
-    pub namespace: Option<String>,
-    pub uid: Option<String>,
-    /// Every label: `POD_SELECTOR` and Deployment selectors look at any key.
-    pub labels: Option<HashMap<String, String>>,
-    pub annotations: Option<PodAnnotations>,
+#[derive(DeJson, Default)]
+struct PodMeta {
+    name: String,
+    namespace: Option<String>,
+    uid: Option<String>,
+    labels: Option<HashMap<String, String>>,
+    annotations: Option<PodAnnotations>,
     #[nserde(rename = "ownerReferences")]
-    pub owner_references: Option<Vec<OwnerReference>>,
+    owner_references: Option<Vec<OwnerReference>>,
     #[nserde(rename = "deletionTimestamp")]
-    pub deletion_timestamp: Option<String>,
+    deletion_timestamp: Option<String>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct EmptyDir {
-    pub medium: Option<String>,
+// A field is needed: nanoserde's derive of an empty struct refuses any key inside it.
+#[derive(DeJson, Default)]
+struct EmptyDir {
+    #[allow(dead_code)]
+    medium: Option<String>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct Volume {
-    pub name: Option<String>,
+#[derive(DeJson, Default)]
+struct Volume {
     #[nserde(rename = "emptyDir")]
-    pub empty_dir: Option<EmptyDir>,
+    empty_dir: Option<EmptyDir>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct PodSpec {
+#[derive(DeJson, Default)]
+struct PodSpec {
     #[nserde(rename = "nodeName")]
-    pub node_name: Option<String>,
+    node_name: Option<String>,
     #[nserde(rename = "terminationGracePeriodSeconds")]
-    pub termination_grace_period_seconds: Option<i64>,
-    pub volumes: Option<Vec<Volume>>,
-    pub priority: Option<i64>,
+    termination_grace_period_seconds: Option<i64>,
+    volumes: Option<Vec<Volume>>,
+    priority: Option<i64>,
     #[nserde(rename = "priorityClassName")]
-    pub priority_class_name: Option<String>,
+    priority_class_name: Option<String>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct PodCondition {
+#[derive(DeJson, Default)]
+struct PodCondition {
     #[nserde(rename = "type")]
-    pub kind: Option<String>,
-    pub status: Option<String>,
+    kind: Option<String>,
+    status: Option<String>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
-pub struct PodStatus {
-    pub phase: Option<String>,
-    pub conditions: Option<Vec<PodCondition>>,
+#[derive(DeJson, Default)]
+struct PodStatus {
+    phase: Option<String>,
+    conditions: Option<Vec<PodCondition>>,
 }
 
-#[derive(DeJson, Debug, Clone, Default, PartialEq)]
+#[derive(DeJson, Default)]
+struct PodDoc {
+    metadata: PodMeta,
+    spec: Option<PodSpec>,
+    status: Option<PodStatus>,
+}
+
+/// A pod's labels, in a list sized to fit (a pod has a handful; a map would cost more).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A pod as the drain keeps it: only what it reads, every string sized to fit. A page of a
+/// pod list is parsed item by item into these, so a 1,000-pod node costs about 1,000 of them
+/// (a few hundred bytes each) and never a page of wire structs (`bench` scenario 7).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pod {
-    pub metadata: PodMeta,
-    pub spec: Option<PodSpec>,
-    pub status: Option<PodStatus>,
+    pub name: String,
+    namespace: Option<String>,
+    uid: Option<String>,
+    pub labels: Labels,
+    /// The owner with `controller: true`, if any.
+    controller: Option<OwnerReference>,
+    /// `metadata.deletionTimestamp`: set once the pod is terminating.
+    pub deletion_timestamp: Option<String>,
+    pub node_name: Option<String>,
+    grace: Option<i64>,
+    priority: Option<i64>,
+    priority_class: Option<String>,
+    phase: Option<String>,
+    mirror: bool,
+    empty_dir: bool,
+    ready: bool,
+}
+
+fn fit(mut s: String) -> String {
+    s.shrink_to_fit();
+    s
+}
+
+fn fit_opt(s: Option<String>) -> Option<String> {
+    s.map(fit)
+}
+
+impl From<PodDoc> for Pod {
+    fn from(d: PodDoc) -> Pod {
+        let m = d.metadata;
+        let spec = d.spec.unwrap_or_default();
+        let status = d.status.unwrap_or_default();
+        let mut labels: Vec<(String, String)> = m
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (fit(k), fit(v)))
+            .collect();
+        labels.shrink_to_fit();
+        Pod {
+            name: fit(m.name),
+            namespace: fit_opt(m.namespace),
+            uid: fit_opt(m.uid),
+            labels: Labels(labels),
+            controller: m
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| OwnerReference {
+                    api_version: fit_opt(o.api_version),
+                    kind: fit(o.kind),
+                    name: fit(o.name),
+                    controller: o.controller,
+                }),
+            deletion_timestamp: fit_opt(m.deletion_timestamp),
+            node_name: fit_opt(spec.node_name),
+            grace: spec.termination_grace_period_seconds,
+            priority: spec.priority,
+            priority_class: fit_opt(spec.priority_class_name),
+            phase: fit_opt(status.phase),
+            mirror: m.annotations.is_some_and(|a| a.mirror.is_some()),
+            empty_dir: spec
+                .volumes
+                .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some())),
+            ready: status.conditions.is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.kind.as_deref() == Some("Ready") && c.status.as_deref() == Some("True")
+                })
+            }),
+        }
+    }
+}
+
+impl DeJson for Pod {
+    fn de_json(s: &mut DeJsonState, i: &mut std::str::Chars) -> Result<Self, DeJsonErr> {
+        PodDoc::de_json(s, i).map(Pod::from)
+    }
 }
 
 impl Pod {
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or("default")
+        self.namespace.as_deref().unwrap_or("default")
     }
     pub fn uid(&self) -> &str {
-        self.metadata.uid.as_deref().unwrap_or("")
+        self.uid.as_deref().unwrap_or("")
     }
     pub fn phase(&self) -> &str {
-        self.status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .unwrap_or("")
+        self.phase.as_deref().unwrap_or("")
     }
     /// The owner with `controller: true`, if any.
     pub fn controller(&self) -> Option<&OwnerReference> {
-        self.metadata
-            .owner_references
-            .as_ref()?
-            .iter()
-            .find(|o| o.controller == Some(true))
+        self.controller.as_ref()
     }
     pub fn is_mirror(&self) -> bool {
-        self.metadata
-            .annotations
-            .as_ref()
-            .is_some_and(|a| a.mirror.is_some())
+        self.mirror
     }
     pub fn has_empty_dir(&self) -> bool {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.volumes.as_ref())
-            .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()))
+        self.empty_dir
     }
     pub fn is_terminating(&self) -> bool {
-        self.metadata.deletion_timestamp.is_some()
+        self.deletion_timestamp.is_some()
     }
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.metadata.labels.as_ref()?.get(key).map(String::as_str)
+        self.labels.get(key)
     }
     /// `spec.priority` (0 when unset, as for a pod without a priority class).
     pub fn priority(&self) -> i64 {
-        self.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+        self.priority.unwrap_or(0)
     }
     pub fn priority_class(&self) -> &str {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.priority_class_name.as_deref())
-            .unwrap_or("")
+        self.priority_class.as_deref().unwrap_or("")
     }
     /// The `Ready` condition is `True`.
     pub fn is_ready(&self) -> bool {
-        self.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter().any(|c| {
-                    c.kind.as_deref() == Some("Ready") && c.status.as_deref() == Some("True")
-                })
-            })
+        self.ready
     }
     /// The pod's own grace period (Kubernetes' default is 30 s).
     pub fn grace_seconds(&self) -> i64 {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.termination_grace_period_seconds)
-            .unwrap_or(30)
+        self.grace.unwrap_or(30)
     }
 }
 
@@ -421,7 +494,7 @@ mod tests {
         assert_eq!(items.len(), 3);
         let web = &items[0];
         assert_eq!(
-            (web.metadata.name.as_str(), web.namespace(), web.uid()),
+            (web.name.as_str(), web.namespace(), web.uid()),
             ("web-7d4b9c-xk2lp", "shop", "9e2c")
         );
         assert_eq!(web.controller().unwrap().kind, "ReplicaSet");
