@@ -35,17 +35,21 @@ struct PodMeta {
     deletion_timestamp: Option<String>,
 }
 
-// A field is needed: nanoserde's derive of an empty struct refuses any key inside it.
-#[derive(DeJson, Default)]
-struct EmptyDir {
-    #[allow(dead_code)]
-    medium: Option<String>,
+/// A value only present or absent for us (a volume's `emptyDir: {...}`): its content is skipped.
+struct Present;
+
+impl DeJson for Present {
+    fn de_json(s: &mut DeJsonState, i: &mut std::str::Chars) -> Result<Self, DeJsonErr> {
+        // `json::check` proved the document whole, so a value starts here.
+        s.whole_field(i)?;
+        Ok(Present)
+    }
 }
 
 #[derive(DeJson, Default)]
 struct Volume {
     #[nserde(rename = "emptyDir")]
-    empty_dir: Option<EmptyDir>,
+    empty_dir: Option<Present>,
 }
 
 #[derive(DeJson, Default)]
@@ -508,6 +512,30 @@ mod tests {
             (bare.namespace(), bare.controller(), bare.has_empty_dir()),
             ("default", None, false)
         );
+    }
+
+    #[test]
+    fn a_pod_keeps_what_the_drain_reads() {
+        let p: Pod = parse(br#"{"metadata":{"name":"w","labels":{"app":"web","tier":"front"},
+            "ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n"},
+              {"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-1","controller":true}]},
+            "spec":{"priority":7,"priorityClassName":"high","nodeName":"node-a",
+              "volumes":[{"name":"x","configMap":{"name":"c"}},{"name":"s","emptyDir":{"sizeLimit":"1Gi","x":[{"y":[]}]}}]},
+            "status":{"conditions":[{"type":"Ready","status":"False"},{"type":"PodScheduled","status":"True"}]}}"#).unwrap();
+        assert_eq!((p.label("tier"), p.label("none")), (Some("front"), None));
+        assert_eq!(p.controller().unwrap().name, "web-1");
+        assert_eq!(
+            (p.priority(), p.priority_class(), p.node_name.as_deref()),
+            (7, "high", Some("node-a"))
+        );
+        assert!(p.has_empty_dir() && !p.is_ready() && !p.is_terminating());
+        // An emptyDir of null is no emptyDir; only a Ready condition that is True is ready.
+        let q: Pod = parse(
+            br#"{"metadata":{"name":"q"},"spec":{"volumes":[{"name":"a","emptyDir":null}]},
+            "status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
+        )
+        .unwrap();
+        assert!(!q.has_empty_dir() && q.is_ready() && q.controller().is_none());
     }
 
     #[test]
