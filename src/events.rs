@@ -4,9 +4,10 @@
 //! Events are `events.k8s.io/v1` (core `v1` when start-up discovery says the group is absent,
 //! or when the group answers 404), `reportingController` [`CONTROLLER`], `reportingInstance`
 //! the node. An Event repeated (same object, reason and note) becomes a series: one PATCH of
-//! `series` (core v1: `count`/`lastTimestamp`) instead of a new object. The queue is bounded: a
-//! full queue drops the Event and counts it in a warning; nothing here can delay a cordon or
-//! an eviction, since callers only ever `try_send`.
+//! `series` (core v1: `count`/`lastTimestamp`) instead of a new object. The queue is bounded
+//! ([`QUEUE`]): an Event that finds it full is not sent but counted into the node's next Event
+//! (one warning per overflow); nothing here can delay a cordon or an eviction, since callers
+//! only ever `try_send`.
 //!
 //! The condition is state, not a message: the loop says what it should be
 //! ([`Recorder::set_condition`]), the worker writes it with a strategic-merge PATCH of
@@ -36,7 +37,9 @@ use crate::{info, warn};
 pub const CONTROLLER: &str = "spot-termination-notice-handler";
 /// The Node condition's type.
 pub const CONDITION: &str = "TerminationNotice";
-const QUEUE: usize = 64;
+/// Events waiting for the worker: a node's pods at the kubelet's default `maxPods` (110), each
+/// with its Event, plus the node's own fit while they wait for the cordon ([`HOLD_LIMIT`]).
+pub const QUEUE: usize = 128;
 /// Attempts per Event request (transport errors, 5xx, 429), 1 s then 2 s apart.
 const ATTEMPTS: u32 = 3;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -166,18 +169,27 @@ struct Shared {
     core: AtomicBool,
     /// The wanted condition is not written yet (read without the lock: idle steps cost nothing).
     pending: AtomicBool,
-    dropped: AtomicU64,
     /// Load-shedding answers in a row (see [`Shared::send`]).
     sheds: AtomicU32,
     /// When the API server last shed an Event.
     last_shed: Mutex<Option<Instant>>,
     /// Pod Events folded since the last node Event (while shedding).
     folded: AtomicU64,
+    /// Events that found the queue full since the last node Event was queued.
+    overflowed: AtomicU64,
     condition: Mutex<ConditionState>,
     /// Only the worker thread uses these.
     series: Mutex<(Vec<Series>, u64)>,
     /// Until when the workers hold off for a cordon being tried (`None`: they do not).
     hold: (Mutex<Option<Instant>>, std::sync::Condvar),
+}
+
+/// Ends a node Event's note with how many Events were not recorded, and why.
+fn not_recorded(note: &mut String, n: u64, what: &str, why: &str) {
+    if n > 0 {
+        let s = if n == 1 { "" } else { "s" };
+        note.push_str(&format!(" ({n} {what}{s} not recorded{why})"));
+    }
 }
 
 /// The handle the loop and the drain use; every call returns at once.
@@ -204,10 +216,10 @@ impl Recorder {
                 node: node.to_string(),
                 core: AtomicBool::new(core),
                 pending: AtomicBool::new(false),
-                dropped: AtomicU64::new(0),
                 sheds: AtomicU32::new(0),
                 last_shed: Mutex::new(None),
                 folded: AtomicU64::new(0),
+                overflowed: AtomicU64::new(0),
                 condition: Mutex::new(ConditionState::default()),
                 series: Mutex::new((Vec::new(), 0)),
                 hold: (Mutex::new(None), std::sync::Condvar::new()),
@@ -259,20 +271,39 @@ impl Recorder {
         }
     }
 
-    pub fn event(&self, e: Event) {
+    pub fn event(&self, mut e: Event) {
         if !self.events {
             return;
         }
-        let (shared, reason) = (self.shared.clone(), e.reason);
-        if !self.worker.submit(Box::new(move || {
+        let reason = e.reason;
+        // A node's Event carries the count of the Events that found the queue full before it.
+        let lost = if e.regarding.kind == "Pod" {
+            0
+        } else {
+            self.shared.overflowed.swap(0, Ordering::Relaxed)
+        };
+        not_recorded(&mut e.note, lost, "Event", ": the Event queue was full");
+        let shared = self.shared.clone();
+        if self.worker.submit(Box::new(move || {
             shared.wait_for_cordon();
             shared.record(e)
         })) {
-            let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if lost > 0 {
+                info!(
+                    "Events not recorded, counted into the node's Event",
+                    reason = reason,
+                    not_recorded = lost
+                );
+            }
+        } else if self
+            .shared
+            .overflowed
+            .fetch_add(1 + lost, Ordering::Relaxed)
+            == 0
+        {
             warn!(
-                "Event queue full; Event dropped",
-                reason = reason,
-                dropped_total = n
+                "Event queue full; Events are counted into the node's next Event",
+                reason = reason
             );
         }
     }
@@ -468,12 +499,12 @@ impl Shared {
         }
         if e.regarding.kind == "Node" {
             let folded = self.folded.swap(0, Ordering::Relaxed);
-            if folded > 0 {
-                e.note.push_str(&format!(
-                    " ({folded} pod Event{} not recorded while the API server shed load)",
-                    if folded == 1 { "" } else { "s" }
-                ));
-            }
+            not_recorded(
+                &mut e.note,
+                folded,
+                "pod Event",
+                " while the API server shed load",
+            );
         }
         let mut guard = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let (series, last_nanos) = &mut *guard;
