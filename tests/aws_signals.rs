@@ -14,7 +14,6 @@ use support::*;
 
 const LONG: Duration = Duration::from_secs(30);
 const PREFIX: &str = "spot-termination-notice-handler/";
-const LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 const REBALANCE: &str = "/latest/meta-data/events/recommendations/rebalance";
 const SCHEDULED: &str = "/latest/meta-data/events/maintenance/scheduled";
 const LIFECYCLE: &str = "/latest/meta-data/autoscaling/target-lifecycle-state";
@@ -28,17 +27,13 @@ fn uptime(test: &str, secs: f64) -> PathBuf {
     f
 }
 
-fn our_taints(node: &Value) -> Vec<String> {
-    node["spec"]["taints"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter_map(|t| t["key"].as_str())
-                .filter_map(|k| k.strip_prefix(PREFIX))
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+/// Our taints on a node, by reason (the key without our prefix).
+fn our_reasons(node: &Value) -> Vec<String> {
+    our_taints(node)
+        .iter()
+        .filter_map(|k| k.strip_prefix(PREFIX))
+        .map(String::from)
+        .collect()
 }
 
 fn unschedulable(node: &Value) -> bool {
@@ -96,7 +91,7 @@ fn a_rebalance_recommendation_cordons_without_evicting_then_its_ttl_gives_the_no
     h.wait_for("rebalance recommendation notice received", LONG);
     eventually("cordoned with the rebalance taint", LONG, || {
         let n = sim.node(NODE).unwrap();
-        unschedulable(&n) && our_taints(&n) == ["rebalance-recommendation"]
+        unschedulable(&n) && our_reasons(&n) == ["rebalance-recommendation"]
     });
     let n = sim.node(NODE).unwrap();
     assert!(
@@ -106,7 +101,7 @@ fn a_rebalance_recommendation_cordons_without_evicting_then_its_ttl_gives_the_no
     assert_eq!(annotation(&n, "phase").as_deref(), Some("cordoned"));
     h.wait_for("msg=\"node back in service\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(!unschedulable(&n) && our_taints(&n).is_empty(), "{n}");
+    assert!(!unschedulable(&n) && our_reasons(&n).is_empty(), "{n}");
     for key in ["phase", "notice", "before", "deadline", "acted-at"] {
         assert_eq!(annotation(&n, key), None, "{key} cleared");
     }
@@ -164,7 +159,7 @@ fn a_node_cordoned_by_hand_stays_cordoned_when_the_handler_gives_it_back() {
     h.wait_for("released the node but left it cordoned", LONG);
     let n = sim.node(NODE).unwrap();
     assert!(unschedulable(&n), "cordoned by hand: stays cordoned");
-    assert!(our_taints(&n).is_empty(), "our taint is gone");
+    assert!(our_reasons(&n).is_empty(), "our taint is gone");
     assert_eq!(annotation(&n, "before"), None);
     eventually("two messages", LONG, || sim.slack_messages().len() == 2);
     assert!(
@@ -192,7 +187,7 @@ fn a_rebalance_then_the_two_minute_notice_drains_with_both_taints() {
     h.wait_for("spot interruption notice received", LONG);
     h.wait_for("msg=\"drain finished\"", LONG);
     let n = sim.node(NODE).unwrap();
-    let mut taints = our_taints(&n);
+    let mut taints = our_reasons(&n);
     taints.sort();
     assert_eq!(taints, ["rebalance-recommendation", "spot-interruption"]);
     assert_eq!(
@@ -249,7 +244,7 @@ fn a_scheduled_reboot_is_announced_drained_at_its_lead_and_undone_after_the_rebo
     first.wait_for("scheduled notice is due; acting on it", LONG);
     first.wait_for("msg=\"drain finished\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(unschedulable(&n) && our_taints(&n) == ["scheduled-maintenance"]);
+    assert!(unschedulable(&n) && our_reasons(&n) == ["scheduled-maintenance"]);
     assert!(
         annotation(&n, "deadline").is_some(),
         "the event's start is the deadline"
@@ -264,7 +259,7 @@ fn a_scheduled_reboot_is_announced_drained_at_its_lead_and_undone_after_the_rebo
     let second = Handler::start(&sim, &env);
     second.wait_for("msg=\"node back in service\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(!unschedulable(&n) && our_taints(&n).is_empty(), "{n}");
+    assert!(!unschedulable(&n) && our_reasons(&n).is_empty(), "{n}");
     assert!(n["metadata"]["labels"][LB_LABEL].is_null());
     assert_eq!(annotation(&n, "notices"), None, "nothing left to remember");
     eventually("announcement, summary, back in service", LONG, || {
@@ -285,7 +280,7 @@ fn a_cancelled_scheduled_event_gives_the_node_back() {
     h.wait_for("reason=\"cancelled before it started\"", LONG);
     h.wait_for("msg=\"node back in service\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(!unschedulable(&n) && our_taints(&n).is_empty());
+    assert!(!unschedulable(&n) && our_reasons(&n).is_empty());
     assert!(n["metadata"]["labels"][LB_LABEL].is_null());
     record_requests("scheduled_cancelled", &sim);
 }
@@ -301,7 +296,7 @@ fn an_asg_termination_drains_by_its_deadline_and_stays() {
     );
     h.wait_for("msg=\"drain finished\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(unschedulable(&n) && our_taints(&n) == ["termination"]);
+    assert!(unschedulable(&n) && our_reasons(&n) == ["termination"]);
     let deadline = stnh_sim::util::parse_rfc3339(&annotation(&n, "deadline").unwrap()).unwrap();
     let left = deadline
         .duration_since(SystemTime::now())
@@ -338,7 +333,7 @@ fn a_spot_stop_is_undone_when_the_instance_comes_back() {
     let second = Handler::start(&sim, &env);
     second.wait_for("msg=\"node back in service\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(!unschedulable(&n) && our_taints(&n).is_empty());
+    assert!(!unschedulable(&n) && our_reasons(&n).is_empty());
     eventually("notice, summary, back", LONG, || {
         sim.slack_messages().len() == 3
     });
@@ -444,7 +439,7 @@ fn a_restart_while_cordoned_or_pending_repeats_nothing() {
         "only the start-up reads (no Event, no condition write)"
     );
     let n = sim.node(NODE).unwrap();
-    assert!(unschedulable(&n) && our_taints(&n) == ["rebalance-recommendation"]);
+    assert!(unschedulable(&n) && our_reasons(&n) == ["rebalance-recommendation"]);
     let l = ledger(&n);
     let statuses: Vec<&str> = l.iter().filter_map(|e| e["status"].as_str()).collect();
     assert!(
@@ -502,7 +497,7 @@ fn a_rebalance_drain_never_forces_until_a_spot_notice_brings_a_deadline() {
     assert!(done.contains("forced=1"), "{done}");
     assert_eq!(deletes(&sim, "shop/checkout-1"), 1);
     let n = sim.node(NODE).unwrap();
-    let mut taints = our_taints(&n);
+    let mut taints = our_reasons(&n);
     taints.sort();
     assert_eq!(taints, ["rebalance-recommendation", "spot-interruption"]);
     record_requests("rebalance_drain_then_spot", &sim);
@@ -518,7 +513,7 @@ fn a_rebalance_drain_is_stopped_and_the_node_given_back_when_its_ttl_passes() {
     h.wait_for("drain stopped", LONG);
     h.wait_for("msg=\"node back in service\"", LONG);
     let n = sim.node(NODE).unwrap();
-    assert!(!unschedulable(&n) && our_taints(&n).is_empty());
+    assert!(!unschedulable(&n) && our_reasons(&n).is_empty());
     assert!(n["metadata"]["labels"][LB_LABEL].is_null());
     let retries = eviction_statuses(&sim, "shop/checkout-1").len();
     std::thread::sleep(Duration::from_secs(2));
