@@ -222,6 +222,15 @@ pub(super) fn non_eviction(c: &Counts) -> usize {
         .sum()
 }
 
+/// Event writes (POST, and PATCH of a series).
+pub(super) fn event_writes(c: &Counts) -> usize {
+    c.by_pattern
+        .iter()
+        .filter(|((m, p), _)| m != "GET" && p.contains("/events"))
+        .map(|(_, s)| s.values().sum::<usize>())
+        .sum()
+}
+
 /// Requests for discovery documents.
 pub(super) fn discovery(c: &Counts) -> usize {
     c.by_pattern
