@@ -509,7 +509,7 @@ impl<'a> Loop<'a> {
         let mut written = self.reconcile(&desired);
         // Released once the taints have gone too (node::TAINT_DELAY after the cordon): one
         // wave of node writes at a time when hundreds of nodes are reclaimed together.
-        if !desired.cordon || (self.cordoned() && self.keeper.taints_due().is_none()) {
+        if !desired.cordon || (self.cordoned() && !self.keeper.taints_waiting()) {
             self.recorder.release();
         }
         if written {

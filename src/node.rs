@@ -69,6 +69,9 @@ pub struct Keeper<'a> {
     written: Option<Vec<String>>,
     /// The taints of the cordon this run put on wait until then ([`TAINT_DELAY`]).
     taints_due: Option<Instant>,
+    /// The taints are due and the node is to be read before them (the node controller has
+    /// written it since the cordon); stays set until a read succeeds.
+    reread: bool,
 }
 
 /// What happened when the node was given back, for the log and the message.
@@ -91,6 +94,7 @@ impl<'a> Keeper<'a> {
             just_cordoned: false,
             written: None,
             taints_due: None,
+            reread: false,
         }
     }
 
@@ -101,6 +105,12 @@ impl<'a> Keeper<'a> {
     /// When the taints of the cordon just put on are due, while they wait.
     pub fn taints_due(&self) -> Option<Instant> {
         self.taints_due
+    }
+
+    /// The taints of the cordon just put on are not written yet: they wait for their time, or
+    /// for the read of the node that goes before them.
+    pub fn taints_waiting(&self) -> bool {
+        self.taints_due.is_some() || self.reread
     }
 
     /// Reads the node: our ledger and `before` record, and the node itself.
@@ -256,12 +266,17 @@ impl<'a> Keeper<'a> {
         match self.taints_due {
             Some(due) if Instant::now() < due => return Ok(()),
             Some(_) => {
-                // The node controller has written the node since the cordon: read it first
-                // rather than have the taints' precondition fail.
                 self.taints_due = None;
-                self.refresh(deadline)?;
+                self.reread = true;
             }
             None => {}
+        }
+        if self.reread {
+            // The node controller has written the node since the cordon: read it first
+            // rather than have the taints' precondition fail (a failed read is tried again,
+            // never skipped for a patch that could only conflict).
+            self.refresh(deadline)?;
+            self.reread = false;
         }
         self.set_taints(&ours, deadline)
     }
@@ -363,6 +378,7 @@ impl<'a> Keeper<'a> {
             left_cordoned: None,
         };
         self.taints_due = None;
+        self.reread = false;
         if self.dry_run {
             let cordoned = self.unschedulable() == Some(true);
             let verdict = uncordon_verdict(self.before.as_ref());

@@ -422,6 +422,46 @@ fn apf_throttling_429_with_retry_after_is_waited_out() {
 }
 
 #[test]
+fn a_throttled_read_before_the_taints_is_tried_again_never_skipped_for_a_stale_patch() {
+    let sim = Sim::start(mixed_node()).unwrap();
+    let h = Handler::start_idle(&sim, &[]);
+    let node = format!("/api/v1/nodes/{NODE}");
+    let deadline = deadline_in(90);
+    sim.set_notice("terminate", deadline);
+    // The read of the node a second after the cordon, before the taints, is throttled once
+    // (Retry-After: 1). Patching the taints with the cordon's resourceVersion instead could
+    // only conflict (the node controller wrote its taint since), and the Events and the
+    // condition would go out before the taints.
+    h.wait_for("msg=\"cordoned node\"", LONG);
+    sim.fault("GET", &node, 1, FaultAction::Throttle(1));
+    assert_drained_in_time(&sim, &h, deadline);
+    let taints = assert_taints_follow_the_cordon(&sim);
+    let reqs = sim.api_requests();
+    let steps: Vec<(String, u16)> = reqs
+        .iter()
+        .filter(|r| r.path == node && r.at <= taints.at)
+        .skip_while(|r| !(r.method == "PATCH" && r.body.contains("\"unschedulable\":true")))
+        .skip(1)
+        .filter(|r| r.method == "GET" || r.body.contains("\"taints\""))
+        .map(|r| (r.method.clone(), r.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("GET".into(), 429),
+            ("GET".into(), 200),
+            ("PATCH".into(), 200)
+        ],
+        "reads and taint patches between the cordon and the taints"
+    );
+    assert!(
+        !reqs.iter().any(|r| r.status == 409),
+        "no conflict anywhere"
+    );
+    assert_alive_and_polling(&sim, &h);
+}
+
+#[test]
 fn events_and_the_condition_wait_until_a_throttled_cordon_holds_and_shed_events_back_off() {
     let sim = Sim::start(mixed_node()).unwrap();
     let h = Handler::start_idle(&sim, &[]);

@@ -562,7 +562,12 @@ pub fn assert_taints_follow_the_cordon(sim: &Sim) -> stnh_sim::ApiRequest {
         .rev()
         .find(|r| r.path == node)
         .expect("a read of the node before the taints");
-    assert_eq!(read.method, "GET");
+    assert_eq!(
+        (read.method.as_str(), read.status),
+        ("GET", 200),
+        "{read:?}"
+    );
+    assert_eq!(t.status, 200, "the first patch of our taints holds: {t:?}");
     let body: serde_json::Value = serde_json::from_str(&t.body).unwrap();
     assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
     let reports: Vec<String> = reqs[cordon + 1..taints]
