@@ -413,7 +413,7 @@ pub struct Target {
     /// With `SURGE_BLOCKED`: the Deployment the pod belongs to, its labels, and whether it
     /// was Ready when listed.
     pub deployment: Option<String>,
-    pub labels: Option<Labels>,
+    pub labels: Labels,
     pub ready: bool,
 }
 
@@ -426,7 +426,7 @@ impl Target {
             grace: p.grace_seconds(),
             critical: false,
             deployment: None,
-            labels: None,
+            labels: Labels::default(),
             ready: false,
         }
     }
@@ -886,7 +886,7 @@ impl Drainer<'_> {
         if self.surge_blocked || self.surge_budgeted {
             t.deployment = crate::surge::deployment_of(p);
             if t.deployment.is_some() {
-                t.labels = Some(p.labels.clone());
+                t.labels = p.labels.clone();
                 t.ready = p.is_ready() && !p.is_terminating();
             }
         }
@@ -994,8 +994,7 @@ impl Drainer<'_> {
             };
             let ns = t.namespace.as_str();
             let key = format!("{ns}/{name}");
-            let labels = t.labels.as_ref();
-            let label = |k: &str| labels?.get(k);
+            let label = |k: &str| t.labels.get(k);
             let fail = |e: crate::kube::Error| {
                 warn!(
                     "not holding a Deployment's pods; evicting them as usual",
@@ -1591,8 +1590,7 @@ impl Drainer<'_> {
                 )
             }
         };
-        let labels = t.labels.as_ref();
-        match crate::surge::verdict(&d, &|k| labels?.get(k), Some(ready_here)) {
+        match crate::surge::verdict(&d, &|k| t.labels.get(k), Some(ready_here)) {
             Err(why) => info!(
                 "not restarting the Deployment of a budget-blocked pod",
                 deployment = key,
