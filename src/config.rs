@@ -57,8 +57,8 @@ pub const SETTINGS: &[Setting] = &[
         flag: "--poll-interval",
         env: "POLL_INTERVAL",
         value: "DURATION",
-        default: "1s",
-        meaning: "How often to poll for a notice: seconds (`5`) or `200ms`/`5s`/`2m`, 50ms to 60s",
+        default: "900ms",
+        meaning: "How often to poll for a notice: seconds (`5`) or `200ms`/`5s`/`2m`, 50ms to 60s (900ms: a notice is cordoned within 1 s of appearing, the cordon's round trip included)",
     },
     Setting {
         flag: "--imds-url",
@@ -988,7 +988,7 @@ impl Config {
             poll_interval: duration_in(
                 raw,
                 "POLL_INTERVAL",
-                Duration::from_secs(1),
+                Duration::from_millis(900),
                 Duration::from_millis(50),
                 Duration::from_secs(60),
             )?,
@@ -1446,7 +1446,7 @@ mod tests {
     fn defaults() {
         let c = run(&[], BASE).unwrap();
         assert_eq!(c.node_name.as_deref(), Some("node-a"));
-        assert_eq!(c.poll_interval, Duration::from_secs(1));
+        assert_eq!(c.poll_interval, Duration::from_millis(900));
         assert_eq!(c.imds_url, "http://169.254.169.254");
         assert_eq!(
             c.poll_url(),
@@ -1521,7 +1521,7 @@ mod tests {
         let c = run(&[], &with(&[("POLL_INTERVAL", "  ")])).unwrap();
         assert_eq!(
             c.poll_interval,
-            Duration::from_secs(1),
+            Duration::from_millis(900),
             "empty env counts as unset"
         );
     }

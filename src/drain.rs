@@ -760,7 +760,7 @@ impl Drainer<'_> {
             if matches!(selection, Selection::Evict | Selection::Wait) {
                 if let Some(sel) = &self.pod_selector {
                     if !sel.matches(|k| p.label(k)) {
-                        let key = format!("{}/{}", p.namespace(), p.name);
+                        let key = p.key();
                         info!(
                             "leaving pod alone: POD_SELECTOR does not match it",
                             pod = key
@@ -775,14 +775,14 @@ impl Drainer<'_> {
                 Selection::Wait => {
                     info!(
                         "pod already terminating; waiting for it",
-                        pod = format!("{}/{}", p.namespace(), p.name)
+                        pod = p.key()
                     );
                     terminating.push(self.target(p));
                 }
                 Selection::Skip(why) => {
                     info!(
                         "skipping pod",
-                        pod = format!("{}/{}", p.namespace(), p.name),
+                        pod = p.key(),
                         reason = why
                     );
                     report.skipped += 1;

@@ -9,6 +9,37 @@ use std::time::{Duration, Instant};
 use stnh_sim::child::Child;
 use stnh_sim::Sim;
 
+/// The binary's default `POLL_INTERVAL`, from its `--help` (`(env POLL_INTERVAL) [default: 900ms]`):
+/// the figures describe the binary measured, not what this file assumes.
+pub fn default_poll_interval(bin: &Path) -> Result<Duration, String> {
+    let out = Command::new(bin)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .map_err(|e| format!("{} --help: {e}", bin.display()))?;
+    let help = String::from_utf8_lossy(&out.stdout);
+    help.lines()
+        .find(|l| l.contains("(env POLL_INTERVAL)"))
+        .and_then(|l| l.split("[default: ").nth(1))
+        .and_then(|rest| rest.split(']').next())
+        .and_then(stnh_sim::util::parse_duration)
+        .ok_or_else(|| {
+            format!(
+                "{} --help: no POLL_INTERVAL default like `[default: 900ms]`",
+                bin.display()
+            )
+        })
+}
+
+/// A duration as the settings write it: `900ms`, `1s`, `4.5s`.
+pub fn duration_text(d: Duration) -> String {
+    if d.subsec_millis() == 0 || d >= Duration::from_secs(2) {
+        format!("{} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
 /// A running handler.
 pub struct Handler {
     proc: Child,

@@ -15,10 +15,10 @@
 7. Metrics and health: METRICS_ADDR, the metrics containerPort and the liveness probe by default; the optional
    PodMonitor / Service + ServiceMonitor select the pods and name the port (the monitoring.coreos.com kinds
    are checked structurally: kubernetes-validate has no schema for CRDs).
-8. manifests/optional/flowschema.json (not applied by `kubectl apply -f manifests/`): a valid FlowSchema for
-   the newest version (its flowcontrol v1 exists from 1.29 on), whose subject is the ServiceAccount of
-   manifests/ and whose rules select only what the ClusterRole grants on Nodes. The chart's
-   flowSchema.create renders the same object; its subject, rules and apiVersion follow the values.
+8. manifests/flowschema.json: a valid FlowSchema for 1.29 (where its flowcontrol v1 is first served) and the
+   newest version (step 4 skips it for versions that do not serve v1), whose subject is the ServiceAccount of
+   manifests/ and whose rules select only what the ClusterRole grants on Nodes. The chart renders it by
+   default (step 2) and none with flowSchema.create=false; its subject, rules and apiVersion follow the values.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def diff(a, b, name_a: str, name_b: str) -> str:
 
 # --- 1. the directory as kubectl sees it -------------------------------------------------------------------
 
-EXPECTED_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"}
+FLOWCONTROL_V1 = "flowcontrol.apiserver.k8s.io/v1"
+FLOWCONTROL_V1_SINCE = "1.29"
+EXPECTED_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet", "FlowSchema"}
 
 
 def check_plain_layout() -> list[tuple[str, dict]]:
@@ -70,7 +72,8 @@ def check_plain_layout() -> list[tuple[str, dict]]:
             f"manifests/{fname}: {lib.key_of(obj)} is a Kubernetes object kubectl can apply",
         )
     kinds = sorted(o.get("kind", "?") for _, o in objects)
-    ok(sorted(EXPECTED_KINDS) == kinds, "manifests/: one ServiceAccount, ClusterRole, ClusterRoleBinding, DaemonSet",
+    ok(sorted(EXPECTED_KINDS) == kinds,
+       "manifests/: one ServiceAccount, ClusterRole, ClusterRoleBinding, DaemonSet, FlowSchema",
        f"found {kinds}")
     namespaced = [o for _, o in objects if o["kind"] in ("ServiceAccount", "DaemonSet")]
     ok(all(o["metadata"].get("namespace") == lib.NAMESPACE for o in namespaced),
@@ -203,7 +206,7 @@ def check_all_switches_render() -> list[tuple[str, dict]]:
     out = lib.render(values)
     objs = lib.rendered_objects(out)
     kinds = sorted(o["kind"] for _, o in objs)
-    ok(kinds == ["DaemonSet"], "all switches: rbac.create=false, serviceAccount.create=false: only the DaemonSet",
+    ok(kinds == ["DaemonSet"], "all switches: rbac.create=false, serviceAccount.create=false, flowSchema.create=false: only the DaemonSet",
        f"got {kinds}")
     ds = lib.find(objs, "DaemonSet")[0]
     pod = ds["spec"]["template"]["spec"]
@@ -429,8 +432,11 @@ def check_kube_schemas(groups: dict[str, list[tuple[str, dict]]], versions: list
            f"kubernetes-validate ships the schemas of Kubernetes {v}")
     for group, objects in groups.items():
         for v in versions:
-            errors = []
+            errors, skipped = [], []
             for src, obj in objects:
+                if obj.get("apiVersion") == FLOWCONTROL_V1 and lib.version_key(v) < lib.version_key(FLOWCONTROL_V1_SINCE):
+                    skipped.append(f"{src} {lib.key_of(obj)}")
+                    continue
                 try:
                     utils.validate(obj, v, strict=True)
                 except utils.ValidationError as e:
@@ -438,30 +444,36 @@ def check_kube_schemas(groups: dict[str, list[tuple[str, dict]]], versions: list
                     errors.append(f"{src} {lib.key_of(obj)}: {path}: {e.message}")
                 except (utils.SchemaNotFoundError, utils.InvalidSchemaError) as e:
                     errors.append(f"{src} {lib.key_of(obj)}: {e.message}")
-            ok(not errors, f"{group}: {len(objects)} objects valid for Kubernetes {v} (strict)", "\n      ".join(errors))
+            ok(not errors, f"{group}: {len(objects) - len(skipped)} objects valid for Kubernetes {v} (strict)",
+               "\n      ".join(errors))
+            if skipped:
+                print(f"info  {group}: Kubernetes {v} serves no {FLOWCONTROL_V1} (from {FLOWCONTROL_V1_SINCE} on): "
+                      f"not validated there: {', '.join(skipped)}")
 
 
-# --- 8. the optional FlowSchema ----------------------------------------------------------------------------
+# --- 8. the FlowSchema ----------------------------------------------------------------------------
 
 
-def check_optional_flowschema(plain: list[tuple[str, dict]], newest: str) -> None:
+def check_flowschema(plain: list[tuple[str, dict]], newest: str) -> None:
     import json
 
     from kubernetes_validate import utils
 
-    path = lib.MANIFESTS / "optional" / "flowschema.json"
+    path = lib.MANIFESTS / "flowschema.json"
     fs = json.loads(path.read_text())
-    try:
-        utils.validate(fs, newest, strict=True)
-        ok(True, f"optional/flowschema.json valid for Kubernetes {newest} (strict)")
-    except utils.ValidationError as e:
-        ok(False, f"optional/flowschema.json valid for Kubernetes {newest} (strict)",
-           ".".join(str(p) for p in e.path) + ": " + e.message)
+    ok(fs["apiVersion"] == FLOWCONTROL_V1, f"flowschema.json is {FLOWCONTROL_V1}", fs["apiVersion"])
+    for v in sorted({FLOWCONTROL_V1_SINCE, newest}):
+        try:
+            utils.validate(fs, v, strict=True)
+            ok(True, f"flowschema.json valid for Kubernetes {v} (strict)")
+        except utils.ValidationError as e:
+            ok(False, f"flowschema.json valid for Kubernetes {v} (strict)",
+               ".".join(str(p) for p in e.path) + ": " + e.message)
     sa = lib.find(plain, "ServiceAccount")[0]["metadata"]
     subjects = [s for r in fs["spec"]["rules"] for s in r["subjects"]]
     ok(subjects == [{"kind": "ServiceAccount",
                      "serviceAccount": {"name": sa["name"], "namespace": sa["namespace"]}}],
-       "optional/flowschema.json selects the ServiceAccount of manifests/", json.dumps(subjects))
+       "flowschema.json selects the ServiceAccount of manifests/", json.dumps(subjects))
     granted = set()
     for rule in lib.find(plain, "ClusterRole")[0]["rules"]:
         for g in rule.get("apiGroups", []):
@@ -471,11 +483,11 @@ def check_optional_flowschema(plain: list[tuple[str, dict]], newest: str) -> Non
     wanted = {(g, res, verb) for r in fs["spec"]["rules"] for rr in r["resourceRules"]
               for g in rr["apiGroups"] for res in rr["resources"] for verb in rr["verbs"]}
     ok(wanted and wanted <= granted and all(res.startswith("nodes") for _, res, _ in wanted),
-       "optional/flowschema.json selects only Node requests the ClusterRole grants",
+       "flowschema.json selects only Node requests the ClusterRole grants",
        f"not granted: {sorted(wanted - granted)}")
     ok(fs["spec"]["matchingPrecedence"] < 900,
-       "optional/flowschema.json comes before kube-system-service-accounts (precedence 900)")
-    check_chart_flowschema(fs)
+       "flowschema.json comes before kube-system-service-accounts (precedence 900)")
+    check_chart_flowschema()
 
 
 def node_rules(objs) -> set[tuple[str, str, str]]:
@@ -489,19 +501,15 @@ def node_rules(objs) -> set[tuple[str, str, str]]:
     return out
 
 
-def check_chart_flowschema(plain_fs: dict) -> None:
-    """flowSchema.create renders the optional FlowSchema: the same object at default names, its subject and
-    rules following the chart's service account and nodeCondition, its apiVersion valid where it is served."""
+def check_chart_flowschema() -> None:
+    """The chart's FlowSchema (at default values the object of manifests/, step 2): none with
+    flowSchema.create=false; its subject and rules follow the chart's service account, its apiVersion valid
+    where it is served."""
     from kubernetes_validate import utils
 
-    ok(not [o for o in lib.find(lib.rendered_objects(lib.render(None)), "FlowSchema")],
-       "chart: no FlowSchema by default")
-    fs = lib.find(lib.rendered_objects(lib.render({"flowSchema": {"create": True}})), "FlowSchema")
-    want = {k: v for k, v in plain_fs.items()}
-    want["metadata"] = {k: v for k, v in plain_fs["metadata"].items() if k != "annotations"}
-    ok(len(fs) == 1 and lib.normalize(fs[0]) == want,
-       "chart: flowSchema.create renders manifests/optional/flowschema.json (annotations aside)",
-       diff(want, lib.normalize(fs[0]) if fs else {}, "optional/flowschema.json", "chart"))
+    ok(not [o for o in lib.find(lib.rendered_objects(lib.render({"flowSchema": {"create": False}})),
+                                "FlowSchema")],
+       "chart: no FlowSchema with flowSchema.create=false")
     values = {"flowSchema": {"create": True, "priorityLevel": "spot-drains"},
               "serviceAccount": {"name": "drainer"}}
     objs = lib.rendered_objects(lib.render(values, name="stnh", namespace="ops"))
@@ -688,7 +696,7 @@ def main() -> int:
         steps = {"manifests/": plain, "chart default values": default, "chart seed.yaml": seed,
                  "chart all-switches.yaml": everything, "chart variants": variants}
         check_kube_schemas(steps, versions)
-        check_optional_flowschema(plain, versions[-1])
+        check_flowschema(plain, versions[-1])
         check_values_schema()
         check_key_coverage()
     except Exception:  # noqa: BLE001  (a crash is a failure with its traceback, not a silent pass)

@@ -89,6 +89,11 @@ def normalize(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def version_key(v: str) -> tuple[int, ...]:
+    """"1.29" -> (1, 29), for comparing Kubernetes versions."""
+    return tuple(int(p) for p in v.split("."))
+
+
 def key_of(obj: dict[str, Any]) -> str:
     md = obj.get("metadata", {})
     ns = md.get("namespace")

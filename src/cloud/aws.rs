@@ -4,10 +4,10 @@
 //!
 //! | watcher | path | notice | period |
 //! |---|---|---|---|
-//! | `aws-spot` | `spot/instance-action` | `terminate`/`stop`/`hibernate` by `time`: drain | `POLL_INTERVAL` (1 s) |
-//! | `aws-rebalance` | `events/recommendations/rebalance` | `REBALANCE` (cordon), no deadline, undone after `REBALANCE_TTL` | 5 × `POLL_INTERVAL` (5 s: AWS says "every 5 seconds") |
-//! | `aws-scheduled` | `events/maintenance/scheduled` | each `active` event: `SCHEDULED_EVENTS` (drain) at `NotBefore − SCHEDULED_EVENT_LEAD` | 30 × `POLL_INTERVAL` (30 s: events come days ahead) |
-//! | `aws-asg` | `autoscaling/target-lifecycle-state` | `Terminated`: drain by now + `ASG_LIFECYCLE_DEADLINE` | 5 × `POLL_INTERVAL` (5 s) |
+//! | `aws-spot` | `spot/instance-action` | `terminate`/`stop`/`hibernate` by `time`: drain | `POLL_INTERVAL` (900 ms) |
+//! | `aws-rebalance` | `events/recommendations/rebalance` | `REBALANCE` (cordon), no deadline, undone after `REBALANCE_TTL` | 5 × `POLL_INTERVAL` (4.5 s: AWS says "every 5 seconds") |
+//! | `aws-scheduled` | `events/maintenance/scheduled` | each `active` event: `SCHEDULED_EVENTS` (drain) at `NotBefore − SCHEDULED_EVENT_LEAD` | 30 × `POLL_INTERVAL` (27 s: events come days ahead) |
+//! | `aws-asg` | `autoscaling/target-lifecycle-state` | `Terminated`: drain by now + `ASG_LIFECYCLE_DEADLINE` | 5 × `POLL_INTERVAL` (4.5 s) |
 //! | `notice-url` | `NOTICE_URL` (seed mode, instead of all of the above) | HTTP 200: drain | `POLL_INTERVAL` |
 //!
 //! IMDSv2 first: a session token from `PUT /latest/api/token`, shared by the watchers, reused

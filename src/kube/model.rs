@@ -187,6 +187,10 @@ impl Pod {
     pub fn namespace(&self) -> &str {
         self.namespace.as_deref().unwrap_or("default")
     }
+    /// `namespace/name`, as logs and reports name a pod.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace(), self.name)
+    }
     pub fn uid(&self) -> &str {
         self.uid.as_deref().unwrap_or("")
     }

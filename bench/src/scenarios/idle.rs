@@ -48,7 +48,7 @@ const CONFIGS: [Config; 5] = [
     Config {
         label: "AWS, defaults",
         cloud: Cloud::Aws,
-        watches: "spot/instance-action every 1 s, rebalance 5 s, target-lifecycle-state 5 s, maintenance/scheduled 30 s",
+        watches: "spot/instance-action every POLL_INTERVAL, rebalance and target-lifecycle-state every 5, maintenance/scheduled every 30",
         first_path: "/latest/meta-data/spot/instance-action",
         metrics: false,
     },
@@ -76,7 +76,7 @@ const CONFIGS: [Config; 5] = [
     Config {
         label: "Alibaba, defaults",
         cloud: Cloud::Alibaba,
-        watches: "spot/termination-time every 1 s",
+        watches: "spot/termination-time every POLL_INTERVAL",
         first_path: "/latest/meta-data/instance/spot/termination-time",
         metrics: false,
     },
@@ -353,12 +353,13 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
 
     let mut s = Section::new("idle", "2. Idle cost", ctx.reproduce("idle"));
     s.para(format!(
-        "The handler at its default settings (no `POLL_INTERVAL` and no source setting given, so on AWS every source is on), with nothing to report, one handler per cloud, \
+        "The handler at its default settings (no `POLL_INTERVAL`, so the binary's default of {}, and no source setting given, so on AWS every source is on), with nothing to report, one handler per cloud, \
          each against its own simulator (API latency {}), one after another: each handler is the only one running during its window. Once the watchers run (their first request, and on GCP both hanging GETs held) and {} s more, \
          a {} s window of wall time. CPU: `perf stat -p PID -I 1000 -e {}` over the window: task-clock counts every thread, exited ones included, with microsecond \
          resolution; the per-second counts give the spread. Cross-check: utime+stime of `/proc/PID/stat`, whose 10 ms ticks give a resolution of {:.2} ms per second over the window. \
          Threads created: perf's `task:task_newtask` (exact); `/proc/PID/task` sampled every {} ms sees only the threads alive at a sample (a lower bound). \
          Memory: `/proc/PID/status` and `smaps_rollup` at the end of the window.",
+        crate::handler::duration_text(crate::handler::default_poll_interval(&ctx.bin)?),
         ctx.latency_text(),
         SETTLE.as_secs(),
         WINDOW.as_secs(),
@@ -535,7 +536,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         ),
         (
             Cloud::Alibaba,
-            "Alibaba at the defaults (termination-time, 1 poll/s)",
+            "Alibaba at the defaults (termination-time, one poll per POLL_INTERVAL)",
         ),
     ] {
         if let Some(m) = by_cloud(c) {

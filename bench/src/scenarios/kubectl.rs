@@ -245,7 +245,7 @@ pub(super) fn section(
         km(|k| k.tls_connections as f64),
         0,
     );
-    s.para("Side by side: the handler's figures are those of section 4 (polling every 0.2 s; at the default 1 s add the detection delay of section 3), its requests counted \
+    s.para("Side by side: the handler's figures are those of section 4 (polling every 0.2 s; at the default `POLL_INTERVAL` add the detection delay of section 3), its requests counted \
             from the notice on, so without its 2 start-up requests. Ratios are of the medians.");
     s.table(t);
     let mut verbs = Table::new(&[

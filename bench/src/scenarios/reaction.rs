@@ -44,76 +44,81 @@ struct Def {
     /// The watcher's period at the defaults; `None`: a hanging GET.
     period: Option<Duration>,
     /// Trials run at once (each with its own simulator and handler), so that the slow sources
-    /// do not take minutes; 1 for the sources polled every second and GCP.
+    /// do not take minutes; 1 for the sources polled every `POLL_INTERVAL` (or second) and GCP.
     parallel: usize,
 }
 
-const DEFS: [Def; 8] = [
-    Def {
-        signal: Signal::Spot,
-        label: "AWS spot instance-action (terminate)",
-        cloud: Cloud::Aws,
-        path: "/latest/meta-data/spot/instance-action",
-        period: Some(Duration::from_secs(1)),
-        parallel: 1,
-    },
-    Def {
-        signal: Signal::Rebalance,
-        label: "AWS rebalance recommendation",
-        cloud: Cloud::Aws,
-        path: "/latest/meta-data/events/recommendations/rebalance",
-        period: Some(Duration::from_secs(5)),
-        parallel: 10,
-    },
-    Def {
-        signal: Signal::Scheduled,
-        label: "AWS scheduled maintenance (system-reboot, NotBefore in 10 min < 15 min lead)",
-        cloud: Cloud::Aws,
-        path: "/latest/meta-data/events/maintenance/scheduled",
-        period: Some(Duration::from_secs(30)),
-        parallel: 15,
-    },
-    Def {
-        signal: Signal::Asg,
-        label: "AWS ASG target-lifecycle-state Terminated",
-        cloud: Cloud::Aws,
-        path: "/latest/meta-data/autoscaling/target-lifecycle-state",
-        period: Some(Duration::from_secs(5)),
-        parallel: 10,
-    },
-    Def {
-        signal: Signal::GcpPreempted,
-        label: "GCP preempted=TRUE",
-        cloud: Cloud::Gcp,
-        path: "/computeMetadata/v1/instance/preempted",
-        period: None,
-        parallel: 1,
-    },
-    Def {
-        signal: Signal::GcpMaintenance,
-        label: "GCP maintenance-event TERMINATE_ON_HOST_MAINTENANCE",
-        cloud: Cloud::Gcp,
-        path: "/computeMetadata/v1/instance/maintenance-event",
-        period: None,
-        parallel: 1,
-    },
-    Def {
-        signal: Signal::AzurePreempt,
-        label: "Azure Preempt (NotBefore in 30 s)",
-        cloud: Cloud::Azure,
-        path: "/metadata/scheduledevents",
-        period: Some(Duration::from_secs(1)),
-        parallel: 1,
-    },
-    Def {
-        signal: Signal::AlibabaTermination,
-        label: "Alibaba spot termination-time (in 5 min)",
-        cloud: Cloud::Alibaba,
-        path: "/latest/meta-data/instance/spot/termination-time",
-        period: Some(Duration::from_secs(1)),
-        parallel: 1,
-    },
-];
+/// The signals, their periods from the binary's default `POLL_INTERVAL` (`poll`): the AWS
+/// sources poll every 1, 5, 30 and 5 of them (src/cloud/aws.rs), Azure every second, Alibaba every
+/// one.
+fn defs(poll: Duration) -> [Def; 8] {
+    [
+        Def {
+            signal: Signal::Spot,
+            label: "AWS spot instance-action (terminate)",
+            cloud: Cloud::Aws,
+            path: "/latest/meta-data/spot/instance-action",
+            period: Some(poll),
+            parallel: 1,
+        },
+        Def {
+            signal: Signal::Rebalance,
+            label: "AWS rebalance recommendation",
+            cloud: Cloud::Aws,
+            path: "/latest/meta-data/events/recommendations/rebalance",
+            period: Some(poll * 5),
+            parallel: 10,
+        },
+        Def {
+            signal: Signal::Scheduled,
+            label: "AWS scheduled maintenance (system-reboot, NotBefore in 10 min < 15 min lead)",
+            cloud: Cloud::Aws,
+            path: "/latest/meta-data/events/maintenance/scheduled",
+            period: Some(poll * 30),
+            parallel: 15,
+        },
+        Def {
+            signal: Signal::Asg,
+            label: "AWS ASG target-lifecycle-state Terminated",
+            cloud: Cloud::Aws,
+            path: "/latest/meta-data/autoscaling/target-lifecycle-state",
+            period: Some(poll * 5),
+            parallel: 10,
+        },
+        Def {
+            signal: Signal::GcpPreempted,
+            label: "GCP preempted=TRUE",
+            cloud: Cloud::Gcp,
+            path: "/computeMetadata/v1/instance/preempted",
+            period: None,
+            parallel: 1,
+        },
+        Def {
+            signal: Signal::GcpMaintenance,
+            label: "GCP maintenance-event TERMINATE_ON_HOST_MAINTENANCE",
+            cloud: Cloud::Gcp,
+            path: "/computeMetadata/v1/instance/maintenance-event",
+            period: None,
+            parallel: 1,
+        },
+        Def {
+            signal: Signal::AzurePreempt,
+            label: "Azure Preempt (NotBefore in 30 s)",
+            cloud: Cloud::Azure,
+            path: "/metadata/scheduledevents",
+            period: Some(Duration::from_secs(1)),
+            parallel: 1,
+        },
+        Def {
+            signal: Signal::AlibabaTermination,
+            label: "Alibaba spot termination-time (in 5 min)",
+            cloud: Cloud::Alibaba,
+            path: "/latest/meta-data/instance/spot/termination-time",
+            period: Some(poll),
+            parallel: 1,
+        },
+    ]
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Trial {
@@ -342,7 +347,8 @@ fn three(s: &Option<Summary>, digits: usize) -> [String; 3] {
 }
 
 pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
-    let est: u64 = DEFS
+    let defs = defs(crate::handler::default_poll_interval(&ctx.bin)?);
+    let est: u64 = defs
         .iter()
         .map(|d| {
             let per = d.period.map_or(1.0, |p| p.as_secs_f64() + 1.0);
@@ -353,7 +359,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
         "reaction",
         &format!(
             "{} signals × {} trials at the default settings (~{} s)",
-            DEFS.len(),
+            defs.len(),
             ctx.trials,
             est
         ),
@@ -365,7 +371,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
          20–220 ms after). Times come from the simulator's logs, on this process's monotonic clock: **detection** = the signal visible → the answer that carried it went out \
          (the AWS fake answers at once and logs the arrival; the others log the answer); **processing** = that answer → the arrival of the cordon PATCH \
          (`spec.unschedulable: true`) at the simulated API server, before its simulated latency: the handler's parsing, decision, logging and its request; \
-         **signal → cordon** = the sum. {} trials per signal; the 5 s and 30 s sources run 10 and 15 trials at once (each against its own simulator and handler, started evenly over one second so that their polls do not coincide) so that they do \
+         **signal → cordon** = the sum. {} trials per signal; the sources polled every 5 and 30 polls run 10 and 15 trials at once (each against its own simulator and handler, started evenly over one second so that their polls do not coincide) so that they do \
          not take minutes; times in ms.",
         ctx.latency_text(),
         ctx.trials
@@ -391,7 +397,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     let mut per_signal: Vec<(Def, Option<Summary>)> = Vec::new();
     let mut gcp_total: Option<Summary> = None;
     let mut failures = Vec::new();
-    for d in &DEFS {
+    for d in &defs {
         let (ok, failed) = trials(ctx, d);
         if ok.is_empty() {
             return Err(format!(
@@ -477,7 +483,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
             p.p90,
             p.max,
             p.n,
-            DEFS.len(),
+            defs.len(),
             worst.map_or(String::new(), |(l, w)| format!(
                 "; slowest signal by median: {l}, {:.2} ms",
                 w.median
