@@ -982,7 +982,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome, String> {
     // The columns: the handlers at full scale, the handlers at kubectl's scale (like for like),
     // kubectl.
     let mut sides: Vec<(String, &Side, bool)> = vec![
-        (format!("{n} handlers"), &ours, true),
+        (format!("{n} handlers (default install)"), &ours, true),
         (format!("{n} handlers without the FlowSchema"), &bare, true),
     ];
     if let Some(small) = &ours_small {
