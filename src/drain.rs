@@ -773,18 +773,11 @@ impl Drainer<'_> {
             match selection {
                 Selection::Evict => targets.push(self.target(p)),
                 Selection::Wait => {
-                    info!(
-                        "pod already terminating; waiting for it",
-                        pod = p.key()
-                    );
+                    info!("pod already terminating; waiting for it", pod = p.key());
                     terminating.push(self.target(p));
                 }
                 Selection::Skip(why) => {
-                    info!(
-                        "skipping pod",
-                        pod = p.key(),
-                        reason = why
-                    );
+                    info!("skipping pod", pod = p.key(), reason = why);
                     report.skipped += 1;
                 }
             }
