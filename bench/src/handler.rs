@@ -31,7 +31,7 @@ pub fn default_poll_interval(bin: &Path) -> Result<Duration, String> {
         })
 }
 
-/// A duration as the settings write it: `900ms`, `1s`, `4.5s`.
+/// A duration for a report: milliseconds below 2 s unless whole (`900 ms`), else seconds (`1 s`, `4.5 s`).
 pub fn duration_text(d: Duration) -> String {
     if d.subsec_millis() == 0 || d >= Duration::from_secs(2) {
         format!("{} s", d.as_secs_f64())
